@@ -1,0 +1,152 @@
+"""The single cattrs converter factory.
+
+Models are plain frozen attrs classes; everything about the wire format lives here and in the
+providers' converter hooks: numbers that arrive as strings, unix timestamps, field names that
+differ between endpoints (:func:`alias_keys`). The converter is liberal in what it reads:
+unknown fields are ignored, numeric strings become ints, and structuring failures carry the
+path of the offending value (``$.response[3].id``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import IterableValidationNote
+from cattrs.gen import make_dict_structure_fn
+
+__all__ = ["alias_keys", "make_converter"]
+
+T = TypeVar("T")
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            number = float(text)  # "12.0" is fine, "abc" raises ValueError
+            if number.is_integer():
+                return int(number)
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def _structure_float(value: Any, _: type) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        number = float(value.strip())
+    else:
+        raise TypeError(f"expected a number, got {value!r}")
+    if math.isnan(number):
+        raise ValueError("expected a number, got NaN")
+    return number
+
+
+def _structure_str(value: Any, _: type) -> str:
+    # Ids arrive as numbers from some endpoints and as strings from others: both become str.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise TypeError(f"expected a boolean, got {value!r}")
+
+
+def _structure_datetime(value: Any, _: type) -> dt.datetime:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except ValueError:
+            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    raise TypeError(f"expected a timestamp, got {value!r}")
+
+
+def _is_variadic_tuple(tp: Any) -> bool:
+    return typing.get_origin(tp) is tuple and typing.get_args(tp)[-1:] == (Ellipsis,)
+
+
+def _tuple_hook_factory(tp: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    (item_type, _) = typing.get_args(tp)
+    item_hook = converter.get_structure_hook(item_type)
+
+    def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
+        # A string is iterable too; without this check "rock" would become ("r", "o", "c", "k").
+        if value is None:
+            return ()
+        if isinstance(value, str | bytes | Mapping):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        items: list[Any] = []
+        failures: list[Exception] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(item_hook(item, item_type))
+            except Exception as exc:
+                note = IterableValidationNote(f"Structuring index {index}", index, item_type)
+                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                failures.append(exc)
+        if failures:
+            raise cattrs.IterableValidationError(f"While structuring {tp!r}", failures, tp)
+        return tuple(items)
+
+    return structure_tuple
+
+
+def make_converter() -> cattrs.Converter:
+    """Build a converter with imuzekit's lenient wire rules (see the module docstring)."""
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook(dt.datetime, _structure_datetime)
+    converter.register_unstructure_hook(dt.datetime, lambda d: int(d.timestamp()))
+    converter.register_structure_hook_factory(_is_variadic_tuple, _tuple_hook_factory)
+    return converter
+
+
+def alias_keys(converter: cattrs.Converter, cls: type[T], aliases: Mapping[str, str]) -> None:
+    """Let ``cls`` read each field also from an alias key (``{"mp3": "mp3_url"}``).
+
+    For endpoints that name the same value differently: the canonical key wins when both are
+    present.
+    """
+    if not attrs.has(cls):
+        raise TypeError(f"{cls!r} is not an attrs class")
+    inner = make_dict_structure_fn(cls, converter)
+
+    def structure_with_aliases(value: Any, tp: type[T]) -> T:
+        if isinstance(value, Mapping) and any(alias in value for alias in aliases):
+            value = dict(value)
+            for alias, canonical in aliases.items():
+                if alias in value:
+                    aliased = value.pop(alias)
+                    value.setdefault(canonical, aliased)
+        return typing.cast(T, inner(value, tp))
+
+    converter.register_structure_hook(cls, structure_with_aliases)

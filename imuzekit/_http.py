@@ -1,0 +1,212 @@
+"""Plain values that cross the line between the pure providers and the one transport.
+
+Providers build :class:`Request` values and parse :class:`Response` values; only
+``imuzekit._transport`` turns one into the other. Nothing here performs I/O, and this module
+imports nothing from the rest of the package (an import-linter contract checks it).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+__all__ = [
+    "Auth",
+    "Body",
+    "FilePart",
+    "Request",
+    "Response",
+    "Sender",
+    "Timeouts",
+    "redact_url",
+]
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# Query keys whose values are credentials; they are masked wherever a URL is logged or reported.
+_SENSITIVE_KEY_PARTS = ("token", "password", "secret", "signature", "api_key", "apikey", "jwt")
+
+
+@attrs.frozen
+class Timeouts:
+    """Per-request time limits in seconds (None: no limit).
+
+    ``connect``: establishing the connection (10 s: a healthy API host answers in well under a
+    second; longer means it is down or unreachable). ``read``: the wait for each chunk of the
+    response (60 s: generation endpoints may think before answering). ``total``: the whole
+    request including retries' individual attempts (300 s), not including waits between attempts.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 60.0
+    total: float | None = 300.0
+
+
+class Body(enum.Enum):
+    """How a request's body is encoded."""
+
+    NONE = "none"
+    JSON = "json"
+    FORM = "form"
+    MULTIPART = "multipart"
+
+
+@attrs.frozen
+class FilePart:
+    """One file field of a multipart body (the file content is held in memory: scores are small)."""
+
+    name: str
+    filename: str
+    content: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    content_type: str = "application/octet-stream"
+
+
+def _pairs(
+    value: Mapping[str, Any] | tuple[tuple[str, str], ...] | None,
+) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, tuple):
+        return value
+    return tuple((str(k), _scalar(v)) for k, v in value.items() if v is not None)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@attrs.frozen
+class Request:
+    """An HTTP request described as data.
+
+    ``provider`` selects the authentication and rate-limit gate the transport applies;
+    ``auth=False`` skips authentication (logins, public endpoints, CDN downloads).
+    ``idempotent`` overrides the method's default (GET/HEAD/PUT/DELETE are, POST is not); only
+    idempotent requests are retried after the server may have received them.
+    """
+
+    method: str
+    url: str
+    provider: str = ""
+    params: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs, repr=False)
+    json: Any = attrs.field(default=None, repr=False)
+    form: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs, repr=False)
+    files: tuple[FilePart, ...] = ()
+    auth: bool = True
+    idempotent: bool | None = None
+    timeouts: Timeouts | None = None
+    allow_redirects: bool = True
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Whether sending this request twice has the same effect as sending it once."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in _IDEMPOTENT_METHODS
+
+    @property
+    def body_kind(self) -> Body:
+        """Which body encoding this request uses."""
+        if self.files:
+            return Body.MULTIPART
+        if self.form:
+            return Body.FORM
+        if self.json is not None:
+            return Body.JSON
+        return Body.NONE
+
+    def with_header(self, name: str, value: str) -> Request:
+        """A copy with header ``name`` set to ``value`` (replacing any previous value)."""
+        kept = tuple((k, v) for k, v in self.headers if k.lower() != name.lower())
+        return attrs.evolve(self, headers=(*kept, (name, value)))
+
+    def with_params(self, **params: str) -> Request:
+        """A copy with query parameters added (replacing same-named ones)."""
+        kept = tuple((k, v) for k, v in self.params if k not in params)
+        return attrs.evolve(self, params=(*kept, *params.items()))
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (case-insensitive), or None."""
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    @property
+    def full_url(self) -> str:
+        """The URL with the query parameters appended."""
+        if not self.params:
+            return self.url
+        joiner = "&" if urlsplit(self.url).query else "?"
+        return f"{self.url}{joiner}{urlencode(self.params)}"
+
+
+def _ci_headers(value: Mapping[str, str]) -> Mapping[str, str]:
+    if isinstance(value, CIMultiDictProxy | CIMultiDict):
+        return value
+    return CIMultiDictProxy(CIMultiDict(value))
+
+
+@attrs.frozen
+class Response:
+    """A complete HTTP response: status, case-insensitive headers and the whole body."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(converter=_ci_headers, repr=False)
+    body: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    request: Request
+    url: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True for 2xx statuses."""
+        return 200 <= self.status < 300
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased (``application/json``)."""
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the values of credential-like query parameters replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    masked = [
+        (k, "***" if any(s in k.lower() for s in _SENSITIVE_KEY_PARTS) else v) for k, v in pairs
+    ]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
+
+
+class Sender(Protocol):
+    """What providers, auth hooks and jobs need from the transport: send one request."""
+
+    async def send(self, request: Request, *, ok_statuses: Collection[int] = ()) -> Response:
+        """Send ``request`` and return the response (raising the typed error for error statuses)."""
+        ...
+
+
+class Auth(Protocol):
+    """Authentication for one provider, applied by the transport to each request."""
+
+    async def apply(self, request: Request, sender: Sender) -> Request:
+        """Return ``request`` with credentials added (logging in first if needed)."""
+        ...
+
+    async def refresh(self, failed: Request, sender: Sender) -> bool:
+        """After a 401 on ``failed``: renew the credentials; True when a retry may succeed."""
+        ...

@@ -1,0 +1,448 @@
+"""The one module that sends HTTP.
+
+:class:`Transport` turns :class:`~imuzekit._http.Request` values into
+:class:`~imuzekit._http.Response` values over one shared ``aiohttp.ClientSession``. It owns
+everything that is about the wire rather than about a provider: authentication hooks (with one
+re-login on 401), retries (see :mod:`imuzekit._retry` for the rules that keep paid creations from
+being sent twice), timeouts, the shared rate-limit pause after a 429, body size limits, error
+mapping and request logging (never a credential).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+import aiohttp
+
+from imuzekit import errors
+from imuzekit._http import Auth, Body, Request, Response, Sender, Timeouts, redact_url
+from imuzekit._retry import RetryPolicy, backoff_delay, parse_retry_after
+
+__all__ = ["Auth", "Sender", "StreamResponse", "Transport"]  # protocols re-exported for convenience
+
+_log = logging.getLogger("imuzekit.transport")
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class _Gate:
+    """A shared pause: after a 429 with Retry-After, no request with this key leaves until then."""
+
+    __slots__ = ("until",)
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self.until = max(self.until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        # Loop: another 429 may extend the pause while we sleep. A deadline, not an event, so
+        # sleeping is the right primitive here.
+        while (remaining := self.until - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(remaining)
+
+
+class StreamResponse:
+    """A response whose body is read incrementally (downloads); see :meth:`Transport.stream`."""
+
+    def __init__(self, raw: aiohttp.ClientResponse, request: Request) -> None:
+        self._raw = raw
+        self.request = request
+        self.status = raw.status
+        self.headers: Mapping[str, str] = raw.headers
+        self.url = str(raw.url)
+
+    @property
+    def content_length(self) -> int | None:
+        """The declared body length, or None."""
+        value = self._raw.content_length
+        return int(value) if value is not None else None
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """Yield the body in chunks of at most ``size`` bytes (wire failures: TransportError)."""
+        try:
+            async for chunk in self._raw.content.iter_chunked(size):
+                yield chunk
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.TransportError(
+                f"connection broken while reading the body: {_describe(exc)}",
+                method=self.request.method,
+                url=redact_url(self.url),
+                provider=self.request.provider,
+            ) from exc
+        except TimeoutError as exc:
+            raise errors.RequestTimeout(
+                "timed out while reading the body",
+                method=self.request.method,
+                url=redact_url(self.url),
+                provider=self.request.provider,
+            ) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Transport:
+    """Sends requests for every provider of one Client over one connection pool.
+
+    Created lazily by the Client; the aiohttp session itself is opened on first use (it needs
+    a running event loop). Once closed it stays closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 100,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        verify_ssl: bool = True,
+        user_agent: str = "imuzekit",
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.max_connections = max_connections
+        self.max_body_bytes = max_body_bytes
+        self.verify_ssl = verify_ssl
+        self.user_agent = user_agent
+        self._auth: dict[str, Auth] = {}
+        self._gates: dict[str, _Gate] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._client_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+
+    # -- configuration -------------------------------------------------------------------
+
+    def set_auth(self, provider: str, auth: Auth) -> None:
+        """Authenticate every request of ``provider`` (with ``auth=True``) through ``auth``."""
+        self._auth[provider] = auth
+
+    def gate(self, key: str) -> _Gate:
+        """The shared rate-limit pause for ``key`` (a provider, or ``provider:account``)."""
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = _Gate()
+        return gate
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    async def close(self) -> None:
+        """Close the connection pool; safe to call more than once."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise errors.ClientClosedError(
+                "this imuzekit Client is closed; create a new Client to send more requests"
+            )
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections,
+                ssl=self.verify_ssl,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": self.user_agent},
+                raise_for_status=False,
+            )
+        return self._session
+
+    def _timeout_for(self, request: Request) -> aiohttp.ClientTimeout:
+        timeouts = request.timeouts or self.timeouts
+        cached = self._client_timeouts.get(timeouts)
+        if cached is None:
+            # sock_connect rather than connect: waiting for a free pooled connection under load
+            # is not the server's fault and must not count as a connect timeout.
+            cached = aiohttp.ClientTimeout(
+                total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+            )
+            self._client_timeouts[timeouts] = cached
+        return cached
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, request: Request, *, ok_statuses: Collection[int] = ()) -> Response:
+        """Send ``request`` with authentication, retries and error mapping.
+
+        Returns the response for 1xx-3xx statuses and for any status in ``ok_statuses``;
+        raises the :class:`~imuzekit.errors.APIError` subclass of the status otherwise, or
+        :class:`~imuzekit.errors.TransportError` when no response could be had.
+        """
+        policy = self.retry
+        auth = self._auth.get(request.provider) if request.auth else None
+        gate = self.gate(request.provider)
+        relogged = False
+        attempt = 0
+        while True:
+            attempt += 1
+            prepared = await auth.apply(request, self) if auth is not None else request
+            await gate.wait()
+            try:
+                response = await self._send_once(prepared, attempt)
+            except errors.TransportError as exc:
+                retryable = not exc.sent or request.is_idempotent
+                if retryable and attempt < policy.max_attempts:
+                    await asyncio.sleep(backoff_delay(attempt, policy))
+                    continue
+                raise
+            status = response.status
+            if status < 400 or status in ok_statuses:
+                return response
+            if status == 401 and auth is not None and not relogged:
+                relogged = True
+                if await auth.refresh(prepared, self):
+                    attempt -= 1  # the re-login is not the server's failure: keep the budget
+                    continue
+            retry_after = parse_retry_after(response.headers)
+            too_long = retry_after is not None and retry_after > policy.max_retry_after
+            if (
+                not too_long
+                and attempt < policy.max_attempts
+                and policy.should_retry_status(status, idempotent=request.is_idempotent)
+            ):
+                if status == 429 and retry_after is not None:
+                    # Everyone sending to this provider waits, not only this task.
+                    gate.pause(retry_after)
+                    if _log.isEnabledFor(logging.INFO):
+                        _log.info("%s paused for %.3fs after 429", request.provider, retry_after)
+                else:
+                    delay = backoff_delay(attempt, policy)
+                    await asyncio.sleep(max(delay, retry_after or 0.0))
+                continue
+            raise self.error_for(response, retry_after)
+
+    async def _send_once(self, request: Request, attempt: int) -> Response:
+        session = self._get_session()
+        started = time.monotonic()
+        safe_url = redact_url(request.full_url) if _log.isEnabledFor(logging.DEBUG) else ""
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                params=request.params or None,
+                headers=request.headers or None,
+                data=_encode_body(request),
+                timeout=self._timeout_for(request),
+                allow_redirects=request.allow_redirects,
+            ) as raw:
+                body = await self._read_body(raw, request)
+                response = Response(
+                    status=raw.status,
+                    headers=raw.headers,
+                    body=body,
+                    request=request,
+                    url=str(raw.url),
+                    elapsed=time.monotonic() - started,
+                )
+        except errors.ImuzekitError:
+            raise
+        except Exception as exc:
+            raise _wire_error(exc, request) from exc
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "%s %s -> %d (attempt %d, %.3fs)",
+                request.method,
+                safe_url,
+                response.status,
+                attempt,
+                response.elapsed,
+            )
+        return response
+
+    async def _read_body(self, raw: aiohttp.ClientResponse, request: Request) -> bytes:
+        limit = self.max_body_bytes
+        declared = raw.content_length
+        if declared is not None and declared > limit:
+            raise errors.ParseError(
+                f"response body of {declared} bytes exceeds the {limit}-byte limit",
+                body=None,
+            )
+        if declared is not None:
+            return await raw.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in raw.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise errors.ParseError(f"response body exceeds the {limit}-byte limit", body=None)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @asynccontextmanager
+    async def stream(
+        self, request: Request, *, ok_statuses: Collection[int] = ()
+    ) -> AsyncIterator[StreamResponse]:
+        """Open ``request`` and yield a :class:`StreamResponse` whose body is read in chunks.
+
+        Connection failures and retryable statuses before the body starts are retried like
+        :meth:`send`; failures while reading chunks are left to the caller (the downloader
+        resumes with ``Range``).
+        """
+        policy = self.retry
+        auth = self._auth.get(request.provider) if request.auth else None
+        attempt = 0
+        relogged = False
+        while True:
+            attempt += 1
+            prepared = await auth.apply(request, self) if auth is not None else request
+            await self.gate(request.provider).wait()
+            session = self._get_session()
+            try:
+                raw = await session.request(
+                    prepared.method,
+                    prepared.url,
+                    params=prepared.params or None,
+                    headers=prepared.headers or None,
+                    timeout=self._timeout_for(prepared),
+                    allow_redirects=prepared.allow_redirects,
+                )
+            except Exception as exc:
+                error = _wire_error(exc, prepared)
+                if (not error.sent or request.is_idempotent) and attempt < policy.max_attempts:
+                    await asyncio.sleep(backoff_delay(attempt, policy))
+                    continue
+                raise error from exc
+            try:
+                if raw.status >= 400 and raw.status not in ok_statuses:
+                    body = await raw.content.read(64 * 1024)
+                    response = Response(
+                        raw.status, raw.headers, body, request=prepared, url=str(raw.url)
+                    )
+                    if raw.status == 401 and auth is not None and not relogged:
+                        relogged = True
+                        if await auth.refresh(prepared, self):
+                            attempt -= 1
+                            continue
+                    retry_after = parse_retry_after(raw.headers)
+                    if (
+                        attempt < policy.max_attempts
+                        and policy.should_retry_status(raw.status, idempotent=True)
+                        and (retry_after is None or retry_after <= policy.max_retry_after)
+                    ):
+                        await asyncio.sleep(max(backoff_delay(attempt, policy), retry_after or 0))
+                        continue
+                    raise self.error_for(response, retry_after)
+                yield StreamResponse(raw, prepared)
+                return
+            finally:
+                raw.release()
+
+    # -- errors --------------------------------------------------------------------------
+
+    def error_for(self, response: Response, retry_after: float | None = None) -> errors.APIError:
+        """The typed error for an error ``response`` (message taken from the provider's body)."""
+        body = _decode_error_body(response)
+        message = _error_message(body) or _reason(response.status)
+        request = response.request
+        kwargs: dict[str, Any] = {
+            "status": response.status,
+            "provider": request.provider,
+            "body": body,
+            "request_id": next(
+                (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
+            ),
+            "method": request.method,
+            "url": redact_url(request.full_url),
+        }
+        cls = errors.error_for_status(response.status)
+        if cls is errors.RateLimitError:
+            if retry_after is None:
+                retry_after = parse_retry_after(response.headers)
+            return errors.RateLimitError(message, retry_after=retry_after, **kwargs)
+        return cls(message, **kwargs)
+
+
+def _encode_body(request: Request) -> Any:
+    kind = request.body_kind
+    if kind is Body.NONE:
+        return None
+    if kind is Body.JSON:
+        return aiohttp.payload.BytesPayload(
+            json.dumps(request.json, separators=(",", ":")).encode(),
+            content_type="application/json",
+        )
+    if kind is Body.FORM:
+        return aiohttp.FormData(list(request.form))
+    form = aiohttp.FormData()
+    for name, value in request.form:
+        form.add_field(name, value)
+    for part in request.files:
+        form.add_field(
+            part.name, part.content, filename=part.filename, content_type=part.content_type
+        )
+    return form
+
+
+def _wire_error(exc: BaseException, request: Request) -> errors.TransportError:
+    """Map an aiohttp/OS exception to our tree, noting whether the server may have received it."""
+    error: type[errors.TransportError] = errors.TransportError
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        error, what, sent = errors.RequestTimeout, "connect timed out", False
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientConnectorSSLError):
+        what, sent = "TLS failure", False
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        what, sent = "could not connect", False
+    elif isinstance(exc, TimeoutError):
+        error, what, sent = errors.RequestTimeout, "timed out", True
+    else:
+        what, sent = "connection failed", True
+    return error(
+        f"{what}: {_describe(exc)}",
+        method=request.method,
+        url=redact_url(request.full_url),
+        provider=request.provider,
+        sent=sent,
+    )
+
+
+def _decode_error_body(response: Response) -> Any:
+    if not response.body:
+        return None
+    try:
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        return response.text()[:2000]
+
+
+def _error_message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail", "errorDetails"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict):
+                nested = _error_message(value)
+                if nested:
+                    return nested
+        return None
+    if isinstance(body, str):
+        text = " ".join(body.split())
+        if text.lstrip().startswith("<"):
+            return None  # an HTML error page says nothing a caller can act on
+        return text[:300] or None
+    return None
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"

@@ -1,0 +1,128 @@
+"""Authentication hooks the transport applies to each request.
+
+* :class:`TokenLogin`: a token in a header (iMuze v4's raw ``Authorization`` value, joplin's JWT,
+  useapi.net's ``Bearer``), optionally obtained by logging in with email and password, renewed
+  once on a 401 and, when the token says when it expires, shortly before it does.
+
+Credentials are held privately and never appear in reprs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import attrs
+
+from imuzekit import errors
+from imuzekit._http import Request, Response, Sender
+
+__all__ = ["LoginResult", "TokenLogin"]
+
+
+@attrs.frozen
+class LoginResult:
+    """What a login returned: the token and, when known, when it expires (unix seconds)."""
+
+    token: str = attrs.field(repr=False)
+    expires_at: float | None = None
+
+
+class TokenLogin:
+    """A token sent in a header, with an optional login to get (and renew) it.
+
+    ``login`` builds the login request; ``parse`` reads a :class:`LoginResult` from its response.
+    With a given ``token`` and no login, a 401 is final. With both, the given token is used first
+    and a 401 triggers one login. Concurrent 401s share a single login: a request that failed
+    with a token that was already replaced is simply retried with the new one.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        token: str | None = None,
+        login: Callable[[], Request] | None = None,
+        parse: Callable[[Response], LoginResult] | None = None,
+        header: str = "Authorization",
+        scheme: str | None = None,
+        expires_at: float | None = None,
+        refresh_margin: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if token is None and login is None:
+            raise errors.ConfigurationError(f"{provider}: a token or a login is required")
+        if (login is None) != (parse is None):
+            raise errors.ConfigurationError(f"{provider}: login and parse go together")
+        self.provider = provider
+        self._token = token
+        self._expires_at = expires_at
+        self._login = login
+        self._parse = parse
+        self._header = header
+        self._scheme = scheme
+        self._margin = refresh_margin
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.logins = 0
+        """How many logins this hook performed (observable in tests and metrics)."""
+
+    def __repr__(self) -> str:
+        state = "token set" if self._token else "no token yet"
+        return f"<TokenLogin {self.provider}: {state}, login={'yes' if self._login else 'no'}>"
+
+    def _value(self, token: str) -> str:
+        return f"{self._scheme} {token}" if self._scheme else token
+
+    def _expiring(self) -> bool:
+        return self._expires_at is not None and self._clock() >= self._expires_at - self._margin
+
+    async def apply(self, request: Request, sender: Sender) -> Request:
+        """Add the token header; log in first when there is no token or it is about to expire."""
+        token = self._token
+        if token is None or (self._login is not None and self._expiring()):
+            token = await self._renew(stale=token, sender=sender)
+        return request.with_header(self._header, self._value(token))
+
+    async def refresh(self, failed: Request, sender: Sender) -> bool:
+        """Log in again after a 401, unless another task already did; False when we cannot."""
+        used = failed.header(self._header)
+        if self._token is not None and used != self._value(self._token):
+            return True  # the token was replaced while this request was in flight
+        if self._login is None:
+            return False
+        stale = self._token
+        await self._renew(stale=stale, sender=sender)
+        return True
+
+    async def ensure(self, sender: Sender) -> str:
+        """Log in now if there is no valid token yet, and return the token (for ``login()``)."""
+        if self._token is None or (self._login is not None and self._expiring()):
+            return await self._renew(stale=self._token, sender=sender)
+        return self._token
+
+    async def login(self, sender: Sender) -> str:
+        """Log in unconditionally (an explicit ``kit.<provider>.login()``) and return the token."""
+        if self._login is None:
+            raise errors.ConfigurationError(
+                f"{self.provider}: logging in needs an email and a password in the config"
+            )
+        return await self._renew(stale=self._token, sender=sender, force=True)
+
+    async def _renew(self, *, stale: str | None, sender: Sender, force: bool = False) -> str:
+        async with self._lock:
+            renewed_meanwhile = self._token is not None and self._token != stale
+            if not force and renewed_meanwhile and not self._expiring():
+                assert self._token is not None
+                return self._token  # another task renewed it while we waited for the lock
+            if self._login is None or self._parse is None:
+                raise errors.ConfigurationError(
+                    f"{self.provider}: the token expired and no email/password is configured"
+                )
+            response = await sender.send(self._login())
+            result = self._parse(response)
+            self._token = result.token
+            self._expires_at = result.expires_at
+            self.logins += 1
+            return result.token

@@ -1,0 +1,384 @@
+"""Downloads that never leave a half-written file where a complete one is expected.
+
+Each file streams in chunks to ``<name>.part`` beside its target, with its SHA-256 computed on
+the way; a transfer that breaks resumes with ``Range`` when the server accepts byte ranges
+(otherwise it restarts); the total is checked against ``Content-Length``; the first bytes are
+checked against the expected format (an MP3 frame sync after any ID3 tag, ``%PDF``, ...); then
+the file is fsynced and atomically renamed into place. On any failure the ``.part`` file is
+removed and nothing is left at the destination. Memory stays at about one chunk per transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import attrs
+
+from imuzekit import errors
+from imuzekit._http import Request
+from imuzekit._media import Downloadable, DownloadSpec, MediaKind, looks_like
+from imuzekit._transport import Transport
+
+__all__ = ["DownloadResult", "Downloader", "ProgressCallback", "safe_filename"]
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called as ``on_progress(bytes_done, bytes_total_or_None)`` after each chunk."""
+
+_SUFFIX_KINDS = {
+    ".mp3": MediaKind.MP3,
+    ".pdf": MediaKind.PDF,
+    ".png": MediaKind.PNG,
+    ".mid": MediaKind.MIDI,
+    ".midi": MediaKind.MIDI,
+    ".mxl": MediaKind.ZIP,
+    ".mscz": MediaKind.ZIP,
+}
+_HEAD_BYTES = 64 * 1024
+_MAX_NAME_BYTES = (
+    150  # well under the 255-byte limit of common filesystems, leaving room for suffixes
+)
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_RESERVED = re.compile(r"(?i)^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$")
+
+
+@attrs.frozen
+class DownloadResult:
+    """The outcome of one download of ``Client.download_many``.
+
+    On success ``path``, ``size`` and ``sha256`` describe the file and ``error`` is None; on
+    failure ``error`` holds the exception, ``path`` is None and nothing was left on disk.
+    """
+
+    source: Any
+    path: Path | None
+    size: int = 0
+    sha256: str | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the download succeeded."""
+        return self.error is None
+
+
+def safe_filename(name: str, suffix: str = "") -> str:
+    """A file name made from ``name`` that is safe on every common filesystem.
+
+    No path separators, ``..``, control or reserved characters, no Windows device names, NFC
+    normalised (so look-alike Unicode spellings map to one name), bounded length.
+    """
+    text = unicodedata.normalize("NFC", name)
+    text = _UNSAFE.sub("_", text)
+    text = " ".join(text.split())
+    text = text.strip(" .")
+    encoded = text.encode("utf-8")[:_MAX_NAME_BYTES]
+    text = encoded.decode("utf-8", errors="ignore").strip(" .")
+    if not text:
+        text = "download"
+    if _RESERVED.match(text):
+        text = f"_{text}"
+    clean_suffix = _UNSAFE.sub("", suffix)[:16]
+    return f"{text}{clean_suffix}"
+
+
+def _spec_for(source: Any) -> DownloadSpec:
+    if isinstance(source, DownloadSpec):
+        return source
+    if isinstance(source, Downloadable):
+        return source.download_spec()
+    if isinstance(source, str):
+        parts = urlsplit(source)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise errors.ValidationError("source", f"not an http(s) URL: {source[:100]!r}")
+        leaf = PurePosixPath(unquote(parts.path)).name or "download"
+        stem, dot, ext = leaf.rpartition(".")
+        suffix = f".{ext.lower()}" if dot and stem else ""
+        return DownloadSpec(
+            url=source,
+            name=stem if dot and stem else leaf,
+            suffix=suffix,
+            kind=_SUFFIX_KINDS.get(suffix, MediaKind.OTHER),
+        )
+    raise errors.ValidationError(
+        "source", f"cannot download a {type(source).__name__}: pass a model with audio or a URL"
+    )
+
+
+class _Attempt:
+    """The state of one file's transfer across resumptions."""
+
+    def __init__(self, part: Path) -> None:
+        self.part = part
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.total: int | None = None
+
+    def restart(self) -> None:
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+
+class Downloader:
+    """Streams files to disk for one Client, separately limited from API calls."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        chunk_size: int = 256 * 1024,
+        max_attempts: int = 4,
+    ) -> None:
+        self._transport = transport
+        self.chunk_size = chunk_size
+        self.max_attempts = max_attempts
+
+    def target_for(self, spec: DownloadSpec, dest: str | os.PathLike[str]) -> Path:
+        """Where ``spec`` lands: inside ``dest`` when it is a directory, else ``dest`` itself."""
+        path = Path(dest)
+        if path.is_dir() or str(dest).endswith(("/", os.sep)):
+            return path / safe_filename(spec.name, spec.suffix)
+        return path
+
+    async def download(
+        self,
+        source: Any,
+        dest: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Download ``source`` (a model with a file, a DownloadSpec or a URL) to ``dest``."""
+        result = await self._download(
+            _spec_for(source), dest, overwrite=overwrite, on_progress=on_progress, source=source
+        )
+        assert result.path is not None
+        return result.path
+
+    async def download_many(
+        self,
+        sources: Iterable[Any],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 8,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncIterator[DownloadResult]:
+        """Download every source into ``dest_dir``, yielding each result as it finishes.
+
+        At most ``concurrency`` transfers run at once (a limit separate from API calls). A
+        failure is a result with ``.error``; it never stops the others. Two sources whose names
+        collide get distinct files (``name-2.mp3``).
+        """
+        if concurrency < 1:
+            raise errors.ValidationError("concurrency", f"must be >= 1, got {concurrency}")
+        directory = Path(dest_dir)
+        await anyio.to_thread.run_sync(lambda: directory.mkdir(parents=True, exist_ok=True))
+        limiter = anyio.CapacityLimiter(concurrency)
+        taken: set[str] = set()
+        send, receive = anyio.create_memory_object_stream[DownloadResult](
+            max_buffer_size=concurrency
+        )
+
+        async def one(source: Any) -> None:
+            async with limiter:
+                try:
+                    spec = _spec_for(source)
+                    target = _unique(directory, safe_filename(spec.name, spec.suffix), taken)
+                    result = await self._download(
+                        spec, target, overwrite=overwrite, on_progress=on_progress, source=source
+                    )
+                except errors.ImuzekitError as exc:
+                    result = DownloadResult(source=source, path=None, error=exc)
+                except OSError as exc:
+                    wrapped = errors.DownloadError(f"cannot write the file: {exc}")
+                    wrapped.__cause__ = exc
+                    result = DownloadResult(source=source, path=None, error=wrapped)
+            await send.send(result)
+
+        async def run_all() -> None:
+            async with send, anyio.create_task_group() as group:
+                for source in sources:
+                    group.start_soon(one, source)
+
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(run_all)
+            async with receive:
+                async for result in receive:
+                    yield result
+
+    async def _download(
+        self,
+        spec: DownloadSpec,
+        dest: str | os.PathLike[str],
+        *,
+        overwrite: bool,
+        on_progress: ProgressCallback | None,
+        source: Any,
+    ) -> DownloadResult:
+        target = self.target_for(spec, dest)
+        if target.exists() and not overwrite:
+            # Files only ever appear at their target by an atomic rename of a verified .part,
+            # so an existing file is a complete earlier download.
+            size, digest = await anyio.to_thread.run_sync(_hash_file, target)
+            return DownloadResult(source=source, path=target, size=size, sha256=digest)
+        await anyio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
+        part = target.with_name(target.name + ".part")
+        attempt = _Attempt(part)
+        try:
+            await self._transfer(spec, attempt, on_progress)
+            await anyio.to_thread.run_sync(_finish, part, target)
+        except BaseException:
+            await anyio.to_thread.run_sync(_remove, part)
+            raise
+        return DownloadResult(
+            source=source, path=target, size=attempt.size, sha256=attempt.hasher.hexdigest()
+        )
+
+    async def _transfer(
+        self, spec: DownloadSpec, attempt: _Attempt, on_progress: ProgressCallback | None
+    ) -> None:
+        failures = 0
+        resumable = False
+        last_error: errors.ImuzekitError | None = None
+        with open(attempt.part, "wb") as handle:  # noqa: ASYNC230 - chunk writes hit the page cache
+            while True:
+                request = Request(
+                    "GET",
+                    spec.url,
+                    provider=spec.provider,
+                    auth=spec.auth,
+                    headers={"Accept-Encoding": "identity"},
+                )
+                offset = attempt.size if resumable else 0
+                if offset:
+                    request = request.with_header("Range", f"bytes={offset}-")
+                else:
+                    attempt.restart()
+                    handle.seek(0)
+                    handle.truncate()
+                try:
+                    async with self._transport.stream(request, ok_statuses=(416,)) as response:
+                        if response.status == 416:
+                            # We asked for bytes past the real end: the declared length was a lie.
+                            raise errors.IntegrityError(
+                                f"{_label(spec)}: the server declared {attempt.total} bytes "
+                                f"but has only {attempt.size}"
+                            )
+                        ranged = response.status == 206 and _range_starts_at(
+                            response.headers.get("Content-Range"), offset
+                        )
+                        if offset and not ranged:
+                            # The server ignored our Range: start over from the first byte.
+                            attempt.restart()
+                            handle.seek(0)
+                            handle.truncate()
+                        resumable = response.headers.get("Accept-Ranges", "").lower() == "bytes"
+                        if ranged:
+                            attempt.total = _range_total(response.headers.get("Content-Range"))
+                        else:
+                            attempt.total = response.content_length
+                        async for chunk in response.chunks(self.chunk_size):
+                            if attempt.size == 0:
+                                _check_head(spec, chunk)
+                            handle.write(chunk)
+                            attempt.hasher.update(chunk)
+                            attempt.size += len(chunk)
+                            if on_progress is not None:
+                                on_progress(attempt.size, attempt.total)
+                    if attempt.total is not None and attempt.size != attempt.total:
+                        raise errors.IntegrityError(
+                            f"{_label(spec)}: received {attempt.size} bytes, "
+                            f"expected {attempt.total}"
+                        )
+                    if spec.size is not None and attempt.size != spec.size:
+                        raise errors.IntegrityError(
+                            f"{_label(spec)}: received {attempt.size} bytes, expected {spec.size}"
+                        )
+                    if spec.sha256 and attempt.hasher.hexdigest() != spec.sha256.lower():
+                        raise errors.IntegrityError(f"{_label(spec)}: SHA-256 mismatch")
+                    handle.flush()
+                    await anyio.to_thread.run_sync(os.fsync, handle.fileno())
+                    return
+                except errors.TransportError as exc:
+                    failures += 1
+                    last_error = exc
+                    if failures >= self.max_attempts:
+                        if attempt.total is not None and attempt.size < attempt.total:
+                            raise errors.IntegrityError(
+                                f"{_label(spec)}: received {attempt.size} of {attempt.total} "
+                                f"bytes after {failures} attempts ({exc})"
+                            ) from exc
+                        raise errors.DownloadError(
+                            f"{_label(spec)}: transfer failed after {failures} attempts: {exc}"
+                        ) from last_error
+
+
+def _label(spec: DownloadSpec) -> str:
+    return spec.name[:60]
+
+
+def _check_head(spec: DownloadSpec, chunk: bytes) -> None:
+    if not looks_like(spec.kind, chunk[:_HEAD_BYTES]):
+        raise errors.IntegrityError(
+            f"{_label(spec)}: the body is not a {spec.kind.value} file (starts with {chunk[:8]!r})"
+        )
+
+
+def _range_starts_at(content_range: str | None, offset: int) -> bool:
+    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", content_range or "")
+    return match is not None and int(match.group(1)) == offset
+
+
+def _range_total(content_range: str | None) -> int | None:
+    match = re.match(r"bytes \d+-\d+/(\d+)", content_range or "")
+    return int(match.group(1)) if match else None
+
+
+def _unique(directory: Path, name: str, taken: set[str]) -> Path:
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    candidate = name
+    counter = 2
+    while candidate in taken:
+        candidate = f"{stem}-{counter}.{ext}" if ext else f"{stem}-{counter}"
+        counter += 1
+    taken.add(candidate)
+    return directory / candidate
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def _finish(part: Path, target: Path) -> None:
+    os.replace(part, target)
+    # Make the rename itself durable: fsync the directory entry.
+    try:
+        fd = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)

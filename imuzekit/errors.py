@@ -1,0 +1,238 @@
+"""The errors imuzekit raises.
+
+Every error derives from :class:`ImuzekitError`, so one ``except`` catches them all. The tree
+splits what the caller did wrong (configuration, validation: nothing was sent) from what went
+wrong on the wire or at the provider::
+
+    ImuzekitError
+    ├── ConfigurationError          a provider or credential is missing
+    ├── ClientClosedError           the Client was used after it was closed
+    ├── ValidationError             a request was refused before it was sent (names the field)
+    ├── TransportError              connection failed / reset / TLS
+    │   └── RequestTimeout
+    ├── APIError                    .status .provider .body .request_id .method .url
+    │   ├── BadRequestError (400, 422)
+    │   ├── AuthenticationError (401)
+    │   ├── PaymentRequiredError (402, 412)
+    │   ├── PermissionDeniedError (403)
+    │   ├── NotFoundError (404, 410)
+    │   ├── RateLimitError (429; .retry_after)
+    │   └── ServerError (5xx, 596)
+    ├── ParseError                  the provider answered with a shape we cannot read (.path, .body)
+    ├── JobFailed (.job)            the provider reported the generation as failed
+    │   └── JobTimeout (.job)       the job's deadline passed, or it stalled
+    └── DownloadError               a download could not be completed
+        └── IntegrityError          size/hash/format check failed; nothing is left at dest
+
+Messages never contain credentials: request URLs are reported with sensitive query values
+redacted, and bodies are kept as the provider sent them (providers do not echo secrets).
+
+This module imports nothing from the rest of the package (an import-linter contract checks it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "DownloadError",
+    "ImuzekitError",
+    "IntegrityError",
+    "JobFailed",
+    "JobTimeout",
+    "NotFoundError",
+    "ParseError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeout",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+    "error_for_status",
+]
+
+
+class ImuzekitError(Exception):
+    """Base class of every error raised by imuzekit."""
+
+
+class ConfigurationError(ImuzekitError):
+    """A provider, credential or option is missing or inconsistent; the message says what to set."""
+
+
+class ClientClosedError(ImuzekitError, RuntimeError):
+    """The Client (or its connection pool) was used after ``close()``; create a new one."""
+
+
+class ValidationError(ImuzekitError, ValueError):
+    """A request was refused before anything was sent.
+
+    ``field`` names the offending argument as a path (``tags[2]``, ``structure[1].energy``).
+    It also derives from :class:`ValueError`, so generic argument checks keep working.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class TransportError(ImuzekitError):
+    """The request could not be completed on the wire: connection refused, reset, TLS failure.
+
+    ``sent`` is False only when the request provably never reached the server (the connection
+    was never established); a create that failed that way is safe to send again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        provider: str = "",
+        sent: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.provider = provider
+        self.sent = sent
+
+
+class RequestTimeout(TransportError):
+    """A connect, read or total timeout of :class:`imuzekit.Timeouts` expired."""
+
+
+class APIError(ImuzekitError):
+    """The provider answered with an error status.
+
+    Attributes: ``status`` (HTTP status), ``provider`` (``"imuze"``, ...), ``body`` (the decoded
+    JSON body when there is one, else the text), ``request_id`` (from the response headers when the
+    provider sends one), ``method`` and ``url`` (of the request, sensitive query values redacted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        provider: str = "",
+        body: Any = None,
+        request_id: str | None = None,
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.provider = provider
+        self.body = body
+        self.request_id = request_id
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.url})" if self.method else ""
+        return f"{self.provider or 'API'} answered {self.status}: {self.message}{where}"
+
+
+class BadRequestError(APIError):
+    """400 or 422: the provider refused the request's content."""
+
+
+class AuthenticationError(APIError):
+    """401: credentials are missing, wrong or expired (after one automatic re-login, if any)."""
+
+
+class PaymentRequiredError(APIError):
+    """402 or 412: the subscription or the credits do not cover the request."""
+
+
+class PermissionDeniedError(APIError):
+    """403: authenticated, but not allowed to do this."""
+
+
+class NotFoundError(APIError):
+    """404 or 410: the resource does not exist (any more)."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests.
+
+    ``retry_after`` is the wait in seconds the provider asked for, or None when it said nothing.
+    Raised once retries are exhausted, or at once when the asked wait exceeds
+    ``RetryPolicy.max_retry_after``.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx (and useapi.net's 596): the provider failed."""
+
+
+class ParseError(ImuzekitError):
+    """The provider answered with a shape imuzekit cannot read.
+
+    ``path`` locates the problem in the body (``$.response[3].id``); ``body`` holds what was
+    received (possibly truncated for very large bodies).
+    """
+
+    def __init__(self, message: str, *, path: str = "$", body: Any = None) -> None:
+        super().__init__(f"{message} at {path}")
+        self.path = path
+        self.body = body
+
+
+class JobFailed(ImuzekitError):
+    """A job ended in the FAILED state; ``job`` is the handle, ``reason`` the provider's text."""
+
+    def __init__(self, message: str, *, job: Any = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.job = job
+        self.reason = reason
+
+
+class JobTimeout(JobFailed):
+    """A job did not finish before its deadline (or made no progress for ``stall_after``).
+
+    The job itself may still finish remotely: ``job.token()`` lets you pick it up later.
+    """
+
+
+class DownloadError(ImuzekitError):
+    """A download could not be completed; nothing is left at the destination."""
+
+
+class IntegrityError(DownloadError):
+    """A downloaded file failed its size, hash or format check; nothing is left at dest."""
+
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    422: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    412: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    410: NotFoundError,
+    429: RateLimitError,
+    596: ServerError,
+}
+
+
+def error_for_status(status: int) -> type[APIError]:
+    """Return the :class:`APIError` subclass that stands for an HTTP ``status``."""
+    if status in _STATUS_ERRORS:
+        return _STATUS_ERRORS[status]
+    return ServerError if 500 <= status <= 599 else APIError

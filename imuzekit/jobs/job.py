@@ -1,0 +1,275 @@
+"""Job: a handle on one long-running generation, polled until it is ready.
+
+A provider plugs in a :class:`JobDriver` (pure: it builds the status request and reads a
+:class:`JobStatus` from the response); the job keeps the latest state and result, and the
+poller of its provider refreshes it. A job never holds a model's client: it holds the poller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import attrs
+
+from imuzekit import errors
+from imuzekit._http import Request, Response
+from imuzekit.jobs._state import TERMINAL, JobState, next_state
+
+if TYPE_CHECKING:
+    from imuzekit.jobs._poller import Poller
+
+__all__ = [
+    "TOKEN_VERSION",
+    "Job",
+    "JobDriver",
+    "JobSnapshot",
+    "JobStatus",
+    "PollPolicy",
+    "parse_token",
+]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+TOKEN_VERSION = 1
+
+
+@attrs.frozen
+class PollPolicy:
+    """How a job is polled.
+
+    ``initial``: the wait before the first status request (2 s: no provider finishes faster,
+    and Mureka's ~45 s jobs get their own hint). Then each wait grows by ``multiplier`` up to
+    ``max_interval`` (10 s: bounds how late a finished job is noticed), with full jitter so that
+    thousands of jobs created together do not poll in lockstep. A server's ``Retry-After`` on a
+    status response is honoured when longer. ``timeout``: the default deadline of ``wait()``
+    (15 min; a polling loop without a deadline is a hang waiting to happen). ``stall_after``:
+    give up with :class:`~imuzekit.errors.JobTimeout` when the state has not changed for that
+    long (None: never).
+    """
+
+    initial: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
+    max_interval: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
+    jitter: bool = True
+    timeout: float = attrs.field(default=900.0, validator=attrs.validators.gt(0))
+    stall_after: float | None = None
+
+    def interval(self, polls: int, rand: Callable[[], float]) -> float:
+        """The wait before poll number ``polls`` (0-based): backoff, capped, with full jitter."""
+        if polls == 0:
+            return self.initial
+        ceiling = min(self.max_interval, max(self.initial, 0.05) * self.multiplier**polls)
+        return ceiling * rand() if self.jitter else ceiling
+
+
+@attrs.frozen
+class JobStatus(Generic[T]):
+    """One reading of a job's status, as a driver parsed it from a response."""
+
+    state: JobState
+    raw_status: Any
+    result: T | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class JobSnapshot(Generic[T]):
+    """A job's state at one moment, as yielded by :meth:`Job.watch`."""
+
+    job_id: str
+    state: JobState
+    raw_status: Any
+    result: T | None
+    at: float
+
+
+class JobDriver(Protocol[T]):
+    """What a provider supplies so that jobs of one kind can be polled (pure: no I/O)."""
+
+    @property
+    def provider(self) -> str:
+        """The provider's name."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """The job kind within the provider (``"song"``), recorded in job tokens."""
+        ...
+
+    @property
+    def ok_statuses(self) -> Collection[int]:
+        """Error statuses that are a status reading, not a failure (a 404 while rendering)."""
+        ...
+
+    def status_request(self, job_id: str) -> Request:
+        """The request that reads the job's status."""
+        ...
+
+    def parse_status(self, job_id: str, response: Response, previous: T | None) -> JobStatus[T]:
+        """Read the job's status from ``response``; ``previous`` is the last known result."""
+        ...
+
+    def token_data(self, job_id: str, result: T | None) -> dict[str, Any]:
+        """Extra JSON-safe data a resumed job needs (e.g. the title for the file name)."""
+        ...
+
+    def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> T | None:
+        """Rebuild the last known result from :meth:`token_data`'s output."""
+        ...
+
+
+class Job(Generic[T]):
+    """A handle on one generation: ``refresh()``, ``wait()``, ``watch()``, ``token()``.
+
+    Created by the providers' ``create`` calls and by ``Client.resume(token)``; not directly.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        driver: JobDriver[T],
+        poller: Poller,
+        status: JobStatus[T],
+        policy: PollPolicy,
+    ) -> None:
+        self.id = job_id
+        self.driver = driver
+        self.policy = policy
+        self._poller = poller
+        self._state = JobState.QUEUED
+        self.raw_status: Any = None
+        """The provider's own status value (``"processing"``, ``3``, ``"completed"``, ...)."""
+        self.result: T | None = None
+        """The latest model read from the provider (final once the job is READY)."""
+        self.error: str | None = None
+        """The provider's reason when the job FAILED."""
+        self.polls = 0
+        """How many status readings this job has received."""
+        self.changed_at = time.monotonic()
+        self._apply(status)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.provider}:{self.driver.kind} {self.id} {self._state.value}>"
+
+    @property
+    def provider(self) -> str:
+        """The provider's name (``"imuze"``, ``"joplin"``, ``"mureka"``, ``"musescore"``)."""
+        return self.driver.provider
+
+    @property
+    def state(self) -> JobState:
+        """The current :class:`JobState`."""
+        return self._state
+
+    @property
+    def done(self) -> bool:
+        """Whether the job reached READY or FAILED."""
+        return self._state in TERMINAL
+
+    def _apply(self, status: JobStatus[T]) -> bool:
+        """Take a new reading; return whether the state changed."""
+        self.raw_status = status.raw_status
+        if status.result is not None:
+            self.result = status.result
+        new = next_state(self._state, status.state)
+        if new is JobState.FAILED:
+            self.error = status.error
+        if new is self._state:
+            return False
+        self._state = new
+        self.changed_at = time.monotonic()
+        return True
+
+    def snapshot(self) -> JobSnapshot[T]:
+        """The job's state right now."""
+        return JobSnapshot(self.id, self._state, self.raw_status, self.result, time.time())
+
+    async def refresh(self) -> JobState:
+        """Read the status once from the provider and return the (possibly new) state."""
+        await self._poller.refresh(self)
+        return self._state
+
+    def take_response(self, response: Response) -> bool:
+        """Apply a status response (called by the poller); return whether the state changed."""
+        self.polls += 1
+        return self._apply(self.driver.parse_status(self.id, response, self.result))
+
+    async def wait(self, timeout: float | None = None) -> T:
+        """Poll until READY and return the result.
+
+        Raises :class:`~imuzekit.errors.JobFailed` when the provider reports failure and
+        :class:`~imuzekit.errors.JobTimeout` when ``timeout`` (default ``PollPolicy.timeout``)
+        passes or the job stalls; the job may still finish remotely (keep ``token()``).
+        """
+        limit = self.policy.timeout if timeout is None else timeout
+        if not self.done:
+            deadline = asyncio.get_running_loop().time() + limit
+            await self._poller.wait(self, deadline=deadline)
+        return self._outcome()
+
+    def _outcome(self) -> T:
+        if self._state is JobState.FAILED:
+            reason = self.error or f"status {self.raw_status!r}"
+            raise errors.JobFailed(
+                f"{self.provider} job {self.id} failed: {reason}", job=self, reason=self.error
+            )
+        if self.result is None:
+            raise errors.ParseError(f"{self.provider} job {self.id} is ready but has no result")
+        return self.result
+
+    async def watch(self, timeout: float | None = None) -> AsyncIterator[JobSnapshot[T]]:
+        """Yield a snapshot now and at every state change, until the job is READY or FAILED.
+
+        Raises :class:`~imuzekit.errors.JobTimeout` like :meth:`wait`; it does not raise
+        :class:`~imuzekit.errors.JobFailed` (the last snapshot shows FAILED).
+        """
+        limit = self.policy.timeout if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + limit
+        yield self.snapshot()
+        while not self.done:
+            await self._poller.wait(self, deadline=deadline, until_change=True)
+            yield self.snapshot()
+
+    def token(self) -> str:
+        """A JSON string from which ``Client.resume`` rebuilds this job, in any process.
+
+        It holds the provider, the job kind, the remote id and what the download needs; never
+        a credential.
+        """
+        payload = {
+            "imuzekit_job": TOKEN_VERSION,
+            "provider": self.provider,
+            "kind": self.driver.kind,
+            "id": self.id,
+            "data": self.driver.token_data(self.id, self.result),
+        }
+        return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+
+def parse_token(token: str) -> tuple[str, str, str, Mapping[str, Any]]:
+    """Split a job token into (provider, kind, id, data); ValidationError when it is not one."""
+    try:
+        payload = json.loads(token)
+    except (TypeError, ValueError) as exc:
+        raise errors.ValidationError("token", "not a job token (invalid JSON)") from exc
+    if not isinstance(payload, dict) or "imuzekit_job" not in payload:
+        raise errors.ValidationError("token", "not an imuzekit job token")
+    version = payload["imuzekit_job"]
+    if version != TOKEN_VERSION:
+        raise errors.ValidationError(
+            "token", f"token version {version!r} is not supported (expected {TOKEN_VERSION})"
+        )
+    try:
+        provider, kind, job_id = str(payload["provider"]), str(payload["kind"]), str(payload["id"])
+    except KeyError as exc:
+        raise errors.ValidationError("token", f"missing {exc.args[0]!r}") from exc
+    data = payload.get("data") or {}
+    if not isinstance(data, dict):
+        raise errors.ValidationError("token", "'data' must be an object")
+    return provider, kind, job_id, data

@@ -1,0 +1,131 @@
+"""What every provider shares: the converter, JSON decoding, structuring and request checks.
+
+Pure code: no I/O, no aiohttp. Parse failures become :class:`~imuzekit.errors.ParseError` with
+the path of the offending value; request checks raise :class:`~imuzekit.errors.ValidationError`
+naming the field, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import cattrs
+from cattrs import transform_error
+
+from imuzekit import errors
+from imuzekit._convert import make_converter
+from imuzekit._http import Response
+
+__all__ = [
+    "check_int",
+    "check_str",
+    "check_str_list",
+    "converter",
+    "decode_json",
+    "join_url",
+    "structure",
+]
+
+T = TypeVar("T")
+
+
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The package's converter with every provider's wire hooks (built once, on first use)."""
+    conv = make_converter()
+    # Imported here: each provider module imports this one for `structure`.
+    from imuzekit.providers.imuze import _api as imuze_api
+
+    imuze_api.configure_converter(conv)
+    return conv
+
+
+def decode_json(response: Response) -> Any:
+    """The response body as JSON; ParseError when it is not JSON (an HTML error page, say)."""
+    try:
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        snippet = response.text()[:200]
+        raise errors.ParseError(
+            f"{response.request.provider or 'provider'} answered {response.status} with a body "
+            f"that is not JSON ({response.content_type or 'no content type'}): {snippet!r}",
+            body=snippet,
+        ) from exc
+
+
+def structure(data: Any, cls: type[T], *, path: str = "$") -> T:
+    """Structure ``data`` into ``cls``; ParseError naming the first bad path otherwise."""
+    try:
+        return converter().structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        messages = transform_error(exc, path=path)
+        first = messages[0] if messages else str(exc)
+        description, _, where = first.rpartition(" @ ")
+        raise errors.ParseError(
+            f"cannot read {cls.__name__}: {description or first}", path=where or path, body=data
+        ) from exc
+
+
+def expect_object(data: Any, what: str, *, path: str = "$") -> dict[str, Any]:
+    """``data`` as a JSON object, or ParseError."""
+    if not isinstance(data, dict):
+        raise errors.ParseError(
+            f"expected {what} as a JSON object, got {type(data).__name__}", path=path, body=data
+        )
+    return data
+
+
+def join_url(base: str, *segments: str | int) -> str:
+    """``base`` followed by URL-encoded path ``segments`` (ids may contain ``:`` or ``/``)."""
+    path = "/".join(quote(str(s), safe="") for s in segments)
+    return f"{base.rstrip('/')}/{path}" if path else base.rstrip("/")
+
+
+# -- request checks ----------------------------------------------------------------------
+
+
+def check_str(
+    field: str, value: Any, *, max_length: int | None = None, allow_empty: bool = False
+) -> str:
+    """A string (non-empty unless allowed, at most ``max_length`` characters)."""
+    if not isinstance(value, str):
+        raise errors.ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise errors.ValidationError(field, "must not be empty")
+    if max_length is not None and len(value) > max_length:
+        raise errors.ValidationError(
+            field, f"must be at most {max_length} characters, got {len(value)}"
+        )
+    return value
+
+
+def check_int(
+    field: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """An int (not a bool, not a float) within [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if not (isinstance(value, float) and math.isfinite(value) and value.is_integer()):
+            raise errors.ValidationError(field, f"must be an integer, got {value!r}")
+        value = int(value)
+    number: int = value
+    if minimum is not None and number < minimum:
+        raise errors.ValidationError(field, f"must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise errors.ValidationError(field, f"must be <= {maximum}, got {number}")
+    return number
+
+
+def check_str_list(field: str, value: Any, *, max_length: int | None = None) -> tuple[str, ...]:
+    """A list or tuple of strings (a lone string is refused: it is not a list of tags)."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise errors.ValidationError(
+            field, f"must be a list of strings, got {type(value).__name__}"
+        )
+    for index, item in enumerate(value):
+        check_str(f"{field}[{index}]", item, max_length=max_length)
+    return tuple(value)

@@ -1,0 +1,139 @@
+"""iMuze API v4 (``kit.imuze``): arrangements and songs that render to an mp3.
+
+Reference: seed 001 (``https://api.imuze.io/api/4``). Typical use::
+
+    async with Client(imuze=ImuzeConfig(email=..., password=...)) as kit:
+        job = await kit.imuze.songs.create(
+            title="Intro", arrangement_id=1, tags=["rock"], desired_length=60
+        )
+        song = await job.wait(timeout=300)
+        path = await kit.download(song, "out/")
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping
+from typing import Any
+
+from imuzekit import errors
+from imuzekit._http import Sender
+from imuzekit.auth import TokenLogin
+from imuzekit.jobs import Job, PollPolicy
+from imuzekit.jobs._poller import Poller
+from imuzekit.providers.imuze import _api
+from imuzekit.providers.imuze.models import Arrangement, Song, SongStatus
+
+__all__ = ["Arrangement", "ArrangementsAPI", "ImuzeAPI", "Song", "SongStatus", "SongsAPI"]
+
+
+class ArrangementsAPI:
+    """``kit.imuze.arrangements``: the arrangement catalogue."""
+
+    def __init__(self, api: ImuzeAPI) -> None:
+        self._api = api
+
+    async def list(self) -> AsyncIterator[Arrangement]:
+        """Yield every arrangement the account can use (``GET /arrangements``)."""
+        response = await self._api.sender.send(_api.build_list_arrangements(self._api.base_url))
+        _, items = _api.parse_arrangements(response)
+        for item in items:
+            yield item
+
+    async def get(self, arrangement_id: int) -> Arrangement:
+        """One arrangement with its description and genres (``GET /arrangements/:id``)."""
+        request = _api.build_get_arrangement(self._api.base_url, arrangement_id)
+        return _api.parse_arrangement(await self._api.sender.send(request))
+
+
+class SongsAPI:
+    """``kit.imuze.songs``: create songs and read them back."""
+
+    def __init__(self, api: ImuzeAPI) -> None:
+        self._api = api
+
+    async def create(
+        self, title: str, arrangement_id: int, tags: Collection[str], desired_length: int
+    ) -> Job[Song]:
+        """Start rendering a song (``POST /songs``) and return its job.
+
+        ``desired_length`` is in seconds. Arguments are checked before anything is sent
+        (ValidationError). The request is never retried after the server may have received it,
+        so a song is never created (and paid for) twice.
+        """
+        request = _api.build_create_song(
+            self._api.base_url,
+            title=title,
+            arrangement_id=arrangement_id,
+            tags=tags,
+            desired_length=desired_length,
+        )
+        created = _api.parse_song(await self._api.sender.send(request))
+        # The create response omits what we sent; keep it for file names and job tokens.
+        sent = Song(
+            id=created.id,
+            title=title,
+            arrangement_id=arrangement_id,
+            tags=tuple(tags),
+            desired_length=desired_length,
+        )
+        return self._api.job_for(_api.merge_song(sent, created))
+
+    async def list(self) -> AsyncIterator[Song]:
+        """Yield the account's songs with their current status (``GET /songs``)."""
+        _, songs = _api.parse_songs(
+            await self._api.sender.send(_api.build_list_songs(self._api.base_url))
+        )
+        for song in songs:
+            yield song
+
+    async def get(self, song_id: int) -> Song:
+        """One song with its status and mp3 URL (``GET /songs/:id``)."""
+        request = _api.build_get_song(self._api.base_url, song_id)
+        return _api.parse_song(await self._api.sender.send(request))
+
+    def job(self, song_id: int, *, policy: PollPolicy | None = None) -> Job[Song]:
+        """A job for a song created elsewhere (its state is read on the first refresh)."""
+        return self._api.job_for(Song(id=song_id), policy=policy)
+
+
+class ImuzeAPI:
+    """The iMuze API v4 namespace of a Client (``kit.imuze``)."""
+
+    def __init__(
+        self,
+        *,
+        sender: Sender,
+        base_url: str,
+        auth: TokenLogin,
+        poller: Poller,
+        poll_policy: PollPolicy,
+    ) -> None:
+        self.sender = sender
+        self.base_url = base_url.rstrip("/")
+        self.poll_policy = poll_policy
+        self._auth = auth
+        self._poller = poller
+        self._driver = _api.SongDriver(self.base_url)
+        self.arrangements = ArrangementsAPI(self)
+        self.songs = SongsAPI(self)
+
+    async def login(self) -> None:
+        """Log in now with the configured email and password (otherwise done on first use)."""
+        await self._auth.login(self.sender)
+
+    def job_for(self, song: Song, *, policy: PollPolicy | None = None) -> Job[Song]:
+        """Wrap ``song`` in a job polled by this provider's poller."""
+        return Job(
+            job_id=str(song.id),
+            driver=self._driver,
+            poller=self._poller,
+            status=self._driver.status_of(song),
+            policy=policy or self.poll_policy,
+        )
+
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+        """Rebuild a job from a token's fields (used by ``Client.resume``)."""
+        if kind != self._driver.kind:
+            raise errors.ValidationError("token", f"unknown iMuze job kind {kind!r}")
+        song = self._driver.from_token_data(job_id, data) or Song(id=int(job_id))
+        return self.job_for(song)

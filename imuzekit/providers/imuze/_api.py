@@ -1,0 +1,222 @@
+"""iMuze API v4 as pure functions: ``build_*`` return Requests, ``parse_*`` read Responses.
+
+Seed 001. Notes on the wire format:
+
+* the token goes in the ``Authorization`` header as the raw value (no scheme) by default;
+* the login answers ``{"response": "<token>"}``; some deployments answer
+  ``{"token": "<token>", "user_id": N}``: both are read;
+* the create response names the audio ``mp3``, show and index name it ``mp3_url``;
+* the reference shows ``-d '{}'`` on GET requests: an artefact of its generator, not sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import attrs
+import cattrs
+
+from imuzekit import errors
+from imuzekit._convert import alias_keys
+from imuzekit._http import Request, Response
+from imuzekit.auth import LoginResult
+from imuzekit.jobs import JobState, JobStatus
+from imuzekit.providers._common import (
+    check_int,
+    check_str,
+    check_str_list,
+    decode_json,
+    expect_object,
+    join_url,
+    structure,
+)
+from imuzekit.providers.imuze.models import Arrangement, Song
+
+__all__ = [
+    "PROVIDER",
+    "SongDriver",
+    "build_create_song",
+    "build_get_arrangement",
+    "build_get_song",
+    "build_list_arrangements",
+    "build_list_songs",
+    "build_login",
+    "configure_converter",
+    "parse_arrangement",
+    "parse_arrangements",
+    "parse_login",
+    "parse_song",
+    "parse_songs",
+]
+
+PROVIDER = "imuze"
+MAX_TITLE_LENGTH = 255
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register iMuze v4's wire renames on the package converter."""
+    alias_keys(converter, Song, {"mp3": "mp3_url"})
+
+
+# -- auth ---------------------------------------------------------------------------------
+
+
+def build_login(base_url: str, email: str, password: str) -> Request:
+    """``POST /tokens`` with ``{"token": {"email", "password"}}`` (sent without auth)."""
+    return Request(
+        "POST",
+        join_url(base_url, "tokens"),
+        provider=PROVIDER,
+        json={"token": {"email": email, "password": password}},
+        auth=False,
+        # Logging in twice is harmless: the login may be retried like a GET.
+        idempotent=True,
+    )
+
+
+def parse_login(response: Response) -> LoginResult:
+    """The token from ``{"response": "<token>"}`` or ``{"token": "<token>", "user_id": N}``."""
+    data = expect_object(decode_json(response), "the login response")
+    for key in ("response", "token"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return LoginResult(token=value)
+    raise errors.ParseError("the login response carries no token", path="$.response", body=None)
+
+
+# -- arrangements -------------------------------------------------------------------------
+
+
+def build_list_arrangements(base_url: str) -> Request:
+    """``GET /arrangements``."""
+    return Request("GET", join_url(base_url, "arrangements"), provider=PROVIDER)
+
+
+def _listing(response: Response, item: type[Any]) -> tuple[int | None, list[Any]]:
+    data = expect_object(decode_json(response), "a list response")
+    items = data.get("response")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise errors.ParseError("expected a list", path="$.response", body=data)
+    count = data.get("count")
+    total = count if isinstance(count, int) and not isinstance(count, bool) else None
+    return total, [structure(entry, item, path=f"$.response[{i}]") for i, entry in enumerate(items)]
+
+
+def parse_arrangements(response: Response) -> tuple[int | None, list[Arrangement]]:
+    """``(count, arrangements)`` from ``{"count": N, "response": [...]}``."""
+    return _listing(response, Arrangement)
+
+
+def build_get_arrangement(base_url: str, arrangement_id: int) -> Request:
+    """``GET /arrangements/:id``."""
+    check_int("arrangement_id", arrangement_id, minimum=0)
+    return Request("GET", join_url(base_url, "arrangements", arrangement_id), provider=PROVIDER)
+
+
+def parse_arrangement(response: Response) -> Arrangement:
+    """An :class:`Arrangement` from the show endpoint."""
+    return structure(decode_json(response), Arrangement)
+
+
+# -- songs ----------------------------------------------------------------------------------
+
+
+def build_create_song(
+    base_url: str, *, title: str, arrangement_id: int, tags: Collection[str], desired_length: int
+) -> Request:
+    """``POST /songs``; ValidationError (nothing sent) for an empty title, a non-positive
+    ``desired_length`` or ``tags`` that is not a list of strings."""
+    check_str("title", title, max_length=MAX_TITLE_LENGTH)
+    check_int("arrangement_id", arrangement_id, minimum=0)
+    tag_list = check_str_list("tags", tags)
+    check_int("desired_length", desired_length, minimum=1)
+    return Request(
+        "POST",
+        join_url(base_url, "songs"),
+        provider=PROVIDER,
+        json={
+            "title": title,
+            "arrangement_id": arrangement_id,
+            "tags": list(tag_list),
+            "desired_length": int(desired_length),
+        },
+    )
+
+
+def parse_song(response: Response) -> Song:
+    """A :class:`Song` from the create or show endpoint."""
+    return structure(decode_json(response), Song)
+
+
+def build_list_songs(base_url: str) -> Request:
+    """``GET /songs``."""
+    return Request("GET", join_url(base_url, "songs"), provider=PROVIDER)
+
+
+def parse_songs(response: Response) -> tuple[int | None, list[Song]]:
+    """``(count, songs)`` from ``{"count": N, "response": [...]}``."""
+    return _listing(response, Song)
+
+
+def build_get_song(base_url: str, song_id: int) -> Request:
+    """``GET /songs/:id``."""
+    check_int("song_id", song_id, minimum=0)
+    return Request("GET", join_url(base_url, "songs", song_id), provider=PROVIDER)
+
+
+def merge_song(previous: Song | None, fresh: Song) -> Song:
+    """``fresh`` completed with what only ``previous`` knew (the create response's tags, length)."""
+    if previous is None:
+        return fresh
+    known = {k: v for k, v in attrs.asdict(fresh, recurse=False).items() if v not in (None, ())}
+    return attrs.evolve(previous, **known)
+
+
+@attrs.frozen
+class SongDriver:
+    """Polls a song with ``GET /songs/:id`` until its status is ``ready``."""
+
+    base_url: str
+    provider: str = PROVIDER
+    kind: str = "song"
+    ok_statuses: Collection[int] = ()
+
+    def status_request(self, job_id: str) -> Request:
+        """``GET /songs/:id``."""
+        return build_get_song(self.base_url, int(job_id))
+
+    def parse_status(
+        self, job_id: str, response: Response, previous: Song | None
+    ) -> JobStatus[Song]:
+        """The song's state from its show response."""
+        return self.status_of(merge_song(previous, parse_song(response)))
+
+    @staticmethod
+    def status_of(song: Song) -> JobStatus[Song]:
+        """A JobStatus for ``song`` (failed-like raw values are kept as UNKNOWN, never fatal)."""
+        state = song.state
+        if state is JobState.READY and not song.mp3_url:
+            state = JobState.PROCESSING  # ready without audio yet: keep polling
+        return JobStatus(state=state, raw_status=song.status, result=song)
+
+    def token_data(self, job_id: str, result: Song | None) -> dict[str, Any]:
+        """The title, arrangement and length, so a resumed job names its file the same way."""
+        if result is None:
+            return {}
+        return {
+            k: v
+            for k, v in {
+                "title": result.title,
+                "arrangement_id": result.arrangement_id,
+                "desired_length": result.desired_length,
+                "tags": list(result.tags),
+            }.items()
+            if v not in (None, [])
+        }
+
+    def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> Song | None:
+        """A partial Song from :meth:`token_data`'s output."""
+        return structure({**data, "id": job_id}, Song)
