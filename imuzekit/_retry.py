@@ -58,7 +58,10 @@ class RetryPolicy:
 def backoff_delay(
     attempt: int, policy: RetryPolicy, rand: Callable[[], float] = random.random
 ) -> float:
-    """Full-jitter wait before retry ``attempt`` (1-based): uniform in [0, min(cap, base·2^(n-1))]."""
+    """The full-jitter wait before retry ``attempt`` (1-based).
+
+    Uniform in [0, min(backoff_max, backoff_base * 2^(attempt-1))].
+    """
     ceiling = min(policy.backoff_max, policy.backoff_base * 2.0 ** (attempt - 1))
     return ceiling * rand()
 
