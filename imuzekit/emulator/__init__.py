@@ -1,0 +1,260 @@
+"""A stateful emulator of the providers imuzekit talks to, for tests, demos and your own tests.
+
+It is a real aiohttp server on 127.0.0.1 (a random port by default) that keeps state like the
+services do: tokens, arrangements, songs that render over time, MP3 files that really decode.
+Every provider is mounted under its own prefix on the one server::
+
+    from imuzekit.emulator import Clock, Emulator
+
+    async with Emulator(render_seconds=0.2) as emu:
+        emu.urls["imuze"]                  # "http://127.0.0.1:<port>/imuze/api/4"
+        emu.credentials["imuze"].token     # a valid API token (also .email, .password)
+        async with emu.client() as kit:    # an imuzekit Client wired to the emulator
+            ...
+
+Time is `emu.clock`: pass ``Emulator(clock=Clock(frozen=True))`` and move it with
+``emu.clock.advance(seconds)`` to make songs ready without sleeping, or force a status with
+``emu.imuze.set_status(song_id, "failed")``.
+
+Failures are data, registered on `emu.faults` (see `Faults.add`)::
+
+    emu.faults.add("imuze", "GET /songs/*", status=429, retry_after=1.5, times=2)
+    emu.faults.add("imuze", "GET /files/*", truncate=1000)
+    emu.faults.add("imuze", "POST /songs", reset=True)
+
+Every request is recorded in `emu.requests` (`LoggedRequest`, the last `log_limit` of them)
+and counted exactly per route: ``emu.count("imuze", "GET", "/songs/*")``.
+
+From a shell, ``python -m imuzekit.emulator --port 8700`` serves the same thing until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from aiohttp import web
+
+from ._app import Credentials, LoggedRequest, Provider, RequestLog, build_root_app
+from ._clock import Clock
+from ._faults import Fault, Faults
+from .imuze import ImuzeState, RenderSeconds
+
+if TYPE_CHECKING:
+    # The SDK core may not be importable while the emulator is built and type-checked on its own.
+    from imuzekit.client import Client  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = [
+    "Clock",
+    "Credentials",
+    "Emulator",
+    "Fault",
+    "Faults",
+    "ImuzeState",
+    "LoggedRequest",
+    "serve",
+]
+
+# Handlers are microseconds long: half a second is plenty to let in-flight requests finish on
+# stop, and short enough that a test leaving a delayed request behind does not stall teardown.
+_SHUTDOWN_TIMEOUT = 0.5
+
+
+class Emulator:
+    """All emulated providers on one local aiohttp server, with shared clock, faults and log.
+
+    Use it as an async context manager, or call `start()` / `stop()` (both idempotent; the state
+    survives a restart, the port may change). Nothing listens before `start()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        render_seconds: RenderSeconds = 2.0,
+        clock: Clock | None = None,
+        seed: int = 0,
+        log_limit: int = 100_000,
+    ) -> None:
+        """Configure the emulator; `render_seconds` may be a (low, high) range drawn per song."""
+        if log_limit < 0:
+            raise ValueError(f"log_limit must be >= 0, got {log_limit}")
+        self.host = host
+        self.port = port
+        self.clock: Clock = clock if clock is not None else Clock()
+        """The clock every provider reads (`Clock.advance` moves it)."""
+        self.faults: Faults = Faults(rng=random.Random(seed))
+        """The fault registry (`Faults.add`)."""
+        self.imuze: ImuzeState = ImuzeState(
+            clock=self.clock, render_seconds=render_seconds, seed=seed
+        )
+        """State of the emulated iMuze API v4."""
+        self._log = RequestLog(limit=log_limit)
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        """The emulated providers by name."""
+        return {self.imuze.name: self.imuze}
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the port and start serving; does nothing if already started."""
+        async with self._lock:
+            if self._runner is not None:
+                return
+            app = build_root_app(
+                self.providers.values(), clock=self.clock, faults=self.faults, log=self._log
+            )
+            runner = web.AppRunner(
+                app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
+            )
+            await runner.setup()
+            try:
+                site = web.TCPSite(runner, self.host, self.port)
+                await site.start()
+            except BaseException:
+                await runner.cleanup()
+                raise
+            self._bound_port = int(runner.addresses[0][1])
+            self._runner = runner
+
+    async def stop(self) -> None:
+        """Close the server and every connection; does nothing if not started."""
+        async with self._lock:
+            runner, self._runner = self._runner, None
+            self._bound_port = None
+            if runner is not None:
+                await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        """Start the emulator."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the emulator."""
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is listening."""
+        return self._runner is not None
+
+    # --- addresses and credentials ----------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``, the server root (only while running)."""
+        if self._bound_port is None:
+            raise RuntimeError("the emulator is not running: call start() or use 'async with'")
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            # Bound to every interface: advertise loopback, which always reaches it.
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self._bound_port}"
+
+    @property
+    def urls(self) -> Mapping[str, str]:
+        """Base URL of each provider, e.g. ``urls["imuze"]`` (the SDK's config ``base_url``)."""
+        root = self.base_url
+        return MappingProxyType({name: root + p.prefix for name, p in self.providers.items()})
+
+    @property
+    def credentials(self) -> Mapping[str, Credentials]:
+        """Current demo credentials of each provider (tokens follow re-issues)."""
+        return MappingProxyType({name: p.credentials() for name, p in self.providers.items()})
+
+    # --- request log ------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> Sequence[LoggedRequest]:
+        """The last `log_limit` requests, oldest first (a live view)."""
+        return self._log.entries
+
+    def count(self, provider: str, method: str | None = None, path_glob: str | None = None) -> int:
+        """Exact number of requests to `provider`, optionally by method and route glob.
+
+        `path_glob` matches route templates such as ``/songs/{id}`` (``"/songs/*"`` counts every
+        song lookup); counts are exact whatever `log_limit` is.
+        """
+        return self._log.count(provider, method, path_glob)
+
+    def clear_requests(self) -> None:
+        """Empty the request log and reset the counters."""
+        self._log.clear()
+
+    def describe(self) -> str:
+        """Human-readable URLs and demo credentials, as printed by ``python -m``."""
+        lines = [f"imuzekit emulator listening on {self.base_url}", "", "Base URLs:"]
+        lines += [f"  {name:<10} {url}" for name, url in self.urls.items()]
+        lines += ["", "Demo credentials:"]
+        for name, creds in self.credentials.items():
+            fields = [
+                f"{label}={value}"
+                for label, value in (
+                    ("email", creds.email),
+                    ("password", creds.password),
+                    ("token", creds.token),
+                    *creds.extra.items(),
+                )
+                if value is not None
+            ]
+            lines.append(f"  {name:<10} {' '.join(fields)}")
+        return "\n".join(lines)
+
+    # --- SDK --------------------------------------------------------------------------------
+
+    def client(self, **kwargs: Any) -> Client:
+        """An imuzekit `Client` configured for this emulator (keyword arguments pass through).
+
+        iMuze is configured with the demo email and password unless ``imuze=`` is given.
+        """
+        # Imported here so that the emulator does not depend on the SDK at import time.
+        from imuzekit.client import (  # type: ignore[import-not-found, unused-ignore]
+            Client,
+            ImuzeConfig,
+        )
+
+        creds = self.imuze.credentials()
+        kwargs.setdefault(
+            "imuze",
+            ImuzeConfig(email=creds.email, password=creds.password, base_url=self.urls["imuze"]),
+        )
+        return Client(**kwargs)
+
+
+async def serve(
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    *,
+    render_seconds: RenderSeconds = 2.0,
+    seed: int = 0,
+    on_ready: Callable[[Emulator], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run an emulator until `stop` is set or the task is cancelled (Ctrl-C under asyncio.run).
+
+    `on_ready` is called once it listens, e.g. to print `Emulator.describe()`.
+    """
+    emulator = Emulator(host=host, port=port, render_seconds=render_seconds, seed=seed)
+    async with emulator:
+        if on_ready is not None:
+            on_ready(emulator)
+        # Without a stop event this waits until the task is cancelled; `async with` then stops
+        # the server cleanly before the cancellation propagates.
+        await (stop if stop is not None else asyncio.Event()).wait()

@@ -1,0 +1,461 @@
+"""The root application shared by every emulated provider.
+
+Each provider module (``imuze.py`` and, later, its siblings) exposes a state object satisfying
+`Provider`; `build_root_app` mounts each provider's own `web.Application` under its prefix with
+``add_subapp`` and wraps everything in one middleware that
+
+- identifies the provider and the path relative to its base URL,
+- applies the first matching `Fault` (delay, reset, injected status, response corruption),
+- turns every error, aiohttp's own 404/405/413 included, into the JSON error shape
+  ``{"error": "...", "code": N}``,
+- records a `LoggedRequest` and bumps the exact per-route counters.
+
+It also holds the small response helpers providers share (`json_response`, `json_error`,
+`bytes_response` with Range support), so that the byte-serving rules are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+import logging
+import math
+import socket
+import struct
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from ._clock import Clock
+from ._faults import Fault, Faults
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "Credentials",
+    "LoggedRequest",
+    "Provider",
+    "RequestLog",
+    "build_root_app",
+    "bytes_response",
+    "json_error",
+    "json_response",
+    "read_json",
+]
+
+_logger = logging.getLogger("imuzekit.emulator")
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+"""Largest request body any emulated endpoint accepts (aiohttp answers 413 beyond it)."""
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@attrs.frozen
+class Credentials:
+    """Demo credentials of one emulated provider (`emu.credentials["imuze"]`).
+
+    `token` is a pre-issued, currently valid API token; `extra` holds provider-specific values
+    that do not fit the email/password/token trio.
+    """
+
+    email: str | None = None
+    password: str | None = None
+    token: str | None = None
+    extra: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class LoggedRequest:
+    """One request the emulator answered (or dropped), as recorded in `emu.requests`."""
+
+    provider: str
+    """Provider name, or ``""`` for a path outside every provider."""
+    method: str
+    path: str
+    """Path relative to the provider's base URL (``/songs/12``)."""
+    query: Mapping[str, str]
+    status: int
+    """Status sent; 0 when the connection was dropped (a ``reset`` fault) or never answered."""
+    at: float
+    """Emulator clock time (`Clock.now()`) when the request arrived."""
+    wall: float
+    """`time.monotonic()` when the request arrived."""
+    route: str
+    """The route template that matched (``/songs/{id}``), else the literal path."""
+
+
+@attrs.define
+class RequestLog:
+    """A bounded log of recent requests plus exact counters that never forget.
+
+    The deque keeps the last `limit` requests; the counters, keyed by (provider, method, route
+    template), count every request ever answered, so benchmarks can assert totals on runs far
+    longer than the log.
+    """
+
+    limit: int = 100_000
+    entries: deque[LoggedRequest] = attrs.field(init=False)
+    counters: Counter[tuple[str, str, str]] = attrs.field(factory=Counter, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.entries = deque(maxlen=self.limit)
+
+    def record(self, entry: LoggedRequest) -> None:
+        """Append one request and count it."""
+        self.entries.append(entry)
+        self.counters[entry.provider, entry.method, entry.route] += 1
+
+    def count(self, provider: str, method: str | None = None, path_glob: str | None = None) -> int:
+        """How many requests matched: exact, from the counters, whatever the log's limit.
+
+        `path_glob` is an fnmatch glob matched against the route template (``/songs/{id}``,
+        so ``"/songs/*"`` counts every song lookup) and, for unrouted requests, the literal path.
+        """
+        wanted_method = method.upper() if method is not None else None
+        return sum(
+            n
+            for (prov, meth, route), n in self.counters.items()
+            if prov == provider
+            and (wanted_method is None or meth == wanted_method)
+            and (path_glob is None or fnmatch.fnmatchcase(route, path_glob))
+        )
+
+    def clear(self) -> None:
+        """Forget every logged request and reset the counters."""
+        self.entries.clear()
+        self.counters.clear()
+
+
+class Provider(Protocol):
+    """What the root application needs from one emulated provider's state."""
+
+    @property
+    def name(self) -> str:
+        """Short provider name, the key in `emu.urls` and `emu.credentials`."""
+
+    @property
+    def prefix(self) -> str:
+        """Path prefix the provider is mounted under (``/imuze/api/4``), no trailing slash."""
+
+    def build_app(self) -> web.Application:
+        """Build the provider's application; called on every emulator start."""
+
+    def credentials(self) -> Credentials:
+        """The provider's current demo credentials."""
+
+
+@attrs.frozen
+class _Mount:
+    name: str
+    prefix: str
+
+
+_MOUNT = web.AppKey("imuzekit_emulator_mount", _Mount)
+
+
+# --------------------------------------------------------------------------------------------
+# Response helpers shared by the providers
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A JSON response (``application/json; charset=utf-8``)."""
+    return web.Response(
+        text=_dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The providers' error shape: ``{"error": message, "code": status}``."""
+    return json_response({"error": message, "code": status}, status=status, headers=headers)
+
+
+class BadJSON(ValueError):
+    """The request body is not valid JSON (its message says why, for a 400)."""
+
+
+async def read_json(request: web.Request) -> Any:
+    """Parse the request body as JSON whatever its Content-Type, raising `BadJSON` if invalid.
+
+    Bodies beyond `MAX_BODY_BYTES` raise aiohttp's 413, which the middleware renders as JSON.
+    """
+    raw = await request.read()
+    if not raw:
+        raise BadJSON("Request body is empty; expected a JSON object")
+    try:
+        return json.loads(raw)
+    # ValueError covers bad syntax, bad UTF-8 and integers past Python's digit limit;
+    # RecursionError a pathologically nested document.
+    except (ValueError, RecursionError):
+        raise BadJSON("Request body is not valid JSON") from None
+
+
+def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """Return (first, last) inclusive, None to ignore the header, or raise `_Unsatisfiable`.
+
+    Following RFC 9110, a header we cannot read (other unit, bad syntax, several ranges) is
+    ignored and the full body is sent.
+    """
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash or not _is_number(first_text, allow_empty=True):
+        return None
+    if not _is_number(last_text, allow_empty=True) or not (first_text or last_text):
+        return None
+    if not first_text:
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            raise _Unsatisfiable
+        return max(0, size - suffix), size - 1
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if last < first:
+        return None
+    if first >= size:
+        raise _Unsatisfiable
+    return first, min(last, size - 1)
+
+
+def _is_number(text: str, *, allow_empty: bool) -> bool:
+    if not text:
+        return allow_empty
+    # The length cap keeps int() cheap and far from Python's digit limit.
+    return len(text) <= 20 and text.isascii() and text.isdigit()
+
+
+class _Unsatisfiable(Exception):
+    pass
+
+
+def bytes_response(
+    request: web.Request,
+    data: bytes,
+    *,
+    content_type: str,
+    etag: str,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Serve `data` the way a CDN does: ETag, If-None-Match, Range and If-Range.
+
+    `etag` is the quoted strong validator. ``Range: bytes=a-b`` / ``a-`` / ``-n`` answer 206 with
+    ``Content-Range``; an unsatisfiable range answers 416 with ``Content-Range: bytes */size``.
+    HEAD is handled by aiohttp (same headers, no body).
+    """
+    size = len(data)
+    base: dict[str, str] = {"Accept-Ranges": "bytes", "ETag": etag}
+    if headers:
+        base.update(headers)
+    if request.headers.get(hdrs.IF_NONE_MATCH) == etag:
+        return web.Response(status=304, headers=base)
+    range_header = request.headers.get(hdrs.RANGE)
+    if range_header is not None:
+        if_range = request.headers.get(hdrs.IF_RANGE)
+        if if_range is None or if_range == etag:
+            try:
+                span = _parse_byte_range(range_header, size)
+            except _Unsatisfiable:
+                return json_error(
+                    416,
+                    "Range not satisfiable",
+                    headers={**base, "Content-Range": f"bytes */{size}"},
+                )
+            if span is not None:
+                first, last = span
+                base["Content-Range"] = f"bytes {first}-{last}/{size}"
+                return web.Response(
+                    body=data[first : last + 1],
+                    status=206,
+                    content_type=content_type,
+                    headers=base,
+                )
+    return web.Response(body=data, content_type=content_type, headers=base)
+
+
+# --------------------------------------------------------------------------------------------
+# The middleware: provider resolution, faults, JSON errors, the request log
+
+
+def _http_exception_response(exc: web.HTTPException) -> web.Response:
+    # Keep meaningful headers such as Allow (405) but not aiohttp's text/plain framing.
+    headers = {
+        key: value
+        for key, value in exc.headers.items()
+        if key.lower() not in ("content-type", "content-length")
+    }
+    message = "Not found" if exc.status == 404 else exc.reason
+    return json_error(exc.status, message, headers=headers)
+
+
+async def _call(handler: _Handler, request: web.Request) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.empty_body or exc.status < 400:
+            raise
+        return _http_exception_response(exc)
+
+
+def _drop_connection(request: web.Request) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # A zero linger turns close() into a TCP RST, which is what a crashed proxy or a
+        # load balancer killing the connection looks like to a client.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _injected_response(fault: Fault, status: int) -> web.Response:
+    body = fault.body
+    if body is None:
+        return json_error(status, "injected fault")
+    if isinstance(body, str):
+        return web.Response(text=body, status=status, content_type="text/plain")
+    if isinstance(body, bytes):
+        return web.Response(body=body, status=status, content_type="application/octet-stream")
+    return json_response(body, status=status)
+
+
+def _fault_headers(fault: Fault) -> dict[str, str]:
+    headers = dict(fault.headers or {})
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(math.ceil(fault.retry_after))
+        headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
+    return headers
+
+
+async def _corrupt_body(
+    request: web.Request, response: web.StreamResponse, fault: Fault, faults: Faults
+) -> web.StreamResponse:
+    if request.method == hdrs.METH_HEAD or not isinstance(response, web.Response):
+        return response
+    body = response.body
+    if not isinstance(body, (bytes, bytearray)):
+        return response
+    data = faults.garbage(len(body)) if fault.garbage else bytes(body)
+    if fault.truncate is None and fault.content_length is None:
+        response.body = data
+        return response
+
+    declared = fault.content_length if fault.content_length is not None else len(data)
+    sent = min(declared, len(data))
+    if fault.truncate is not None:
+        sent = min(sent, fault.truncate)
+    lying = web.StreamResponse(status=response.status, reason=response.reason)
+    for key, value in response.headers.items():
+        if key.lower() not in ("content-length", "transfer-encoding"):
+            lying.headers.add(key, value)
+    lying.content_length = declared
+    # Closing after the body is what makes the lie observable: the client is left waiting for
+    # bytes that never come (a payload error) instead of reading them from the next response.
+    lying.force_close()
+    await lying.prepare(request)
+    await lying.write(data[:sent])
+    return lying
+
+
+async def _respond_with_fault(
+    request: web.Request, handler: _Handler, fault: Fault, faults: Faults
+) -> tuple[web.StreamResponse, int]:
+    if fault.delay:
+        await asyncio.sleep(fault.delay)
+    if fault.reset:
+        _drop_connection(request)
+        # aiohttp fails to write this to the aborted transport and closes quietly.
+        return web.Response(status=204), 0
+    extra_headers = _fault_headers(fault)
+    if fault.status is not None:
+        injected = _injected_response(fault, fault.status)
+        injected.headers.update(extra_headers)
+        return injected, injected.status
+
+    target = request
+    if fault.ignore_range and hdrs.RANGE in request.headers:
+        headers = CIMultiDict(request.headers)
+        headers.popall(hdrs.RANGE)
+        target = request.clone(headers=headers)
+    response = await _call(handler, target)
+    response.headers.update(extra_headers)
+    if fault.touches_response:
+        response = await _corrupt_body(request, response, fault, faults)
+    return response, response.status
+
+
+def _make_middleware(clock: Clock, faults: Faults, log: RequestLog) -> Any:
+    @web.middleware
+    async def emulate(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        at = clock.now()
+        wall = time.monotonic()
+        match_info = request.match_info
+        apps = match_info.apps
+        mount = apps[-1].get(_MOUNT) if apps else None
+        path = request.path
+        if mount is None:
+            provider, relative = "", path
+        else:
+            provider, relative = mount.name, path[len(mount.prefix) :] or "/"
+        resource = match_info.route.resource
+        route = relative
+        if resource is not None and mount is not None:
+            route = resource.canonical[len(mount.prefix) :] or "/"
+
+        status = 0
+        try:
+            fault = faults.take(provider, request.method, relative) if mount else None
+            if fault is None:
+                response = await _call(handler, request)
+                status = response.status
+            else:
+                response, status = await _respond_with_fault(request, handler, fault, faults)
+            return response
+        except Exception:
+            # Never let a handler bug surface as aiohttp's HTML 500: clients parse JSON.
+            _logger.exception("emulator handler failed on %s %s", request.method, path)
+            status = 500
+            return json_error(500, "Internal server error")
+        finally:
+            log.record(
+                LoggedRequest(
+                    provider=provider,
+                    method=request.method,
+                    path=relative,
+                    query=dict(request.query),
+                    status=status,
+                    at=at,
+                    wall=wall,
+                    route=route,
+                )
+            )
+
+    return emulate
+
+
+def build_root_app(
+    providers: Iterable[Provider], *, clock: Clock, faults: Faults, log: RequestLog
+) -> web.Application:
+    """Build the application the emulator serves: every provider mounted under its prefix."""
+    root = web.Application(
+        middlewares=[_make_middleware(clock, faults, log)], client_max_size=MAX_BODY_BYTES
+    )
+    for provider in providers:
+        sub = provider.build_app()
+        sub[_MOUNT] = _Mount(provider.name, provider.prefix)
+        root.add_subapp(provider.prefix, sub)
+    return root

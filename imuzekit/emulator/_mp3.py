@@ -1,0 +1,145 @@
+"""A pure-Python MPEG-1 Layer III (MP3) writer for the emulator's audio files.
+
+The frames are silent (all-zero side information and main data), which every decoder plays as
+silence, but the stream is otherwise real: constant bitrate, correct per-frame padding, and a
+leading Xing "Info" frame carrying the frame and byte counts so that players and tag readers
+(mutagen among them) report the exact duration instead of estimating it from the file size.
+
+Layout of `mp3_bytes(...)`::
+
+    [ID3v2.3 tag with TIT2]   optional
+    [Info frame]              a silent frame whose side-info gap holds "Info", frames, bytes
+    [audio frame] * N         N = frame_count(duration); the Info frame is not counted in N
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = [
+    "BITRATES_KBPS",
+    "FRAME_DURATION",
+    "SAMPLES_PER_FRAME",
+    "SAMPLE_RATES",
+    "frame_count",
+    "id3v2_tag",
+    "mp3_bytes",
+]
+
+SAMPLES_PER_FRAME = 1152
+"""PCM samples carried by one MPEG-1 Layer III frame."""
+
+FRAME_DURATION = SAMPLES_PER_FRAME / 44100
+"""Duration of one frame at 44.1 kHz, in seconds (about 26.12 ms)."""
+
+BITRATES_KBPS: dict[int, int] = {
+    32: 1, 40: 2, 48: 3, 56: 4, 64: 5, 80: 6, 96: 7, 112: 8,
+    128: 9, 160: 10, 192: 11, 224: 12, 256: 13, 320: 14,
+}  # fmt: skip
+"""MPEG-1 Layer III bitrates (kbit/s) and their 4-bit header index."""
+
+SAMPLE_RATES: dict[int, int] = {44100: 0, 48000: 1, 32000: 2}
+"""MPEG-1 sample rates (Hz) and their 2-bit header index."""
+
+# Joint stereo is what encoders emit by default; for MPEG-1 it means 32 bytes of side info.
+_CHANNEL_MODE_JOINT_STEREO = 0b01
+_SIDE_INFO_BYTES = 32
+_HEADER_BYTES = 4
+
+
+def frame_count(duration_seconds: float, sample_rate: int = 44100) -> int:
+    """Number of audio frames `mp3_bytes` writes for `duration_seconds` (Info frame excluded)."""
+    if not duration_seconds >= 0:
+        raise ValueError(f"duration must be >= 0 seconds, got {duration_seconds!r}")
+    return round(duration_seconds * sample_rate / SAMPLES_PER_FRAME)
+
+
+def _header(bitrate_index: int, rate_index: int, padding: int) -> bytes:
+    # 11 sync bits, MPEG-1 (11), Layer III (01), no CRC (1), then bitrate/rate/padding,
+    # private 0, channel mode, mode extension 0, not copyrighted, original, no emphasis.
+    word = (
+        (0x7FF << 21)
+        | (0b11 << 19)
+        | (0b01 << 17)
+        | (1 << 16)
+        | (bitrate_index << 12)
+        | (rate_index << 10)
+        | (padding << 9)
+        | (_CHANNEL_MODE_JOINT_STEREO << 6)
+        | (1 << 2)
+    )
+    return word.to_bytes(4, "big")
+
+
+def _syncsafe(size: int) -> bytes:
+    return bytes(((size >> shift) & 0x7F) for shift in (21, 14, 7, 0))
+
+
+def id3v2_tag(title: str) -> bytes:
+    """Return an ID3v2.3 tag holding one TIT2 (title) frame.
+
+    Latin-1 text is stored as ISO-8859-1, anything else as UTF-16 with a byte-order mark, the
+    two encodings ID3v2.3 allows.
+    """
+    try:
+        text = b"\x00" + title.encode("latin-1")
+    except UnicodeEncodeError:
+        text = b"\x01" + title.encode("utf-16")
+    frame = b"TIT2" + struct.pack(">IH", len(text), 0) + text
+    if len(frame) >= 1 << 28:
+        raise ValueError("ID3 title too long")
+    return b"ID3\x03\x00\x00" + _syncsafe(len(frame)) + frame
+
+
+def mp3_bytes(
+    duration_seconds: float,
+    *,
+    bitrate_kbps: int = 128,
+    sample_rate: int = 44100,
+    id3_title: str | None = None,
+) -> bytes:
+    """Return a valid, silent MPEG-1 Layer III CBR stream lasting `duration_seconds`.
+
+    The stream holds `frame_count(duration_seconds, sample_rate)` audio frames after a Xing
+    "Info" frame (frame and byte counts), optionally preceded by an ID3v2.3 tag with `id3_title`.
+    Its duration is therefore exact to within half a frame (`FRAME_DURATION / 2` at 44.1 kHz).
+    """
+    try:
+        bitrate_index = BITRATES_KBPS[bitrate_kbps]
+    except KeyError:
+        raise ValueError(f"bitrate_kbps must be one of {sorted(BITRATES_KBPS)}") from None
+    try:
+        rate_index = SAMPLE_RATES[sample_rate]
+    except KeyError:
+        raise ValueError(f"sample_rate must be one of {sorted(SAMPLE_RATES)}") from None
+    audio_frames = frame_count(duration_seconds, sample_rate)
+
+    # Frame length is 144 * bitrate / sample_rate bytes, a fraction at 44.1 kHz: a padding byte
+    # is added whenever the accumulated remainder crosses a whole byte, as encoders do, so the
+    # average frame size (and so the real bitrate) is exact.
+    numerator = 144 * bitrate_kbps * 1000
+    base_size, remainder = divmod(numerator, sample_rate)
+    frames = [
+        _header(bitrate_index, rate_index, 0) + bytes(base_size - _HEADER_BYTES),
+        _header(bitrate_index, rate_index, 1) + bytes(base_size + 1 - _HEADER_BYTES),
+    ]
+    paddings = bytearray(audio_frames + 1)
+    accumulated = 0
+    for index in range(audio_frames + 1):
+        accumulated += remainder
+        if accumulated >= sample_rate:
+            accumulated -= sample_rate
+            paddings[index] = 1
+    total_bytes = base_size * (audio_frames + 1) + sum(paddings)
+
+    info = bytearray(frames[paddings[0]])
+    offset = _HEADER_BYTES + _SIDE_INFO_BYTES
+    # Flags 0x1 | 0x2: the frame count and the byte count fields are present.
+    info[offset : offset + 16] = b"Info" + struct.pack(">III", 0x3, audio_frames, total_bytes)
+
+    parts: list[bytes] = []
+    if id3_title is not None:
+        parts.append(id3v2_tag(id3_title))
+    parts.append(bytes(info))
+    parts.extend(frames[pad] for pad in paddings[1:])
+    return b"".join(parts)
