@@ -288,6 +288,7 @@ class Client:
     @property
     def imuze(self) -> ImuzeAPI:
         """iMuze API v4: arrangements and songs."""
+        self._check_open()
         api = self._namespaces.get("imuze")
         if api is None:
             config: ImuzeConfig = self._config("imuze")
