@@ -248,6 +248,9 @@ class Client:
     async def close(self) -> None:
         """Close the connection pool. Safe to call twice; the client cannot be reopened."""
         self._state = _State.CLOSED
+        pollers = list(self._pollers.values())
+        for poller in pollers:
+            await poller.close()
         await self._transport.close()
 
     @property

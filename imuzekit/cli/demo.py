@@ -57,7 +57,6 @@ async def _run(
                 console.print(f"  [green]ready[/green] {job.result.title} (song {job.id})")
             else:
                 console.print(f"  [red]{job.state.value}[/red] song {job.id}: {job.error}")
-        out.mkdir(parents=True, exist_ok=True)
         async for result in kit.download_many(ready, out, concurrency=4):
             song = result.source
             if result.error is not None or result.path is None:

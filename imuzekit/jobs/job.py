@@ -197,8 +197,12 @@ class Job(Generic[T]):
 
     def take_response(self, response: Response) -> bool:
         """Apply a status response (called by the poller); return whether the state changed."""
+        return self.apply_status(self.driver.parse_status(self.id, response, self.result))
+
+    def apply_status(self, status: JobStatus[T]) -> bool:
+        """Apply a status reading (called by the poller); return whether the state changed."""
         self.polls += 1
-        return self._apply(self.driver.parse_status(self.id, response, self.result))
+        return self._apply(status)
 
     async def wait(self, timeout: float | None = None) -> T:
         """Poll until READY and return the result.

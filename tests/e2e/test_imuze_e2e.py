@@ -116,22 +116,24 @@ async def test_429_on_create_is_retried_after_retry_after(emu: Emulator, kit: Cl
 
 
 async def test_wait_deadline_raises_job_timeout_in_time() -> None:
-    async with Emulator(render_seconds=60, clock=Clock(frozen=True)) as emu:
-        async with emu.client(poll=FAST_POLL, retry=FAST_RETRY) as kit:
-            job = await kit.imuze.songs.create(
-                title="Slow", arrangement_id=1, tags=[], desired_length=2
-            )
-            started = time.monotonic()
-            with pytest.raises(errors.JobTimeout) as info:
-                await job.wait(timeout=0.3)
-            elapsed = time.monotonic() - started
-            assert 0.29 <= elapsed < 0.6
-            assert info.value.job is job
-            assert job.state is JobState.PROCESSING
-            # The clock moves: the same job can still finish.
-            emu.clock.advance(61)
-            song = await job.wait(timeout=2)
-            assert song.id == int(job.id)
+    async with (
+        Emulator(render_seconds=60, clock=Clock(frozen=True)) as emu,
+        emu.client(poll=FAST_POLL, retry=FAST_RETRY) as kit,
+    ):
+        job = await kit.imuze.songs.create(
+            title="Slow", arrangement_id=1, tags=[], desired_length=2
+        )
+        started = time.monotonic()
+        with pytest.raises(errors.JobTimeout) as info:
+            await job.wait(timeout=0.3)
+        elapsed = time.monotonic() - started
+        assert 0.29 <= elapsed < 0.6
+        assert info.value.job is job
+        assert job.state is JobState.PROCESSING
+        # The clock moves: the same job can still finish.
+        emu.clock.advance(61)
+        song = await job.wait(timeout=2)
+        assert song.id == int(job.id)
 
 
 async def test_stalled_job_raises_job_timeout() -> None:

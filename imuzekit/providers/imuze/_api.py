@@ -52,6 +52,7 @@ __all__ = [
 
 PROVIDER = "imuze"
 MAX_TITLE_LENGTH = 255
+LIST_PAGE_SIZE = 1000
 
 
 def configure_converter(converter: cattrs.Converter) -> None:
@@ -151,9 +152,16 @@ def parse_song(response: Response) -> Song:
     return structure(decode_json(response), Song)
 
 
-def build_list_songs(base_url: str) -> Request:
-    """``GET /songs``."""
-    return Request("GET", join_url(base_url, "songs"), provider=PROVIDER)
+def build_list_songs(
+    base_url: str, *, page: int | None = None, per_page: int | None = None
+) -> Request:
+    """``GET /songs``, optionally one page of it (``page`` is 1-based).
+
+    The reference documents no paging; the parameters are harmless where they are ignored
+    (the whole list comes back, and :meth:`SongDriver.parse_batch` sees it is complete).
+    """
+    params = {"page": page, "per_page": per_page}
+    return Request("GET", join_url(base_url, "songs"), provider=PROVIDER, params=params)
 
 
 def parse_songs(response: Response) -> tuple[int | None, list[Song]]:
@@ -201,6 +209,22 @@ class SongDriver:
         if state is JobState.READY and not song.mp3_url:
             state = JobState.PROCESSING  # ready without audio yet: keep polling
         return JobStatus(state=state, raw_status=song.status, result=song)
+
+    def batch_request(self, page: int, job_ids: Collection[str]) -> Request:
+        """One page of ``GET /songs``: every song of the account with its status."""
+        return build_list_songs(self.base_url, page=page, per_page=LIST_PAGE_SIZE)
+
+    def parse_batch(
+        self, response: Response, page: int, previous: Mapping[str, Any]
+    ) -> tuple[dict[str, JobStatus[Song]], bool]:
+        """Statuses by song id from a list page, and whether a further page exists."""
+        count, songs = parse_songs(response)
+        statuses = {
+            str(song.id): self.status_of(merge_song(previous.get(str(song.id)), song))
+            for song in songs
+        }
+        more = len(songs) == LIST_PAGE_SIZE and count is not None and count > page * LIST_PAGE_SIZE
+        return statuses, more
 
     def token_data(self, job_id: str, result: Song | None) -> dict[str, Any]:
         """The title, arrangement and length, so a resumed job names its file the same way."""
