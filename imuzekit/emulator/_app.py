@@ -212,9 +212,7 @@ def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first_text, dash, last_text = spec.strip().partition("-")
-    if not dash or not _is_number(first_text, allow_empty=True):
-        return None
-    if not _is_number(last_text, allow_empty=True) or not (first_text or last_text):
+    if not (dash and (first_text or last_text) and _digits(first_text) and _digits(last_text)):
         return None
     if not first_text:
         suffix = int(last_text)
@@ -222,19 +220,17 @@ def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
             raise _Unsatisfiable
         return max(0, size - suffix), size - 1
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and int(last_text) < first:
         return None
     if first >= size:
         raise _Unsatisfiable
-    return first, min(last, size - 1)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return first, last
 
 
-def _is_number(text: str, *, allow_empty: bool) -> bool:
-    if not text:
-        return allow_empty
-    # The length cap keeps int() cheap and far from Python's digit limit.
-    return len(text) <= 20 and text.isascii() and text.isdigit()
+def _digits(text: str) -> bool:
+    """Empty, or plain ASCII digits short enough for a cheap int()."""
+    return not text or (len(text) <= 20 and text.isascii() and text.isdigit())
 
 
 class _Unsatisfiable(Exception):
@@ -376,6 +372,10 @@ async def _respond_with_fault(
 ) -> tuple[web.StreamResponse, int]:
     if fault.delay:
         await asyncio.sleep(fault.delay)
+    if fault.after_handler:
+        # The handler's side effects stay; its answer is replaced below (add() guarantees a
+        # status or a reset follows, so the handler never runs twice).
+        await _call(handler, request)
     if fault.reset:
         _drop_connection(request)
         # aiohttp fails to write this to the aborted transport and closes quietly.

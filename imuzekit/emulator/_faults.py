@@ -11,6 +11,9 @@ Effects, in the order the server applies them:
 2. ``reset``: drop the TCP connection without answering.
 3. ``status``: answer that status without running the handler (JSON body unless ``body``);
    ``retry_after`` adds ``Retry-After`` (whole seconds, rounded up) and ``retry-after-ms``.
+   With ``after_handler=True``, ``reset`` and ``status`` happen *after* the real handler ran:
+   the work is done (a song exists) but the answer is lost, which is what makes blind retries
+   of non-idempotent requests dangerous.
 4. otherwise the real handler runs, then the response faults apply: ``ignore_range`` (the Range
    header is dropped before the handler, so the answer is a 200 with the full body), ``garbage``
    (body replaced by random bytes of the same length), ``truncate`` (full Content-Length declared,
@@ -81,6 +84,7 @@ class Fault:
     content_length: int | None = None
     garbage: bool = False
     ignore_range: bool = False
+    after_handler: bool = False
     hits: int = 0
     """How many requests this fault has affected."""
 
@@ -135,6 +139,7 @@ class Faults:
         content_length: int | None = None,
         garbage: bool = False,
         ignore_range: bool = False,
+        after_handler: bool = False,
     ) -> Fault:
         """Register a fault and return it (its `hits` counts the requests it affects).
 
@@ -150,6 +155,8 @@ class Faults:
             raise ValueError(f"status must be an HTTP status in 200..599, got {status!r}")
         if body is not None and status is None:
             raise ValueError("body is only sent with an injected status; pass status=...")
+        if after_handler and status is None and not reset:
+            raise ValueError("after_handler needs status=... or reset=True to replace the answer")
         for name, value in (
             ("retry_after", retry_after),
             ("delay", delay),
@@ -173,6 +180,7 @@ class Faults:
             content_length=content_length,
             garbage=garbage,
             ignore_range=ignore_range,
+            after_handler=after_handler,
         )
         self._faults.append(fault)
         return fault
