@@ -84,15 +84,16 @@ class Emulator:
         if log_limit < 0:
             raise ValueError(f"log_limit must be >= 0, got {log_limit}")
         self.host = host
-        self.port = port
+        """Address the server binds."""
+        self._requested_port = port
         self.clock: Clock = clock if clock is not None else Clock()
         """The clock every provider reads (`Clock.advance` moves it)."""
-        self.faults: Faults = Faults(rng=random.Random(seed))
-        """The fault registry (`Faults.add`)."""
         self.imuze: ImuzeState = ImuzeState(
             clock=self.clock, render_seconds=render_seconds, seed=seed
         )
         """State of the emulated iMuze API v4."""
+        self.faults: Faults = Faults(rng=random.Random(seed), providers=frozenset(self.providers))
+        """The fault registry (`Faults.add`)."""
         self._log = RequestLog(limit=log_limit)
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
@@ -118,7 +119,7 @@ class Emulator:
             )
             await runner.setup()
             try:
-                site = web.TCPSite(runner, self.host, self.port)
+                site = web.TCPSite(runner, self.host, self._requested_port)
                 await site.start()
             except BaseException:
                 await runner.cleanup()
@@ -147,6 +148,11 @@ class Emulator:
     ) -> None:
         """Stop the emulator."""
         await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The listening port while running, else the port asked for (0: any free port)."""
+        return self._bound_port if self._bound_port is not None else self._requested_port
 
     @property
     def running(self) -> bool:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import attrs
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 from multidict import CIMultiDict
 
 from ._clock import Clock
@@ -38,6 +39,7 @@ from ._faults import Fault, Faults
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "BadJSON",
     "Credentials",
     "LoggedRequest",
     "Provider",
@@ -398,7 +400,7 @@ async def _respond_with_fault(
     return response, response.status
 
 
-def _make_middleware(clock: Clock, faults: Faults, log: RequestLog) -> Any:
+def _make_middleware(clock: Clock, faults: Faults, log: RequestLog) -> Middleware:
     @web.middleware
     async def emulate(request: web.Request, handler: _Handler) -> web.StreamResponse:
         at = clock.now()

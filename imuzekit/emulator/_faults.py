@@ -74,17 +74,29 @@ class Fault:
     path_glob: str
     """fnmatch glob over the path relative to the provider's base URL."""
     times: int | None = 1
+    """How many matching requests it affects; None: every one."""
     status: int | None = None
+    """Status to answer instead of the handler's."""
     body: FaultBody | None = None
+    """Body of the injected status (default ``{"error": "injected fault", "code": N}``)."""
     headers: Mapping[str, str] | None = None
+    """Headers added to the response, injected or real."""
     retry_after: float | None = None
+    """Seconds announced in ``Retry-After`` (rounded up) and ``retry-after-ms``."""
     delay: float | None = None
+    """Real seconds to wait before anything else."""
     reset: bool = False
+    """Drop the connection without answering."""
     truncate: int | None = None
+    """Send only this many body bytes (under the full Content-Length), then close."""
     content_length: int | None = None
+    """Declare this Content-Length whatever the body, send at most that much, then close."""
     garbage: bool = False
+    """Replace the body with as many random, non-audio bytes."""
     ignore_range: bool = False
+    """Drop the request's Range header: a 200 with the full body instead of a 206."""
     after_handler: bool = False
+    """Run the real handler before `status`/`reset` replace its answer."""
     hits: int = 0
     """How many requests this fault has affected."""
 
@@ -120,8 +132,11 @@ class Faults:
     request applies to it, and only that one.
     """
 
-    _faults: list[Fault] = attrs.field(factory=list, init=False)
     _rng: random.Random = attrs.field(factory=lambda: random.Random(0))
+    # Known provider names, when given, turn a typo ("imuz") into an error instead of a fault
+    # that silently never fires.
+    _providers: frozenset[str] | None = None
+    _faults: list[Fault] = attrs.field(factory=list, init=False)
 
     def add(
         self,
@@ -148,6 +163,9 @@ class Faults:
         how many matching requests it affects (None: all of them). See the module docstring for
         what each effect does and in which order.
         """
+        if self._providers is not None and provider != "*" and provider not in self._providers:
+            known = ", ".join(sorted(self._providers))
+            raise ValueError(f"unknown provider {provider!r}: expected '*' or one of {known}")
         method, glob = _parse_pattern(pattern)
         if times is not None and (isinstance(times, bool) or times < 1):
             raise ValueError(f"times must be a positive integer or None, got {times!r}")

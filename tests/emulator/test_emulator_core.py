@@ -118,8 +118,11 @@ async def test_start_and_stop_are_idempotent(anon: aiohttp.ClientSession) -> Non
     assert not emu.running
     with pytest.raises(RuntimeError, match="not running"):
         _ = emu.base_url
+    assert emu.port == 0
     await emu.start()
     url = emu.urls["imuze"]
+    assert emu.port > 0
+    assert emu.base_url == f"http://127.0.0.1:{emu.port}"
     await emu.start()
     assert emu.urls["imuze"] == url
     assert url.startswith("http://127.0.0.1:")

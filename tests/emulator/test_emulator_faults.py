@@ -170,6 +170,13 @@ def test_add_rejects_nonsense(kwargs: dict[str, Any], message: str) -> None:
         Faults().add(**arguments)
 
 
+def test_unknown_provider_is_rejected() -> None:
+    emu = Emulator()
+    with pytest.raises(ValueError, match="unknown provider 'imuz'"):
+        emu.faults.add("imuz", "GET /songs", status=500)
+    assert emu.faults.add("*", "GET /songs", status=500).provider == "*"
+
+
 async def test_reset_on_post_surfaces_as_disconnection(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
