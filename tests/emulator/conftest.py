@@ -11,6 +11,8 @@ import pytest
 from imuzekit.emulator import Clock, Emulator
 
 RENDER_SECONDS = 5.0
+# A broken emulator must fail a test quickly, not hang it on a response that never ends.
+TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 @pytest.fixture
@@ -25,14 +27,14 @@ async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
     """A session sending the demo user's pre-issued token."""
     token = emu.credentials["imuze"].token
     assert token
-    async with aiohttp.ClientSession(headers={"Authorization": token}) as session:
+    async with aiohttp.ClientSession(headers={"Authorization": token}, timeout=TIMEOUT) as session:
         yield session
 
 
 @pytest.fixture
 async def anon() -> AsyncIterator[aiohttp.ClientSession]:
     """A session without credentials."""
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         yield session
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -9,6 +10,7 @@ import aiohttp
 import pytest
 
 from imuzekit.emulator import Emulator, Faults
+from imuzekit.emulator._faults import garbage_bytes
 
 from .conftest import RENDER_SECONDS, SONG, api, call, create_song
 
@@ -168,6 +170,26 @@ def test_add_rejects_nonsense(kwargs: dict[str, Any], message: str) -> None:
     arguments: dict[str, Any] = {"provider": "imuze", "pattern": "GET /songs", **kwargs}
     with pytest.raises(ValueError, match=message):
         Faults().add(**arguments)
+
+
+class _StuckRandom(random.Random):
+    """Random bytes that happen to look like audio."""
+
+    def __init__(self, prefix: bytes) -> None:
+        super().__init__(0)
+        self.prefix = prefix
+
+    def randbytes(self, n: int) -> bytes:
+        return (self.prefix + bytes(n))[:n]
+
+
+@pytest.mark.parametrize("prefix", [b"\xff\xfb\x90", b"ID3\x03"])
+def test_garbage_never_looks_like_audio(prefix: bytes) -> None:
+    data = garbage_bytes(64, _StuckRandom(prefix))
+    assert len(data) == 64
+    assert data[0] != 0xFF
+    assert not data.startswith(b"ID3")
+    assert garbage_bytes(0, _StuckRandom(prefix)) == b""
 
 
 def test_unknown_provider_is_rejected() -> None:
