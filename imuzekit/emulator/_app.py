@@ -427,6 +427,11 @@ def _make_middleware(clock: Clock, faults: Faults, log: RequestLog) -> Middlewar
             else:
                 response, status = await _respond_with_fault(request, handler, fault, faults)
             return response
+        except ConnectionError:
+            # The client left mid-response (e.g. during a lying Content-Length): nobody to
+            # answer, and aiohttp drops this placeholder quietly.
+            status = 0
+            return web.Response(status=204)
         except Exception:
             # Never let a handler bug surface as aiohttp's HTML 500: clients parse JSON.
             _logger.exception("emulator handler failed on %s %s", request.method, path)
