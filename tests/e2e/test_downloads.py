@@ -1,0 +1,137 @@
+"""Downloads against the emulator: resume with Range, restart, integrity checks, no leftovers."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from imuzekit import Client, errors
+from imuzekit.emulator import Emulator
+from imuzekit.providers.imuze import Song
+
+
+async def _ready_song(kit: Client, length: int = 4, title: str = "Track") -> Song:
+    job = await kit.imuze.songs.create(
+        title=title, arrangement_id=1, tags=[], desired_length=length
+    )
+    return await job.wait(timeout=5)
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+async def test_cut_stream_resumes_with_range_and_matches_sha(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    song = await _ready_song(kit)
+    emu.faults.add("imuze", "GET /files/*", truncate=10_000)
+    path = await kit.download(song, tmp_path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == emu.imuze.audio_sha256(song.id)
+    files = [r for r in emu.requests if r.path.startswith("/files/")]
+    assert len(files) == 2
+    assert files[1].status == 206  # the second request asked only for the rest
+
+
+async def test_server_ignoring_range_gets_a_clean_restart(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    song = await _ready_song(kit)
+    emu.faults.add("imuze", "GET /files/*", truncate=10_000)
+    emu.faults.add("imuze", "GET /files/*", ignore_range=True)
+    path = await kit.download(song, tmp_path)
+    data = path.read_bytes()
+    assert len(data) == len(emu.imuze.audio_bytes(song.id))
+    assert hashlib.sha256(data).hexdigest() == emu.imuze.audio_sha256(song.id)
+    statuses = [r.status for r in emu.requests if r.path.startswith("/files/")]
+    assert statuses == [200, 200]
+
+
+async def test_lying_content_length_is_integrity_error_with_nothing_left(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    song = await _ready_song(kit)
+    size = len(emu.imuze.audio_bytes(song.id))
+    emu.faults.add("imuze", "GET /files/*", content_length=size + 5000, times=None)
+    with pytest.raises(errors.IntegrityError):
+        await kit.download(song, tmp_path)
+    assert _leftovers(tmp_path) == []
+
+
+async def test_garbage_body_is_integrity_error_with_nothing_left(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    song = await _ready_song(kit)
+    emu.faults.add("imuze", "GET /files/*", garbage=True)
+    with pytest.raises(errors.IntegrityError, match="not a mp3"):
+        await kit.download(song, tmp_path / "x.mp3")
+    assert _leftovers(tmp_path) == []
+
+
+async def test_persistent_resets_end_in_download_error(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    song = await _ready_song(kit)
+    emu.faults.add("imuze", "GET /files/*", reset=True, times=None)
+    with pytest.raises(errors.DownloadError):
+        await kit.download(song, tmp_path)
+    assert _leftovers(tmp_path) == []
+
+
+async def test_existing_file_is_skipped_unless_overwrite(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    song = await _ready_song(kit)
+    first = await kit.download(song, tmp_path)
+    fetches = emu.count("imuze", "GET", "/files/*")
+    again = await kit.download(song, tmp_path)
+    assert again == first
+    assert emu.count("imuze", "GET", "/files/*") == fetches
+    await kit.download(song, tmp_path, overwrite=True)
+    assert emu.count("imuze", "GET", "/files/*") == fetches + 1
+
+
+async def test_progress_reports_bytes_and_total(emu: Emulator, kit: Client, tmp_path: Path) -> None:
+    song = await _ready_song(kit, length=20)
+    seen: list[tuple[int, int | None]] = []
+    path = await kit.download(song, tmp_path, on_progress=lambda d, t: seen.append((d, t)))
+    size = path.stat().st_size
+    assert seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+async def test_download_many_reports_failures_without_stopping_others(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    songs = [await _ready_song(kit, length=2, title=f"S{i}") for i in range(3)]
+    emu.faults.add("imuze", f"GET /files/songs/{songs[1].id}/*", garbage=True)
+    results = {r.source.id: r async for r in kit.download_many(songs, tmp_path)}
+    assert results[songs[0].id].ok and results[songs[2].id].ok
+    failed = results[songs[1].id]
+    assert isinstance(failed.error, errors.IntegrityError) and failed.path is None
+    assert len(_leftovers(tmp_path)) == 2
+
+
+async def test_hostile_titles_land_inside_the_folder(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    titles = ["../../etc/passwd", "/abs", "con", "a\x01b", "x" * 250]
+    songs = [await _ready_song(kit, length=1, title=t) for t in titles]
+    results = [r async for r in kit.download_many(songs, tmp_path)]
+    assert all(r.ok for r in results)
+    for result in results:
+        assert result.path is not None
+        assert result.path.resolve().parent == tmp_path.resolve()
+
+
+async def test_processing_song_and_bad_sources_are_refused(kit: Client, tmp_path: Path) -> None:
+    job = await kit.imuze.songs.create(title="P", arrangement_id=1, tags=[], desired_length=2)
+    assert job.result is not None
+    with pytest.raises(errors.ValidationError, match="not ready"):
+        await kit.download(job.result, tmp_path)
+    with pytest.raises(errors.ValidationError):
+        await kit.download("ftp://example.test/a.mp3", tmp_path)
+    with pytest.raises(errors.ValidationError):
+        await kit.download(42, tmp_path)
