@@ -8,7 +8,8 @@ imports nothing from the rest of the package (an import-linter contract checks i
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,6 +23,8 @@ __all__ = [
     "Request",
     "Response",
     "Sender",
+    "StreamSender",
+    "StreamingResponse",
     "Timeouts",
     "redact_url",
 ]
@@ -209,4 +212,30 @@ class Auth(Protocol):
 
     async def refresh(self, failed: Request, sender: Sender) -> bool:
         """After a 401 on ``failed``: renew the credentials; True when a retry may succeed."""
+        ...
+
+
+class StreamingResponse(Protocol):
+    """A response whose body is read in chunks (see ``Transport.stream``)."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    @property
+    def content_length(self) -> int | None:
+        """The declared body length, or None."""
+        ...
+
+    def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """The body in chunks of at most ``size`` bytes."""
+        ...
+
+
+class StreamSender(Sender, Protocol):
+    """A sender that can also stream response bodies."""
+
+    def stream(
+        self, request: Request, *, ok_statuses: Collection[int] = ()
+    ) -> AbstractAsyncContextManager[StreamingResponse]:
+        """Open ``request`` and yield the response with its body unread."""
         ...

@@ -25,15 +25,17 @@ from typing import Any, TypeVar
 import attrs
 
 from imuzekit import errors
-from imuzekit._http import Timeouts
+from imuzekit._http import Request, Response, Timeouts
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport
-from imuzekit.auth import TokenLogin
+from imuzekit.auth import LoginResult, TokenLogin
 from imuzekit.downloads import Downloader, DownloadResult, ProgressCallback
 from imuzekit.jobs import Job, PollPolicy, parse_token
 from imuzekit.jobs._poller import Poller
 from imuzekit.providers.imuze import ImuzeAPI
 from imuzekit.providers.imuze import _api as imuze_api
+from imuzekit.providers.joplin import JoplinAPI
+from imuzekit.providers.joplin import _api as joplin_api
 
 __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreConfig"]
 
@@ -288,6 +290,35 @@ class Client:
 
     # -- providers -------------------------------------------------------------------------
 
+    def _token_login(
+        self,
+        provider: str,
+        config: ImuzeConfig | JoplinConfig,
+        build_login: Callable[[str, str, str], Request],
+        parse_login: Callable[[Response], LoginResult],
+        *,
+        scheme: str | None = None,
+        expires_at: float | None = None,
+    ) -> TokenLogin:
+        base_url = config.base_url.rstrip("/")
+        login: Callable[[], Request] | None = None
+        if config.email and config.password:
+            email, password = config.email, config.password
+
+            def login() -> Request:
+                return build_login(base_url, email, password)
+
+        auth = TokenLogin(
+            provider=provider,
+            token=config.token,
+            login=login,
+            parse=parse_login if login else None,
+            scheme=scheme,
+            expires_at=expires_at,
+        )
+        self._transport.set_auth(provider, auth)
+        return auth
+
     @property
     def imuze(self) -> ImuzeAPI:
         """iMuze API v4: arrangements and songs."""
@@ -295,27 +326,41 @@ class Client:
         api = self._namespaces.get("imuze")
         if api is None:
             config: ImuzeConfig = self._config("imuze")
-            base_url = config.base_url.rstrip("/")
-            login: Callable[[], Any] | None = None
-            if config.email and config.password:
-                email, password = config.email, config.password
-
-                def login() -> Any:
-                    return imuze_api.build_login(base_url, email, password)
-
-            auth = TokenLogin(
-                provider="imuze",
-                token=config.token,
-                login=login,
-                parse=imuze_api.parse_login if login else None,
+            auth = self._token_login(
+                "imuze",
+                config,
+                imuze_api.build_login,
+                imuze_api.parse_login,
                 scheme=config.auth_scheme,
             )
-            self._transport.set_auth("imuze", auth)
             api = self._namespaces["imuze"] = ImuzeAPI(
                 sender=self._transport,
-                base_url=base_url,
+                base_url=config.base_url,
                 auth=auth,
                 poller=self._poller("imuze"),
+                poll_policy=config.poll or self.poll_policy,
+            )
+        return api
+
+    @property
+    def joplin(self) -> JoplinAPI:
+        """The iMuze music engine (joplin): genres and structured music generation."""
+        self._check_open()
+        api = self._namespaces.get("joplin")
+        if api is None:
+            config: JoplinConfig = self._config("joplin")
+            auth = self._token_login(
+                "joplin",
+                config,
+                joplin_api.build_login,
+                joplin_api.parse_login,
+                expires_at=joplin_api.jwt_expiry(config.token) if config.token else None,
+            )
+            api = self._namespaces["joplin"] = JoplinAPI(
+                sender=self._transport,
+                base_url=config.base_url,
+                auth=auth,
+                poller=self._poller("joplin"),
                 poll_policy=config.poll or self.poll_policy,
             )
         return api
@@ -325,11 +370,6 @@ class Client:
         raise errors.ConfigurationError(
             f"{_NAMES[provider]} support is not implemented yet in this version of imuzekit"
         )
-
-    @property
-    def joplin(self) -> Any:
-        """The iMuze music engine (joplin)."""
-        return self._not_yet("joplin")
 
     @property
     def mureka(self) -> Any:

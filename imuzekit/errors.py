@@ -16,6 +16,7 @@ wrong on the wire or at the provider::
     │   ├── PaymentRequiredError (402, 412)
     │   ├── PermissionDeniedError (403)
     │   ├── NotFoundError (404, 410)
+    │   ├── NotReadyError (202)     the resource exists but is still being rendered
     │   ├── RateLimitError (429; .retry_after)
     │   └── ServerError (5xx, 596)
     ├── ParseError                  the provider answered with a shape we cannot read (.path, .body)
@@ -46,6 +47,7 @@ __all__ = [
     "JobFailed",
     "JobTimeout",
     "NotFoundError",
+    "NotReadyError",
     "ParseError",
     "PaymentRequiredError",
     "PermissionDeniedError",
@@ -161,6 +163,15 @@ class PermissionDeniedError(APIError):
 
 class NotFoundError(APIError):
     """404 or 410: the resource does not exist (any more)."""
+
+
+class NotReadyError(APIError):
+    """The resource exists but is not ready yet (a music still rendering); ``retry_after``
+    is the provider's hint in seconds, when it gave one. Wait for the job instead."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class RateLimitError(APIError):

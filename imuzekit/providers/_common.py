@@ -40,8 +40,10 @@ def converter() -> cattrs.Converter:
     conv = make_converter()
     # Imported here: each provider module imports this one for `structure`.
     from imuzekit.providers.imuze import _api as imuze_api
+    from imuzekit.providers.joplin import _api as joplin_api
 
     imuze_api.configure_converter(conv)
+    joplin_api.configure_converter(conv)
     return conv
 
 

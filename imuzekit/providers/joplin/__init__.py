@@ -1,0 +1,174 @@
+"""The iMuze music engine, "joplin" (``kit.joplin``): genres, structured music, mp3 and schema.
+
+Reference: seed 000 (``http://joplin.imuze.io``). Typical use::
+
+    async with Client(joplin=JoplinConfig(email=..., password=...)) as kit:
+        job = await kit.joplin.musics.create(
+            "electronic", "house", 30_000, Structure.parse("calm:0.3,dynamic:0.7")
+        )
+        music = await job.wait(timeout=300)        # bpm, measure, movements placed in time
+        path = await kit.download(music, "out/")
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from imuzekit import errors
+from imuzekit._http import StreamSender
+from imuzekit._retry import parse_retry_after
+from imuzekit.auth import TokenLogin
+from imuzekit.jobs import Job, JobState, JobStatus, PollPolicy
+from imuzekit.jobs._poller import Poller
+from imuzekit.providers.joplin import _api
+from imuzekit.providers.joplin.models import Energy, Genre, Movement, Music, Structure
+
+__all__ = ["Energy", "Genre", "JoplinAPI", "Movement", "Music", "MusicsAPI", "Structure"]
+
+
+class MusicsAPI:
+    """``kit.joplin.musics``: generate musics, read their schema, stream their mp3."""
+
+    def __init__(self, api: JoplinAPI) -> None:
+        self._api = api
+
+    async def create(
+        self,
+        genre: str,
+        subgenre: str,
+        duration_ms: int,
+        structure: Structure | Sequence[Movement] | str,
+        *,
+        crop: bool | None = None,
+        fadeout_ms: int | None = None,
+        voices_volume: int | None = None,
+        validate_genre: bool = False,
+    ) -> Job[Music]:
+        """Generate a music (``POST /musics``) and return its job (READY once the mp3 exists).
+
+        ``structure`` is a :class:`Structure`, a list of :class:`Movement` or a string for
+        :meth:`Structure.parse`. Every rule is checked before sending (ValidationError naming
+        the field, e.g. ``structure[2].energy``); with ``validate_genre`` the genre and subgenre
+        are also checked against :meth:`JoplinAPI.genres` (fetched once per Client). The
+        request is never retried after the server may have received it.
+        """
+        request = _api.build_create_music(
+            self._api.base_url,
+            genre=genre,
+            subgenre=subgenre,
+            duration_ms=duration_ms,
+            structure=structure,
+            crop=crop,
+            fadeout_ms=fadeout_ms,
+            voices_volume=voices_volume,
+        )
+        if validate_genre:
+            await self._api.check_genre(genre, subgenre)
+        response = await self._api.sender.send(request)
+        music = _api.parse_music(response, base_url=self._api.base_url)
+        return self._api.job_for(music)
+
+    async def schema(self, music_id: str) -> Music:
+        """A music's schema (``GET /musics/:id/schema``)."""
+        request = _api.build_schema(self._api.base_url, music_id)
+        return _api.parse_music(await self._api.sender.send(request), base_url=self._api.base_url)
+
+    async def mp3(self, music_id: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """Stream a rendered music's mp3 (``GET /musics/:id/mp3``).
+
+        Raises :class:`~imuzekit.errors.NotReadyError` while it is still rendering (wait for
+        the job first) and :class:`~imuzekit.errors.NotFoundError` for an unknown id. To save
+        it to a file, prefer ``kit.download(music, dest)`` (atomic, verified, resumable).
+        """
+        request = _api.build_mp3(self._api.base_url, music_id)
+        async with self._api.sender.stream(request, ok_statuses=(404,)) as response:
+            if response.status == 202 or (
+                response.status == 404 and "Retry-After" in response.headers
+            ):
+                raise errors.NotReadyError(
+                    f"music {music_id} is still rendering",
+                    status=response.status,
+                    provider="joplin",
+                    method="GET",
+                    url=request.url,
+                    retry_after=parse_retry_after(response.headers),
+                )
+            if response.status == 404:
+                raise errors.NotFoundError(
+                    f"music {music_id} does not exist",
+                    status=404,
+                    provider="joplin",
+                    method="GET",
+                    url=request.url,
+                )
+            async for chunk in response.chunks(chunk_size):
+                yield chunk
+
+    def job(self, music_id: str, *, policy: PollPolicy | None = None) -> Job[Music]:
+        """A job for a music created elsewhere (READY once its mp3 can be fetched)."""
+        return self._api.job_for(_api.with_mp3_url(Music(id=music_id), self._api.base_url), policy)
+
+
+class JoplinAPI:
+    """The iMuze music engine namespace of a Client (``kit.joplin``)."""
+
+    def __init__(
+        self,
+        *,
+        sender: StreamSender,
+        base_url: str,
+        auth: TokenLogin,
+        poller: Poller,
+        poll_policy: PollPolicy,
+    ) -> None:
+        self.sender = sender
+        self.base_url = base_url.rstrip("/")
+        self.poll_policy = poll_policy
+        self._auth = auth
+        self._poller = poller
+        self._driver = _api.MusicDriver(self.base_url)
+        self._genres: list[Genre] | None = None
+        self.musics = MusicsAPI(self)
+
+    async def login(self) -> None:
+        """Get a JWT now with the configured email and password (otherwise on first use)."""
+        await self._auth.login(self.sender)
+
+    async def genres(self, *, refresh: bool = False) -> list[Genre]:
+        """Every genre with its subgenres (``GET /genres/``, no auth); cached per Client."""
+        if self._genres is None or refresh:
+            response = await self.sender.send(_api.build_genres(self.base_url))
+            self._genres = _api.parse_genres(response)
+        return list(self._genres)
+
+    async def check_genre(self, genre: str, subgenre: str) -> None:
+        """ValidationError unless ``genre``/``subgenre`` exist in :meth:`genres`."""
+        catalogue = {g.name: g.subgenres for g in await self.genres()}
+        if genre not in catalogue:
+            raise errors.ValidationError(
+                "genre", f"unknown genre {genre!r}; known: {', '.join(sorted(catalogue))}"
+            )
+        if subgenre not in catalogue[genre]:
+            raise errors.ValidationError(
+                "subgenre",
+                f"{subgenre!r} is not a subgenre of {genre!r}; "
+                f"known: {', '.join(catalogue[genre])}",
+            )
+
+    def job_for(self, music: Music, policy: PollPolicy | None = None) -> Job[Music]:
+        """Wrap ``music`` in a job polled by this provider's poller."""
+        return Job(
+            job_id=music.id,
+            driver=self._driver,
+            poller=self._poller,
+            status=JobStatus(JobState.PROCESSING, raw_status=None, result=music),
+            policy=policy or self.poll_policy,
+        )
+
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+        """Rebuild a job from a token's fields (used by ``Client.resume``)."""
+        if kind != self._driver.kind:
+            raise errors.ValidationError("token", f"unknown joplin job kind {kind!r}")
+        music = self._driver.from_token_data(job_id, data)
+        return self.job_for(music or _api.with_mp3_url(Music(id=job_id), self.base_url))

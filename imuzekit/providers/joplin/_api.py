@@ -1,0 +1,276 @@
+"""The iMuze music engine ("joplin") as pure functions: ``build_*`` Requests, ``parse_*`` Responses.
+
+Seed 000. Notes on the wire format:
+
+* ``PUT /accounts/token`` answers ``{"token": "<JWT>"}``; the JWT goes in ``Authorization`` as
+  the raw value (no scheme). Its ``exp`` claim is read (not verified: that is the server's
+  job) so the token is renewed shortly before it expires;
+* ``GET /genres/`` needs no authentication;
+* ``GET /musics/:id/mp3`` answers the audio once rendered; while rendering it may answer 202
+  (the reference's odd example body ``{"id": ...}``) or 404 with ``Retry-After``. Readiness is
+  probed with ``Range: bytes=0-0`` so that a poll never downloads the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import attrs
+import cattrs
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from imuzekit import errors
+from imuzekit._http import Request, Response
+from imuzekit.auth import LoginResult
+from imuzekit.jobs import JobState, JobStatus
+from imuzekit.providers._common import (
+    check_int,
+    check_str,
+    decode_json,
+    expect_object,
+    join_url,
+    structure,
+)
+from imuzekit.providers.joplin.models import Energy, Genre, Movement, Music, Structure, movements_of
+
+__all__ = [
+    "PROVIDER",
+    "MusicDriver",
+    "build_create_music",
+    "build_genres",
+    "build_login",
+    "build_mp3",
+    "build_schema",
+    "configure_converter",
+    "jwt_expiry",
+    "parse_genres",
+    "parse_login",
+    "parse_music",
+    "validate_movements",
+]
+
+PROVIDER = "joplin"
+MAX_DURATION_MS = 20 * 60 * 1000
+RENDERING_STATUSES = (202, 404)
+
+
+def _structure_energy(value: Any, _: Any) -> Energy | str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an energy name, got {type(value).__name__}")
+    try:
+        return Energy(value.lower())
+    except ValueError:
+        return value  # a level the engine added later: kept raw, never a crash
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register joplin's wire rules on the package converter."""
+    converter.register_structure_hook(Energy | str, _structure_energy)
+    converter.register_structure_hook(Energy | str | None, _optional_energy)
+
+
+def _optional_energy(value: Any, tp: Any) -> Energy | str | None:
+    return None if value is None else _structure_energy(value, tp)
+
+
+# -- auth ---------------------------------------------------------------------------------
+
+
+def build_login(base_url: str, email: str, password: str) -> Request:
+    """``PUT /accounts/token`` with ``{"email", "password"}`` (sent without auth)."""
+    return Request(
+        "PUT",
+        join_url(base_url, "accounts", "token"),
+        provider=PROVIDER,
+        json={"email": email, "password": password},
+        auth=False,
+    )
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (unix seconds), read without verifying the signature.
+
+    None when the token is not a JWT or has no numeric ``exp``: the token is then used until
+    the server answers 401.
+    """
+    try:
+        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
+    except (JoseError, ValueError, UnicodeError, TypeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
+        return float(exp)
+    return None
+
+
+def parse_login(response: Response) -> LoginResult:
+    """The JWT from ``{"token": "<JWT>"}``, with its expiry when it carries one."""
+    data = expect_object(decode_json(response), "the login response")
+    token = data.get("token")
+    if not isinstance(token, str) or not token:
+        raise errors.ParseError("the login response carries no token", path="$.token")
+    return LoginResult(token=token, expires_at=jwt_expiry(token))
+
+
+# -- genres -------------------------------------------------------------------------------
+
+
+def build_genres(base_url: str) -> Request:
+    """``GET /genres/`` (no authentication)."""
+    return Request("GET", join_url(base_url, "genres") + "/", provider=PROVIDER, auth=False)
+
+
+def parse_genres(response: Response) -> list[Genre]:
+    """The genres from ``{"genres": [{"name", "subgenres"}]}``."""
+    data = expect_object(decode_json(response), "the genres response")
+    return list(structure(data.get("genres", []), tuple[Genre, ...], path="$.genres"))
+
+
+# -- musics -------------------------------------------------------------------------------
+
+
+def _check_fraction(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise errors.ValidationError(field, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise errors.ValidationError(field, f"must be a fraction in [0, 1], got {value}")
+    return float(value)
+
+
+def validate_movements(movements: Sequence[Movement]) -> list[dict[str, Any]]:
+    """Check every movement and return the wire form; ValidationError names ``structure[i].x``."""
+    if not movements:
+        raise errors.ValidationError("structure", "must contain at least one movement")
+    wire: list[dict[str, Any]] = []
+    for index, movement in enumerate(movements):
+        field = f"structure[{index}]"
+        if not isinstance(movement, Movement):
+            raise errors.ValidationError(field, f"must be a Movement, got {movement!r}")
+        item: dict[str, Any] = {
+            "start": _check_fraction(f"{field}.start", movement.start),
+            "duration": _check_fraction(f"{field}.duration", movement.duration),
+        }
+        if (movement.energy is None) == (movement.movement is None):
+            raise errors.ValidationError(
+                f"{field}.energy", "a movement needs exactly one of energy and movement type"
+            )
+        if movement.energy is not None:
+            if movement.energy not in Energy.__members__.values():
+                allowed = ", ".join(e.value for e in Energy)
+                raise errors.ValidationError(
+                    f"{field}.energy", f"must be one of {allowed}, got {movement.energy!r}"
+                )
+            item["energy"] = Energy(movement.energy).value
+        else:
+            item["movement"] = check_str(f"{field}.movement", movement.movement, max_length=64)
+        wire.append(item)
+    return wire
+
+
+def build_create_music(
+    base_url: str,
+    *,
+    genre: str,
+    subgenre: str,
+    duration_ms: int,
+    structure: Structure | Sequence[Movement] | str,
+    crop: bool | None = None,
+    fadeout_ms: int | None = None,
+    voices_volume: int | None = None,
+) -> Request:
+    """``POST /musics``; ValidationError (nothing sent) when an argument breaks a rule."""
+    body: dict[str, Any] = {
+        "genre": check_str("genre", genre, max_length=128),
+        "subgenre": check_str("subgenre", subgenre, max_length=128),
+        "duration_ms": check_int("duration_ms", duration_ms, minimum=1, maximum=MAX_DURATION_MS),
+        "structure": validate_movements(movements_of(structure)),
+    }
+    if crop is not None:
+        if not isinstance(crop, bool):
+            raise errors.ValidationError("crop", f"must be True or False, got {crop!r}")
+        body["crop"] = crop
+    if fadeout_ms is not None:
+        body["fadeout_ms"] = check_int(
+            "fadeout_ms", fadeout_ms, minimum=0, maximum=body["duration_ms"]
+        )
+    if voices_volume is not None:
+        body["voices_volume"] = check_int("voices_volume", voices_volume)
+    return Request("POST", join_url(base_url, "musics"), provider=PROVIDER, json=body)
+
+
+def parse_music(response: Response, *, base_url: str | None = None) -> Music:
+    """A :class:`Music` (schema) from the create or schema endpoint, with its mp3 URL."""
+    music = structure(decode_json(response), Music)
+    return with_mp3_url(music, base_url) if base_url else music
+
+
+def with_mp3_url(music: Music, base_url: str) -> Music:
+    """``music`` with ``mp3_url`` pointing at ``GET /musics/:id/mp3``."""
+    return attrs.evolve(music, mp3_url=join_url(base_url, "musics", music.id, "mp3"))
+
+
+def build_schema(base_url: str, music_id: str) -> Request:
+    """``GET /musics/:id/schema``."""
+    check_str("music_id", music_id)
+    return Request("GET", join_url(base_url, "musics", music_id, "schema"), provider=PROVIDER)
+
+
+def build_mp3(base_url: str, music_id: str, *, probe: bool = False) -> Request:
+    """``GET /musics/:id/mp3``; with ``probe`` only its first byte (a readiness check)."""
+    check_str("music_id", music_id)
+    request = Request("GET", join_url(base_url, "musics", music_id, "mp3"), provider=PROVIDER)
+    return request.with_header("Range", "bytes=0-0") if probe else request
+
+
+def rendering(response: Response) -> bool:
+    """Whether an mp3 response says "not rendered yet" (202, or 404 with Retry-After)."""
+    if response.status == 202:
+        return True
+    return response.status == 404 and "Retry-After" in response.headers
+
+
+@attrs.frozen
+class MusicDriver:
+    """Polls a music's mp3 with a one-byte range request until it can be fetched."""
+
+    base_url: str
+    provider: str = PROVIDER
+    kind: str = "music"
+    ok_statuses: Collection[int] = RENDERING_STATUSES
+
+    def status_request(self, job_id: str) -> Request:
+        """``GET /musics/:id/mp3`` with ``Range: bytes=0-0``."""
+        return build_mp3(self.base_url, job_id, probe=True)
+
+    def parse_status(
+        self, job_id: str, response: Response, previous: Music | None
+    ) -> JobStatus[Music]:
+        """READY on 200/206, PROCESSING while rendering; a plain 404 means the music is gone."""
+        result = previous or with_mp3_url(Music(id=job_id), self.base_url)
+        if response.status in (200, 206):
+            return JobStatus(JobState.READY, raw_status=response.status, result=result)
+        if rendering(response):
+            return JobStatus(JobState.PROCESSING, raw_status=response.status, result=result)
+        raise errors.NotFoundError(
+            f"music {job_id} does not exist",
+            status=response.status,
+            provider=PROVIDER,
+            method="GET",
+            url=response.request.url,
+        )
+
+    def token_data(self, job_id: str, result: Music | None) -> dict[str, Any]:
+        """The schema, so a resumed job returns it without another request."""
+        if result is None:
+            return {}
+        data: dict[str, Any] = attrs.asdict(result, recurse=True)
+        data.pop("mp3_url", None)
+        return {k: v for k, v in data.items() if v not in (None, [], ())}
+
+    def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> Music | None:
+        """The Music from :meth:`token_data`'s output."""
+        return with_mp3_url(structure({**data, "id": job_id}, Music), self.base_url)
