@@ -9,12 +9,15 @@ Every provider is mounted under its own prefix on the one server::
     async with Emulator(render_seconds=0.2) as emu:
         emu.urls["imuze"]                  # "http://127.0.0.1:<port>/imuze/api/4"
         emu.credentials["imuze"].token     # a valid API token (also .email, .password)
+        emu.urls["joplin"]                 # "http://127.0.0.1:<port>/joplin" (the music engine)
+        emu.credentials["joplin"].token    # a valid HS256 JWT (also .email, .password)
         async with emu.client() as kit:    # an imuzekit Client wired to the emulator
             ...
 
 Time is `emu.clock`: pass ``Emulator(clock=Clock(frozen=True))`` and move it with
-``emu.clock.advance(seconds)`` to make songs ready without sleeping, or force a status with
-``emu.imuze.set_status(song_id, "failed")``.
+``emu.clock.advance(seconds)`` to make songs ready (and joplin tokens expire) without sleeping,
+or force a state with ``emu.imuze.set_status(song_id, "failed")`` or
+``emu.joplin.set_ready(music_id, True)``.
 
 Failures are data, registered on `emu.faults` (see `Faults.add`)::
 
@@ -42,6 +45,7 @@ from ._app import Credentials, LoggedRequest, Provider, RequestLog, build_root_a
 from ._clock import Clock
 from ._faults import Fault, Faults
 from .imuze import ImuzeState, RenderSeconds
+from .joplin import JoplinState
 
 if TYPE_CHECKING:
     # The SDK core may not be importable while the emulator is built and type-checked on its own.
@@ -54,6 +58,7 @@ __all__ = [
     "Fault",
     "Faults",
     "ImuzeState",
+    "JoplinState",
     "LoggedRequest",
     "serve",
 ]
@@ -92,6 +97,10 @@ class Emulator:
             clock=self.clock, render_seconds=render_seconds, seed=seed
         )
         """State of the emulated iMuze API v4."""
+        self.joplin: JoplinState = JoplinState(
+            clock=self.clock, render_seconds=render_seconds, seed=seed
+        )
+        """State of the emulated iMuze music engine ("joplin")."""
         self.faults: Faults = Faults(rng=random.Random(seed), providers=frozenset(self.providers))
         """The fault registry (`Faults.add`)."""
         self._log = RequestLog(limit=log_limit)
@@ -102,7 +111,7 @@ class Emulator:
     @property
     def providers(self) -> Mapping[str, Provider]:
         """The emulated providers by name."""
-        return {self.imuze.name: self.imuze}
+        return {self.imuze.name: self.imuze, self.joplin.name: self.joplin}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -228,18 +237,27 @@ class Emulator:
     def client(self, **kwargs: Any) -> Client:
         """An imuzekit `Client` configured for this emulator (keyword arguments pass through).
 
-        iMuze is configured with the demo email and password unless ``imuze=`` is given.
+        iMuze and joplin are configured with the demo email and password unless ``imuze=`` or
+        ``joplin=`` is given (the SDK logs in itself, as against the real services).
         """
         # Imported here so that the emulator does not depend on the SDK at import time.
         from imuzekit.client import (  # type: ignore[import-not-found, unused-ignore]
             Client,
             ImuzeConfig,
+            JoplinConfig,
         )
 
         creds = self.imuze.credentials()
         kwargs.setdefault(
             "imuze",
             ImuzeConfig(email=creds.email, password=creds.password, base_url=self.urls["imuze"]),
+        )
+        joplin = self.joplin.credentials()
+        kwargs.setdefault(
+            "joplin",
+            JoplinConfig(
+                email=joplin.email, password=joplin.password, base_url=self.urls["joplin"]
+            ),
         )
         return Client(**kwargs)
 

@@ -7,7 +7,7 @@ leading Xing "Info" frame carrying the frame and byte counts so that players and
 
 Layout of `mp3_bytes(...)`::
 
-    [ID3v2.3 tag with TIT2]   optional
+    [ID3v2.3 tag]             optional: TIT2, other text frames, TXXX
     [Info frame]              a silent frame whose side-info gap holds "Info", frames, bytes
     [audio frame] * N         N = frame_count(duration); the Info frame is not counted in N
 """
@@ -15,6 +15,7 @@ Layout of `mp3_bytes(...)`::
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 __all__ = [
     "BITRATES_KBPS",
@@ -75,20 +76,47 @@ def _syncsafe(size: int) -> bytes:
     return bytes(((size >> shift) & 0x7F) for shift in (21, 14, 7, 0))
 
 
-def id3v2_tag(title: str) -> bytes:
-    """Return an ID3v2.3 tag holding one TIT2 (title) frame.
+def _encoded(*texts: str) -> bytes:
+    """Encoding byte plus `texts`, each NUL-terminated but the last, as ID3v2.3 text frames hold."""
+    try:
+        return b"\x00" + b"\x00".join(text.encode("latin-1") for text in texts)
+    except UnicodeEncodeError:
+        # UTF-16 with a byte-order mark per string, and a two-byte terminator.
+        return b"\x01" + b"\x00\x00".join(text.encode("utf-16") for text in texts)
 
+
+def _frame(frame_id: str, payload: bytes) -> bytes:
+    return frame_id.encode("ascii") + struct.pack(">IH", len(payload), 0) + payload
+
+
+def id3v2_tag(
+    title: str | None = None,
+    *,
+    text: Mapping[str, str] | None = None,
+    user_text: Mapping[str, str] | None = None,
+) -> bytes:
+    """Return an ID3v2.3 tag: TIT2 (`title`), other text frames, and TXXX user text frames.
+
+    `text` maps standard text frame ids (``"TBPM"``, ``"TCON"``, ...) to their value;
+    `user_text` maps TXXX descriptions to values (mutagen reads them as ``tags["TXXX:<desc>"]``).
     Latin-1 text is stored as ISO-8859-1, anything else as UTF-16 with a byte-order mark, the
     two encodings ID3v2.3 allows.
     """
-    try:
-        text = b"\x00" + title.encode("latin-1")
-    except UnicodeEncodeError:
-        text = b"\x01" + title.encode("utf-16")
-    frame = b"TIT2" + struct.pack(">IH", len(text), 0) + text
-    if len(frame) >= 1 << 28:
-        raise ValueError("ID3 title too long")
-    return b"ID3\x03\x00\x00" + _syncsafe(len(frame)) + frame
+    frames: list[bytes] = []
+    if title is not None:
+        frames.append(_frame("TIT2", _encoded(title)))
+    for frame_id, value in (text or {}).items():
+        if len(frame_id) != 4 or not frame_id.isascii() or not frame_id.startswith("T"):
+            raise ValueError(f"not an ID3v2.3 text frame id: {frame_id!r}")
+        frames.append(_frame(frame_id, _encoded(value)))
+    for description, value in (user_text or {}).items():
+        frames.append(_frame("TXXX", _encoded(description, value)))
+    if not frames:
+        raise ValueError("an ID3 tag needs at least one frame")
+    body = b"".join(frames)
+    if len(body) >= 1 << 28:
+        raise ValueError("ID3 tag too long")
+    return b"ID3\x03\x00\x00" + _syncsafe(len(body)) + body
 
 
 def mp3_bytes(
@@ -97,11 +125,14 @@ def mp3_bytes(
     bitrate_kbps: int = 128,
     sample_rate: int = 44100,
     id3_title: str | None = None,
+    id3_text: Mapping[str, str] | None = None,
+    id3_user_text: Mapping[str, str] | None = None,
 ) -> bytes:
     """Return a valid, silent MPEG-1 Layer III CBR stream lasting `duration_seconds`.
 
     The stream holds `frame_count(duration_seconds, sample_rate)` audio frames after a Xing
-    "Info" frame (frame and byte counts), optionally preceded by an ID3v2.3 tag with `id3_title`.
+    "Info" frame (frame and byte counts), optionally preceded by an ID3v2.3 tag holding
+    `id3_title`, the `id3_text` frames and the `id3_user_text` TXXX frames (see `id3v2_tag`).
     Its duration is therefore exact to within half a frame (`FRAME_DURATION / 2` at 44.1 kHz).
     """
     try:
@@ -138,8 +169,8 @@ def mp3_bytes(
     info[offset : offset + 16] = b"Info" + struct.pack(">III", 0x3, audio_frames, total_bytes)
 
     parts: list[bytes] = []
-    if id3_title is not None:
-        parts.append(id3v2_tag(id3_title))
+    if id3_title is not None or id3_text or id3_user_text:
+        parts.append(id3v2_tag(id3_title, text=id3_text, user_text=id3_user_text))
     parts.append(bytes(info))
     parts.extend(frames[pad] for pad in paddings[1:])
     return b"".join(parts)
