@@ -1,0 +1,157 @@
+"""Shared plumbing of the benchmark scripts: isolated client processes, statistics, tables.
+
+Each contender runs in its own freshly spawned process (:func:`run_isolated`), so its peak RSS
+and CPU time are its own and not the sum of everything measured before it. The libraries a
+contender needs are imported before its measurement starts (``imports=``), so CPU figures do
+not include import time; RSS figures do include the imported libraries, as a user's would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import platform
+import resource
+import sys
+import traceback
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "machine",
+    "percentile",
+    "print_table",
+    "rss_mb",
+    "run_isolated",
+]
+
+AsyncTarget = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+
+
+def rss_mb() -> float:
+    """The calling process's resident set size right now, in MiB (Linux ``/proc``)."""
+    with open("/proc/self/statm") as handle:
+        resident_pages = int(handle.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def _child(
+    conn: multiprocessing.connection.Connection,
+    target: AsyncTarget,
+    kwargs: dict[str, Any],
+    imports: Sequence[str],
+) -> None:
+    try:
+        for name in imports:
+            importlib.import_module(name)
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        rss_before = rss_mb()
+        result = asyncio.run(target(**kwargs))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        result["peak_rss_mb"] = after.ru_maxrss / 1024  # KiB on Linux
+        result["start_rss_mb"] = rss_before
+        conn.send(("ok", result))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def run_isolated(
+    target: AsyncTarget,
+    *,
+    timeout: float,
+    imports: Sequence[str] = (),
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Run ``asyncio.run(target(**kwargs))`` in a fresh process and return its result dict.
+
+    The dict gains ``cpu_s`` (user + system CPU seconds of the run), ``peak_rss_mb`` (the
+    process's high-water RSS) and ``start_rss_mb`` (RSS just before the run). The child is
+    terminated if it has not answered after ``timeout`` seconds.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(
+        target=_child, args=(child, target, kwargs, tuple(imports)), name="imuzekit-bench-client"
+    )
+    process.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            raise TimeoutError(f"{target.__name__} did not finish within {timeout:.0f} s")
+        status, value = parent.recv()
+    finally:
+        parent.close()
+        process.join(10.0)
+        if process.is_alive():
+            process.terminate()  # only this child, by its handle
+            process.join(5.0)
+    if status != "ok":
+        raise RuntimeError(f"{target.__name__} failed in its process:\n{value}")
+    return dict(value)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = math.ceil(position)
+    if low == high:
+        return ordered[low]
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Print a Markdown table with right-aligned columns (left-aligned first column)."""
+    body = [list(row) for row in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "| " + " | ".join(parts) + " |"
+
+    print(line(headers))
+    print(
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if i else (":" + "-" * (w + 1)) for i, w in enumerate(widths)
+        )
+        + "|"
+    )
+    for row in body:
+        print(line(row))
+
+
+def machine() -> str:
+    """A one-line description of the machine and the interpreter."""
+    import aiohttp
+
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for text in handle:
+                if text.startswith("model name"):
+                    cpu = text.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()} "
+        f"({sys.implementation.name}), aiohttp {aiohttp.__version__}, {platform.system()} "
+        f"{platform.release()}"
+    )

@@ -1,0 +1,297 @@
+"""Waiting for many songs: imuzekit's coalescing poller vs a per-job fixed-interval loop.
+
+Creates ``--jobs`` iMuze v4 songs on the package's emulator (served from its own process,
+render times drawn uniformly from ``--min-render``..``--max-render`` seconds), then waits for
+all of them:
+
+* **imuzekit**: ``kit.imuze.songs.create(...)`` then ``kit.as_completed(jobs)``; the poller
+  refreshes every waiting song with one ``GET /songs`` list request per tick (default
+  ``PollPolicy`` unless ``--initial``/``--max-interval`` say otherwise);
+* **raw aiohttp**: a hand-written loop per job, ``GET /songs/{id}`` every 0.5 s until ready
+  (the common SDK default).
+
+Each contender gets a fresh emulator process and its own client process. Reported per
+contender: status requests (counted by the server) per completed job, detection lag (client
+``time.monotonic()`` when the job was seen ready minus the server's ready time, same clock),
+peak RSS and CPU seconds of the client process, wall time of the wait.
+
+Run: ``python benchmarks/polling.py`` (1,000 jobs) or ``python benchmarks/polling.py --jobs
+10000 --skip-raw``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from _harness import machine, percentile, print_table, run_isolated
+from _server import EmulatorProcess
+
+# Create requests in flight at once: enough to create 10,000 songs in seconds, well under the
+# connection pool's 100.
+CREATE_CONCURRENCY = 64
+# How long after the slowest song's render a contender may still take before it is stopped.
+WAIT_MARGIN = 120.0
+SONG_LENGTH = 30  # seconds of audio per song: irrelevant here (nothing is downloaded)
+
+
+async def _create_all(create: Any, n: int) -> list[Any]:
+    """Call ``create(i)`` for i in 0..n-1 with at most CREATE_CONCURRENCY in flight."""
+    semaphore = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+    async def one(i: int) -> Any:
+        async with semaphore:
+            return await create(i)
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def imuzekit_contender(
+    url: str,
+    token: str,
+    jobs: int,
+    wait_limit: float,
+    initial: float | None,
+    max_interval: float | None,
+) -> dict[str, Any]:
+    """Create ``jobs`` songs with imuzekit and wait for them with ``kit.as_completed``."""
+    from imuzekit import Client, ImuzeConfig, JobState, PollPolicy
+
+    overrides: dict[str, float] = {}
+    if initial is not None:
+        overrides["initial"] = initial
+    if max_interval is not None:
+        overrides["max_interval"] = max_interval
+    policy = PollPolicy(timeout=wait_limit, **overrides)
+    detected: dict[int, float] = {}
+    states: dict[str, int] = {}
+    async with Client(imuze=ImuzeConfig(token=token, base_url=url), poll=policy) as kit:
+
+        async def create(i: int) -> Any:
+            return await kit.imuze.songs.create(
+                title=f"bench {i}",
+                arrangement_id=1 + i % 12,
+                tags=["bench"],
+                desired_length=SONG_LENGTH,
+            )
+
+        started = time.monotonic()
+        created = await _create_all(create, jobs)
+        waiting = time.monotonic()
+        async for job in kit.as_completed(created, timeout=wait_limit):
+            if job.state is JobState.READY:
+                detected[int(job.id)] = time.monotonic()
+            states[job.state.value] = states.get(job.state.value, 0) + 1
+        finished = time.monotonic()
+    return {
+        "detected": detected,
+        "states": states,
+        "create_s": waiting - started,
+        "wait_s": finished - waiting,
+    }
+
+
+async def raw_aiohttp_contender(
+    url: str, token: str, jobs: int, wait_limit: float, interval: float
+) -> dict[str, Any]:
+    """Create ``jobs`` songs with plain aiohttp and poll each every ``interval`` seconds."""
+    import aiohttp
+
+    detected: dict[int, float] = {}
+    states: dict[str, int] = {}
+    max_polls = int(wait_limit / interval) + 1  # a hard bound on each loop, besides the deadline
+    connector = aiohttp.TCPConnector(limit=100)
+    headers = {"Authorization": token}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def create(i: int) -> int:
+            body = {
+                "title": f"bench {i}",
+                "arrangement_id": 1 + i % 12,
+                "tags": ["bench"],
+                "desired_length": SONG_LENGTH,
+            }
+            async with session.post(f"{url}/songs", json=body) as response:
+                response.raise_for_status()
+                return int((await response.json())["id"])
+
+        async def wait(song_id: int) -> str:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_limit
+            for _ in range(max_polls):
+                try:
+                    async with session.get(f"{url}/songs/{song_id}") as response:
+                        data = await response.json() if response.status == 200 else {}
+                except (aiohttp.ClientError, TimeoutError):
+                    data = {}
+                if data.get("status") == "ready":
+                    detected[song_id] = time.monotonic()
+                    return "ready"
+                if loop.time() + interval > deadline:
+                    break
+                await asyncio.sleep(interval)
+            return "timeout"
+
+        started = time.monotonic()
+        ids = await _create_all(create, jobs)
+        waiting = time.monotonic()
+        for outcome in await asyncio.gather(*(wait(song_id) for song_id in ids)):
+            states[outcome] = states.get(outcome, 0) + 1
+        finished = time.monotonic()
+    return {
+        "detected": detected,
+        "states": states,
+        "create_s": waiting - started,
+        "wait_s": finished - waiting,
+    }
+
+
+def _measure(
+    name: str, target: Any, args: argparse.Namespace, imports: list[str], **kwargs: Any
+) -> dict[str, Any]:
+    """Run one contender against a fresh emulator; return its row's figures."""
+    wait_limit = args.max_render + WAIT_MARGIN
+    with EmulatorProcess(render_seconds=(args.min_render, args.max_render), seed=args.seed) as srv:
+        result = run_isolated(
+            target,
+            timeout=wait_limit + 300.0,
+            imports=imports,
+            url=srv.url,
+            token=srv.token,
+            jobs=args.jobs,
+            wait_limit=wait_limit,
+            **kwargs,
+        )
+        status_requests = srv.status_requests()
+        ready_at = srv.ready_at()
+    detected: dict[int, float] = result["detected"]
+    lags = [at - ready_at[song_id] for song_id, at in detected.items()]
+    completed = len(detected)
+    return {
+        "name": name,
+        "jobs": args.jobs,
+        "ready": completed,
+        "states": result["states"],
+        "status_requests": status_requests,
+        "per_job": status_requests / completed if completed else float("nan"),
+        "lag_p50": percentile(lags, 50),
+        "lag_p95": percentile(lags, 95),
+        "lag_max": max(lags) if lags else float("nan"),
+        "lag_min": min(lags) if lags else float("nan"),
+        "peak_rss_mb": result["peak_rss_mb"],
+        "cpu_s": result["cpu_s"],
+        "create_s": result["create_s"],
+        "wait_s": result["wait_s"],
+    }
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    return [
+        r["name"],
+        f"{r['ready']:,}/{r['jobs']:,}",
+        f"{r['status_requests']:,}",
+        f"{r['per_job']:.4f}",
+        f"{r['lag_p50']:.2f}",
+        f"{r['lag_p95']:.2f}",
+        f"{r['lag_max']:.2f}",
+        f"{r['peak_rss_mb']:.0f}",
+        f"{r['cpu_s']:.1f}",
+        f"{r['wait_s']:.1f}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the contenders, print the table and the acceptance checks."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000, help="songs to create (1000)")
+    parser.add_argument("--min-render", type=float, default=5.0, help="shortest render, s (5)")
+    parser.add_argument("--max-render", type=float, default=30.0, help="longest render, s (30)")
+    parser.add_argument("--seed", type=int, default=1, help="emulator seed (render times)")
+    parser.add_argument(
+        "--raw-interval", type=float, default=0.5, help="raw loop's poll interval, s (0.5)"
+    )
+    parser.add_argument("--initial", type=float, help="imuzekit PollPolicy.initial (default 2)")
+    parser.add_argument(
+        "--max-interval", type=float, help="imuzekit PollPolicy.max_interval (default 10)"
+    )
+    parser.add_argument("--skip-raw", action="store_true", help="measure imuzekit only")
+    parser.add_argument("--skip-imuzekit", action="store_true", help="measure the raw loop only")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or not 0 <= args.min_render <= args.max_render:
+        parser.error("need --jobs >= 1 and 0 <= --min-render <= --max-render")
+
+    print(f"machine: {machine()}")
+    print(
+        f"polling: {args.jobs:,} songs, render {args.min_render:g}-{args.max_render:g} s "
+        f"(uniform, seed {args.seed}), emulator and client in separate processes"
+    )
+    results = []
+    if not args.skip_imuzekit:
+        results.append(
+            _measure(
+                "imuzekit (coalescing poller)",
+                imuzekit_contender,
+                args,
+                ["imuzekit", "imuzekit.client"],
+                initial=args.initial,
+                max_interval=args.max_interval,
+            )
+        )
+    if not args.skip_raw:
+        results.append(
+            _measure(
+                f"raw aiohttp (GET /songs/{{id}} every {args.raw_interval:g} s)",
+                raw_aiohttp_contender,
+                args,
+                ["aiohttp"],
+                interval=args.raw_interval,
+            )
+        )
+    print()
+    print_table(
+        [
+            "contender",
+            "ready",
+            "status requests",
+            "req/job",
+            "lag p50 s",
+            "lag p95 s",
+            "lag max s",
+            "peak RSS MB",
+            "CPU s",
+            "wait s",
+        ],
+        [_row(r) for r in results],
+    )
+    print()
+    for r in results:
+        others = {k: v for k, v in r["states"].items() if k not in ("ready",)}
+        if others:
+            print(f"note: {r['name']}: jobs not ready: {others}")
+
+    ok = True
+    for r in results:
+        if not r["name"].startswith("imuzekit"):
+            continue
+        max_interval = args.max_interval if args.max_interval is not None else 10.0
+        checks = [
+            ("every job reached READY", r["ready"] == r["jobs"]),
+            (f"status requests per job {r['per_job']:.4f} <= 0.05", r["per_job"] <= 0.05),
+            (
+                f"detection lag p95 {r['lag_p95']:.2f} s <= max_interval {max_interval:g} s",
+                r["lag_p95"] <= max_interval,
+            ),
+        ]
+        if r["jobs"] >= 10_000:
+            checks.append((f"peak RSS {r['peak_rss_mb']:.0f} MB < 300 MB", r["peak_rss_mb"] < 300))
+        for text, passed in checks:
+            ok &= passed
+            print(f"{'met' if passed else 'MISSED'}: imuzekit {text}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
