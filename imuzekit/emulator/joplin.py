@@ -320,7 +320,7 @@ def _compose_schema(
 
     # The requested starts are not placements: movements play in order, back to back, so each
     # start is the running sum of the normalised durations and together they tile [0, 1].
-    # Rounded to a microsecond of the whole, as an engine would print them, rather than
+    # Rounded to a millionth of the whole, as an engine would print them, rather than
     # showing float noise such as 0.49999999999999994.
     starts = [0.0, *(round(acc / total, 6) for acc in itertools.accumulate(weights[:-1]))]
     ends = [*starts[1:], 1.0]

@@ -54,6 +54,22 @@ def test_freeze_and_unfreeze_are_continuous() -> None:
     assert frozen_at <= clock.now() < frozen_at + 1
 
 
+def test_wall_is_unix_time_plus_advances_even_when_frozen() -> None:
+    for clock in (Clock(), Clock(frozen=True)):
+        before = time.time()
+        assert before <= clock.wall() <= time.time()
+        clock.advance(3600)
+        now = clock.now()
+        wall = clock.wall()
+        assert before + 3600 <= wall <= time.time() + 3600
+        # freeze()/unfreeze() move the monotonic offset around, never the wall clock.
+        clock.freeze()
+        clock.unfreeze()
+        clock.freeze()
+        assert clock.now() >= now
+        assert wall <= clock.wall() <= time.time() + 3600
+
+
 # --- request log and counters --------------------------------------------------------------
 
 
