@@ -13,7 +13,7 @@ GET     /musics/{id}/mp3        202 ``{"id"}`` + ``Retry-After: 1`` while render
 The schema is ``{"id", "genre", "subgenre", "music_engine_version", "bpm", "measure",
 "duration_ms", "structure": [{"start", "duration", "energy" | "movement"}, ...]}``.
 
-Tokens are real HS256 JWTs (authlib) signed with a per-emulator random secret
+Tokens are real HS256 JWTs (joserfc, authlib's JOSE successor) signed with a per-emulator random secret
 (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti`` claims in Unix
 seconds from the emulator clock's `Clock.wall`, so ``emu.clock.advance(emu.joplin.token_ttl)``
 expires them. Protected routes take the raw JWT in ``Authorization`` (``Bearer <jwt>`` works too).
@@ -30,13 +30,14 @@ import math
 import random
 import secrets
 import uuid
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeGuard
 
 import attrs
 from aiohttp import web
+from joserfc import jwt
+from joserfc.jwk import OctKey
 
 from ._app import (
     MAX_BODY_BYTES,
@@ -349,18 +350,8 @@ def _compose_schema(
 # State
 
 
-def _jwt_codec() -> Any:
-    """authlib's JWT codec restricted to HS256 (so ``alg: none`` and friends are refused)."""
-    # authlib.deprecate installs an "always" filter for its warning when first imported; import
-    # it outside the suppression so that filter stays as authlib wants it, then silence only the
-    # deprecation notice of authlib.jose itself (pytest runs with filterwarnings = error).
-    from authlib.deprecate import AuthlibDeprecationWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-        from authlib.jose import JsonWebToken
-
-    return JsonWebToken(["HS256"])
+def _key(secret: bytes) -> OctKey:
+    return OctKey.import_key(secret)
 
 
 def _check_ttl(value: float) -> float:
@@ -407,7 +398,6 @@ class JoplinState:
     """The pre-issued token of the demo user (``emu.credentials["joplin"].token``)."""
 
     _rng: random.Random = attrs.field(init=False)
-    _jwt: Any = attrs.field(init=False, repr=False)
     _user_ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _audio: OrderedDict[tuple[int, int, int, int], _Audio] = attrs.field(
         factory=OrderedDict, init=False
@@ -417,7 +407,6 @@ class JoplinState:
     def __attrs_post_init__(self) -> None:
         # A different stream from iMuze's (same seed) so that the two do not draw in lockstep.
         self._rng = random.Random(f"joplin-{self.seed}")
-        self._jwt = _jwt_codec()
         demo = self.add_user(DEMO_EMAIL, DEMO_PASSWORD)
         self.api_token = self.issue_token(demo.email)
 
@@ -461,8 +450,7 @@ class JoplinState:
             # Two tokens issued within one second must still differ.
             "jti": secrets.token_hex(8),
         }
-        token: bytes = self._jwt.encode(_JWT_HEADER, claims, self.secret)
-        return token.decode("ascii")
+        return jwt.encode(_JWT_HEADER, claims, _key(self.secret), algorithms=["HS256"])
 
     def check_token(self, token: str) -> User | str:
         """The account a token authenticates, or why it does not (``"Token expired"``, ...).
@@ -474,14 +462,15 @@ class JoplinState:
         if len(token) > _MAX_TOKEN_CHARS or not token.isascii() or token.count(".") != 2:
             return "Invalid token"
         try:
-            claims = self._jwt.decode(token, self.secret)
-        # authlib raises JoseError subclasses for what it recognises, and plain ValueError,
+            decoded = jwt.decode(token, _key(self.secret), algorithms=["HS256"])
+        # joserfc raises JoseError subclasses for what it recognises, and plain ValueError,
         # TypeError or binascii errors on some garbage: any failure means "not our token".
         except Exception:
             return "Invalid token"
-        # Belt and braces: the codec only knows HS256, but the header is attacker-controlled.
-        if claims.header.get("alg") != "HS256":
+        # Belt and braces: only HS256 is allowed, but the header is attacker-controlled.
+        if decoded.header.get("alg") != "HS256":
             return "Invalid token"
+        claims = decoded.claims
         sub, exp = claims.get("sub"), claims.get("exp")
         if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 18):
             return "Invalid token"
