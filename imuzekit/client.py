@@ -196,9 +196,13 @@ class Client:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         verify_ssl: bool = True,
         download_chunk_size: int = 256 * 1024,
+        max_status_rps: float = 50.0,
     ) -> None:
         if max_connections < 1:
             raise errors.ValidationError("max_connections", "must be >= 1")
+        if max_status_rps <= 0:
+            raise errors.ValidationError("max_status_rps", "must be > 0")
+        self.max_status_rps = max_status_rps
         self._configs: dict[str, Any] = {
             "imuze": imuze,
             "joplin": joplin,
@@ -285,7 +289,9 @@ class Client:
     def _poller(self, provider: str) -> Poller:
         poller = self._pollers.get(provider)
         if poller is None:
-            poller = self._pollers[provider] = Poller(provider, self._transport)
+            poller = self._pollers[provider] = Poller(
+                provider, self._transport, max_status_rps=self.max_status_rps
+            )
         return poller
 
     # -- providers -------------------------------------------------------------------------
