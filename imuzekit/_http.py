@@ -91,7 +91,8 @@ class Request:
     ``provider`` selects the authentication and rate-limit gate the transport applies;
     ``auth=False`` skips authentication (logins, public endpoints, CDN downloads).
     ``idempotent`` overrides the method's default (GET/HEAD/PUT/DELETE are, POST is not); only
-    idempotent requests are retried after the server may have received them.
+    idempotent requests are retried after the server may have received them. ``retry`` and
+    ``rate_key`` override the retry policy and the rate-limit gate for this request.
     """
 
     method: str
@@ -106,6 +107,11 @@ class Request:
     idempotent: bool | None = None
     timeouts: Timeouts | None = None
     allow_redirects: bool = True
+    retry: Any = None
+    """A RetryPolicy for this request only (None: the Client's)."""
+    rate_key: str | None = None
+    """The rate-limit gate this request waits on and pauses after a 429 (default: provider);
+    Mureka uses ``mureka:<account>`` so one busy account does not stall the others."""
 
     @property
     def is_idempotent(self) -> bool:

@@ -186,9 +186,9 @@ class Transport:
         raises the :class:`~imuzekit.errors.APIError` subclass of the status otherwise, or
         :class:`~imuzekit.errors.TransportError` when no response could be had.
         """
-        policy = self.retry
+        policy = request.retry or self.retry
         auth = self._auth.get(request.provider) if request.auth else None
-        gate = self.gate(request.provider)
+        gate = self.gate(request.rate_key or request.provider)
         relogged = False
         attempt = 0
         while True:
@@ -219,7 +219,7 @@ class Transport:
                 and policy.should_retry_status(status, idempotent=request.is_idempotent)
             ):
                 if status == 429 and retry_after is not None:
-                    # Everyone sending to this provider waits, not only this task.
+                    # Everyone sending through this gate waits, not only this task.
                     gate.pause(retry_after)
                     if _log.isEnabledFor(logging.INFO):
                         _log.info("%s paused for %.3fs after 429", request.provider, retry_after)
@@ -296,14 +296,14 @@ class Transport:
         :meth:`send`; failures while reading chunks are left to the caller (the downloader
         resumes with ``Range``).
         """
-        policy = self.retry
+        policy = request.retry or self.retry
         auth = self._auth.get(request.provider) if request.auth else None
         attempt = 0
         relogged = False
         while True:
             attempt += 1
             prepared = await auth.apply(request, self) if auth is not None else request
-            await self.gate(request.provider).wait()
+            await self.gate(request.rate_key or request.provider).wait()
             session = self._get_session()
             try:
                 raw = await session.request(

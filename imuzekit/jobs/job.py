@@ -152,6 +152,7 @@ class Job(Generic[T]):
         self.polls = 0
         """How many status readings this job has received."""
         self.changed_at = time.monotonic()
+        self._on_done: list[Callable[[Job[T]], None]] = []
         self._apply(status)
 
     def __repr__(self) -> str:
@@ -184,7 +185,18 @@ class Job(Generic[T]):
             return False
         self._state = new
         self.changed_at = time.monotonic()
+        if new in TERMINAL:
+            callbacks, self._on_done = self._on_done, []
+            for callback in callbacks:
+                callback(self)
         return True
+
+    def add_done_callback(self, callback: Callable[[Job[T]], None]) -> None:
+        """Call ``callback(job)`` once when the job reaches READY or FAILED (at once if it has)."""
+        if self.done:
+            callback(self)
+        else:
+            self._on_done.append(callback)
 
     def snapshot(self) -> JobSnapshot[T]:
         """The job's state right now."""
