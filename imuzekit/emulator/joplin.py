@@ -14,8 +14,8 @@ The schema is ``{"id", "genre", "subgenre", "music_engine_version", "bpm", "meas
 "duration_ms", "structure": [{"start", "duration", "energy" | "movement"}, ...]}``.
 
 Tokens are real HS256 JWTs (joserfc, authlib's JOSE successor) signed with a per-emulator
-random secret (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti`` claims in Unix
-seconds from the emulator clock's `Clock.wall`, so ``emu.clock.advance(emu.joplin.token_ttl)``
+random secret (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti``
+claims in Unix seconds from the emulator clock's `Clock.wall`, so ``emu.clock.advance(emu.joplin.token_ttl)``
 expires them. Protected routes take the raw JWT in ``Authorization`` (``Bearer <jwt>`` works too).
 
 A music renders like an iMuze song: its MP3 is served once the emulator clock passes its creation
