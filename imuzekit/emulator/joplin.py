@@ -13,10 +13,11 @@ GET     /musics/{id}/mp3        202 ``{"id"}`` + ``Retry-After: 1`` while render
 The schema is ``{"id", "genre", "subgenre", "music_engine_version", "bpm", "measure",
 "duration_ms", "structure": [{"start", "duration", "energy" | "movement"}, ...]}``.
 
-Tokens are real HS256 JWTs (joserfc, authlib's JOSE successor) signed with a per-emulator
-random secret (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti``
-claims in Unix seconds from the emulator clock's `Clock.wall`, so ``emu.clock.advance(emu.joplin.token_ttl)``
-expires them. Protected routes take the raw JWT in ``Authorization`` (``Bearer <jwt>`` works too).
+Tokens are real HS256 JWTs (joserfc, authlib's JOSE successor) signed with a per-emulator random
+secret (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti`` claims in
+Unix seconds from the emulator clock's `Clock.wall`, so
+``emu.clock.advance(emu.joplin.token_ttl)`` expires them. Protected routes take the raw JWT in
+``Authorization`` (``Bearer <jwt>`` works too).
 
 A music renders like an iMuze song: its MP3 is served once the emulator clock passes its creation
 time plus its render time; `JoplinState.set_ready` overrides that by hand.
