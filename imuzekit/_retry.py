@@ -16,11 +16,15 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
 __all__ = ["RetryPolicy", "backoff_delay", "parse_retry_after"]
+
+
+def _statuses(value: Iterable[int]) -> frozenset[int]:
+    return frozenset(value)
 
 
 @attrs.frozen
@@ -39,7 +43,7 @@ class RetryPolicy:
     backoff_max: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     retry_statuses: frozenset[int] = attrs.field(
-        default=frozenset({408, 429, 500, 502, 503, 504}), converter=frozenset
+        default=frozenset({408, 429, 500, 502, 503, 504}), converter=_statuses
     )
 
     @classmethod

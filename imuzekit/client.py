@@ -36,6 +36,7 @@ from imuzekit.providers.imuze import ImuzeAPI
 from imuzekit.providers.imuze import _api as imuze_api
 from imuzekit.providers.joplin import JoplinAPI
 from imuzekit.providers.joplin import _api as joplin_api
+from imuzekit.providers.mureka import MUREKA_POLL, MurekaAPI
 
 __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreConfig"]
 
@@ -87,12 +88,19 @@ class JoplinConfig:
 
 @attrs.frozen
 class MurekaConfig:
-    """Mureka through useapi.net: the useapi.net ``token`` and the Mureka ``accounts`` it drives."""
+    """Mureka through useapi.net: the useapi.net ``token`` and the Mureka ``accounts`` it drives.
+
+    ``max_parallel_per_account``: Mureka's limit of simultaneous generations per account (10).
+    ``failure_states``: feed ``state`` values to treat as failed (only 3, complete, is
+    documented; other values mean "still processing" unless listed here). ``poll`` defaults to
+    a Mureka-specific policy (first read after 30 s: a generation takes ~45 s).
+    """
 
     token: str | None = _secret()
     accounts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     base_url: str = "https://api.useapi.net/v1/mureka"
     max_parallel_per_account: int = 10
+    failure_states: tuple[int, ...] = attrs.field(default=(), converter=tuple)
     poll: PollPolicy | None = None
 
     @property
@@ -157,6 +165,13 @@ def _config_from_env(provider: str, env: Mapping[str, str]) -> Any:
             continue
         if field.name == "accounts":
             values[field.name] = tuple(a.strip() for a in raw.split(",") if a.strip())
+        elif field.name == "failure_states":
+            try:
+                values[field.name] = tuple(int(a) for a in raw.split(",") if a.strip())
+            except ValueError as exc:
+                raise errors.ConfigurationError(
+                    "IMUZEKIT_MUREKA_FAILURE_STATES must be comma-separated integers"
+                ) from exc
         elif field.type in (int, "int"):
             try:
                 values[field.name] = int(raw)
@@ -215,6 +230,7 @@ class Client:
                     f"{name}= takes a {_CONFIGS[name].__name__}, got {type(config).__name__}"
                 )
         self.poll_policy = poll or PollPolicy()
+        self._poll_given = poll
         self._transport = Transport(
             retry=retry,
             timeouts=timeouts,
@@ -378,9 +394,27 @@ class Client:
         )
 
     @property
-    def mureka(self) -> Any:
-        """Mureka through useapi.net."""
-        return self._not_yet("mureka")
+    def mureka(self) -> MurekaAPI:
+        """Mureka through useapi.net: feeds, songs, creation across accounts, jobs."""
+        self._check_open()
+        api = self._namespaces.get("mureka")
+        if api is None:
+            config: MurekaConfig = self._config("mureka")
+            assert config.token is not None
+            self._transport.set_auth(
+                "mureka", TokenLogin(provider="mureka", token=config.token, scheme="Bearer")
+            )
+            api = self._namespaces["mureka"] = MurekaAPI(
+                sender=self._transport,
+                base_url=config.base_url,
+                accounts=config.accounts,
+                max_parallel_per_account=config.max_parallel_per_account,
+                poller=self._poller("mureka"),
+                poll_policy=config.poll or self._poll_given or MUREKA_POLL,
+                retry=self._transport.retry,
+                failure_states=config.failure_states,
+            )
+        return api
 
     @property
     def musescore(self) -> Any:

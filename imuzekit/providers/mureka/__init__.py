@@ -1,0 +1,278 @@
+"""Mureka through useapi.net (``kit.mureka``): feeds, song details, creation, jobs, accounts.
+
+References: seeds 002 and 003 (``https://api.useapi.net/v1/mureka``). One useapi.net token can
+drive several Mureka accounts; each runs at most 10 generations at once (~45 s each, two songs
+per generation). Typical use::
+
+    config = MurekaConfig(token="...", accounts=("1111", "2222"))
+    async with Client(mureka=config) as kit:
+        job = await kit.mureka.music.create("a sunny ska tune about trains")
+        feed = await job.wait()
+        async for result in kit.download_many(feed.songs, "out/"):
+            print(result.path)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from imuzekit import errors
+from imuzekit._http import Request, Response, Sender
+from imuzekit._paging import Paginator
+from imuzekit._retry import RetryPolicy, backoff_delay
+from imuzekit.jobs import Job, PollPolicy
+from imuzekit.jobs._poller import Poller
+from imuzekit.providers.mureka import _api
+from imuzekit.providers.mureka._slots import AccountSlots
+from imuzekit.providers.mureka.models import (
+    Feed,
+    FeedPage,
+    JobRecord,
+    LyricRow,
+    LyricSection,
+    RunningJobs,
+    Song,
+    SongDetail,
+    User,
+    Video,
+)
+
+__all__ = [
+    "MUREKA_POLL",
+    "Feed",
+    "FeedPage",
+    "JobRecord",
+    "JobsAPI",
+    "LyricRow",
+    "LyricSection",
+    "MurekaAPI",
+    "MusicAPI",
+    "RunningJobs",
+    "Song",
+    "SongDetail",
+    "User",
+    "Video",
+]
+
+SESSION_EXPIRED = 596
+MUREKA_POLL = PollPolicy(initial=30.0, max_interval=10.0, timeout=900.0)
+"""Mureka takes ~45 s per generation: the first status read waits 30 s, then every <=10 s."""
+
+
+class MusicAPI:
+    """``kit.mureka.music``: list feeds, read songs, create music."""
+
+    def __init__(self, api: MurekaAPI) -> None:
+        self._api = api
+
+    def list(self, account: str | None = None, expand: bool = False) -> Paginator[Feed]:
+        """Every feed of an account, newest first, following ``last_id`` while ``more``.
+
+        An async iterator; its ``total`` attribute holds the service's total once the first
+        page arrived. ``expand=True`` includes the songs' lyrics.
+        """
+        account = self._api.account_for(account)
+        first = _api.build_list_music(self._api.base_url, account=account, expand=expand)
+        return Paginator(self._api, first, _api.parse_feed_page, _api.next_music_request)
+
+    async def get(self, song_id: str | int) -> SongDetail:
+        """One song with its lyrics, its user and its feed id (``GET /music/{song_id}``).
+
+        A deleted song raises :class:`~imuzekit.errors.NotFoundError` ("The song has been
+        deleted").
+        """
+        request = _api.build_get_song(self._api.base_url, song_id)
+        return _api.parse_song_detail(await self._api.send(request))
+
+    async def create(
+        self, prompt: str | None = None, *, model: str | None = None, account: str | None = None
+    ) -> Job[Feed]:
+        """Generate a song with AI-written lyrics (``POST /music/create``; prompt <= 3000)."""
+        return await self._api.submit("create", account, prompt=prompt, model=model)
+
+    async def create_advanced(
+        self,
+        lyrics: str,
+        *,
+        title: str | None = None,
+        desc: str | None = None,
+        vocal_id: str | None = None,
+        ref_id: str | None = None,
+        motif_id: str | None = None,
+        model: str | None = None,
+        account: str | None = None,
+    ) -> Job[Feed]:
+        """Generate a song from your lyrics (``POST /music/create-advanced``; lyrics <= 5000,
+        title <= 50, desc <= 1000)."""
+        return await self._api.submit(
+            "create-advanced",
+            account,
+            lyrics=lyrics,
+            title=title,
+            desc=desc,
+            vocal_id=vocal_id,
+            ref_id=ref_id,
+            motif_id=motif_id,
+            model=model,
+        )
+
+    async def create_instrumental(
+        self,
+        prompt: str | None = None,
+        *,
+        title: str | None = None,
+        ref_id: str | None = None,
+        model: str | None = None,
+        account: str | None = None,
+    ) -> Job[Feed]:
+        """Generate an instrumental (``POST /music/create-instrumental``; prompt <= 1000,
+        title <= 50)."""
+        return await self._api.submit(
+            "create-instrumental", account, prompt=prompt, title=title, ref_id=ref_id, model=model
+        )
+
+
+class JobsAPI:
+    """``kit.mureka.jobs``: useapi.net's job records."""
+
+    def __init__(self, api: MurekaAPI) -> None:
+        self._api = api
+
+    async def get(self, jobid: str) -> JobRecord:
+        """One job's record (``GET /jobs/{jobid}``); jobs are kept 7 days."""
+        request = _api.build_get_job(self._api.base_url, jobid)
+        return _api.parse_job_record(await self._api.send(request))
+
+    async def running(self) -> RunningJobs:
+        """The jobs running now, per account (``GET /jobs``)."""
+        request = _api.build_running_jobs(self._api.base_url)
+        return _api.parse_running_jobs(await self._api.send(request))
+
+    def job(self, jobid: str, *, policy: PollPolicy | None = None) -> Job[Feed]:
+        """A job handle for a generation started elsewhere."""
+        return self._api.job_for(jobid, None, policy)
+
+
+class MurekaAPI:
+    """The Mureka namespace of a Client (``kit.mureka``).
+
+    ``slot_timeout`` bounds how long a creation waits for a free slot when every account is
+    busy (10 minutes: long enough for a whole wave of ~45 s generations to finish).
+    """
+
+    def __init__(
+        self,
+        *,
+        sender: Sender,
+        base_url: str,
+        accounts: Sequence[str],
+        max_parallel_per_account: int,
+        poller: Poller,
+        poll_policy: PollPolicy,
+        retry: RetryPolicy,
+        failure_states: Sequence[int] = (),
+        slot_timeout: float = 600.0,
+    ) -> None:
+        self.sender = sender
+        self.base_url = base_url.rstrip("/")
+        self.accounts = tuple(accounts)
+        self.poll_policy = poll_policy
+        self.slot_timeout = slot_timeout
+        self._poller = poller
+        self._retry = retry
+        # A create's 429 means "this account's slots are busy": try another account rather
+        # than hammering this one (the pool backs it off).
+        self._create_retry = attrs.evolve(retry, retry_statuses=retry.retry_statuses - {429})
+        self._driver = _api.FeedDriver(self.base_url, frozenset(failure_states))
+        self.slots = AccountSlots(self.accounts, max_parallel_per_account)
+        self.music = MusicAPI(self)
+        self.jobs = JobsAPI(self)
+
+    def account_for(self, account: str | None) -> str | None:
+        """``account``, or the only configured one; ValidationError for an unknown one."""
+        if account is None:
+            return self.accounts[0] if len(self.accounts) == 1 else None
+        check = account if isinstance(account, str) else None
+        if check is None or not check.strip():
+            raise errors.ValidationError("account", f"must be an account id, got {account!r}")
+        if self.accounts and account not in self.accounts:
+            raise errors.ValidationError(
+                "account", f"{account!r} is not one of the configured accounts {self.accounts}"
+            )
+        return account
+
+    async def send(self, request: Request, *, ok_statuses: Collection[int] = ()) -> Response:
+        """Send through the transport, explaining useapi.net's 596 (expired account session)."""
+        try:
+            return await self.sender.send(request, ok_statuses=ok_statuses)
+        except errors.ServerError as exc:
+            if exc.status != SESSION_EXPIRED:
+                raise
+            raise errors.ServerError(
+                "the Mureka account session expired: refresh it on useapi.net "
+                f"(https://useapi.net/docs/start-here/setup-mureka); the service said: "
+                f"{exc.message}",
+                status=exc.status,
+                provider=exc.provider,
+                body=exc.body,
+                request_id=exc.request_id,
+                method=exc.method,
+                url=exc.url,
+            ) from exc
+
+    async def _running_by_account(self) -> dict[str, set[str]]:
+        running = await self.jobs.running()
+        return {account: {j.jobid for j in jobs} for account, jobs in running.accounts.items()}
+
+    async def submit(self, route: str, account: str | None, **fields: Any) -> Job[Feed]:
+        """Create on a free account (the least busy), waiting for a slot when all are busy."""
+        wanted = self.account_for(account)
+        # Validate before waiting for a slot, so bad input fails at once.
+        _api.build_create(self.base_url, route, account=wanted, **fields)
+        attempt = 0
+        while True:
+            slot = await self.slots.acquire(
+                wanted, self._running_by_account, timeout=self.slot_timeout
+            )
+            request = _api.build_create(
+                self.base_url, route, account=slot or None, retry=self._create_retry, **fields
+            )
+            try:
+                response = await self.send(request)
+            except errors.RateLimitError as exc:
+                self.slots.cancel(slot)
+                attempt += 1
+                pause = exc.retry_after or backoff_delay(attempt, self._retry) + 1.0
+                self.slots.backoff(slot, pause)
+                continue
+            except BaseException:
+                self.slots.cancel(slot)
+                raise
+            record = _api.parse_job_record(response)
+            self.slots.commit(slot, record.jobid)
+            job = self.job_for(record.jobid, record)
+            job.add_done_callback(lambda done: self.slots.finished(done.id))
+            return job
+
+    def job_for(
+        self, jobid: str, record: JobRecord | None, policy: PollPolicy | None = None
+    ) -> Job[Feed]:
+        """A job polled by this provider's poller (``record``: what is known already)."""
+        if record is None:
+            record = JobRecord(jobid=jobid)
+        return Job(
+            job_id=jobid,
+            driver=self._driver,
+            poller=self._poller,
+            status=self._driver.status_of(record),
+            policy=policy or self.poll_policy,
+        )
+
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+        """Rebuild a job from a token's fields (used by ``Client.resume``)."""
+        if kind != self._driver.kind:
+            raise errors.ValidationError("token", f"unknown Mureka job kind {kind!r}")
+        return self.job_for(job_id, None)

@@ -1,0 +1,255 @@
+"""Mureka through useapi.net as pure functions: ``build_*`` Requests, ``parse_*`` Responses.
+
+Seeds 002 (``GET /music/``) and 003 (``GET /music/{song_id}``), plus useapi.net's creation and
+job endpoints. Notes on the wire format:
+
+* ``Authorization: Bearer <useapi.net token>``; one token drives several Mureka accounts, chosen
+  with ``account`` (required by the service once more than one account is configured);
+* the music list pages with ``last_id`` while ``more`` is true;
+* creations are sent with ``"async": true``: the service answers 201 with a job record and the
+  generation runs for ~45 s; ``GET /jobs/{jobid}`` reports ``completed`` (with the feed) or
+  ``failed``; ``GET /jobs`` lists the jobs still running, per account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import attrs
+
+from imuzekit import errors
+from imuzekit._http import Request, Response
+from imuzekit._paging import Page
+from imuzekit.jobs import JobState, JobStatus
+from imuzekit.providers._common import (
+    check_str,
+    decode_json,
+    expect_object,
+    join_url,
+    structure,
+)
+from imuzekit.providers.mureka.models import (
+    Feed,
+    FeedPage,
+    JobRecord,
+    RunningJob,
+    RunningJobs,
+    SongDetail,
+)
+
+__all__ = [
+    "CREATE_LIMITS",
+    "PROVIDER",
+    "FeedDriver",
+    "build_create",
+    "build_get_job",
+    "build_get_song",
+    "build_list_music",
+    "build_running_jobs",
+    "next_music_request",
+    "parse_feed_page",
+    "parse_job_record",
+    "parse_running_jobs",
+    "parse_song_detail",
+]
+
+PROVIDER = "mureka"
+COMPLETED = "completed"
+FAILED = "failed"
+
+# Length limits useapi.net documents per creation route (characters).
+CREATE_LIMITS: dict[str, dict[str, int]] = {
+    "create": {"prompt": 3000},
+    "create-advanced": {"lyrics": 5000, "title": 50, "desc": 1000},
+    "create-instrumental": {"prompt": 1000, "title": 50},
+}
+_TEXT_FIELDS = ("prompt", "lyrics", "title", "desc", "vocal_id", "ref_id", "motif_id", "model")
+
+
+def rate_key(account: str | None) -> str:
+    """The rate-limit gate of one account: a 429 on it pauses only that account."""
+    return f"{PROVIDER}:{account or ''}"
+
+
+# -- music list and songs -------------------------------------------------------------------
+
+
+def build_list_music(
+    base_url: str, *, account: str | None = None, last_id: int | None = None, expand: bool = False
+) -> Request:
+    """``GET /music/?account=&last_id=&expand=``."""
+    params: dict[str, Any] = {"account": account, "last_id": last_id}
+    if expand:
+        params["expand"] = "true"
+    return Request("GET", join_url(base_url, "music") + "/", provider=PROVIDER, params=params)
+
+
+def parse_feed_page(response: Response) -> Page[Feed]:
+    """One page of feeds, with ``last_id`` as the cursor and the service's ``total``."""
+    page = structure(expect_object(decode_json(response), "a music list"), FeedPage)
+    return Page(items=page.list, total=page.total, cursor=page.last_id, more=page.more)
+
+
+def next_music_request(previous: Request, page: Page[Feed]) -> Request | None:
+    """The next page's request (``last_id`` from this page) while ``more`` is true."""
+    if not page.more or page.cursor is None or not page.items:
+        return None
+    return previous.with_params(last_id=str(page.cursor))
+
+
+def build_get_song(base_url: str, song_id: str | int) -> Request:
+    """``GET /music/{song_id}`` (the id is URL-encoded: it contains ``:``)."""
+    if isinstance(song_id, bool) or not isinstance(song_id, str | int):
+        raise errors.ValidationError("song_id", f"must be a string, got {song_id!r}")
+    song_id = str(song_id)
+    check_str("song_id", song_id, max_length=256)
+    return Request("GET", join_url(base_url, "music", song_id), provider=PROVIDER)
+
+
+def parse_song_detail(response: Response) -> SongDetail:
+    """A :class:`SongDetail` (song with lyrics, user, feed id)."""
+    return structure(expect_object(decode_json(response), "a song"), SongDetail)
+
+
+# -- creation ---------------------------------------------------------------------------------
+
+
+def build_create(
+    base_url: str, route: str, *, account: str | None, retry: Any = None, **fields: Any
+) -> Request:
+    """``POST /music/<route>`` with ``"async": true``; ValidationError before sending.
+
+    ``route`` is ``create``, ``create-advanced`` or ``create-instrumental``; ``fields`` are
+    that route's body fields (None ones are left out).
+    """
+    limits = CREATE_LIMITS.get(route)
+    if limits is None:
+        raise errors.ValidationError("route", f"unknown creation route {route!r}")
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if name not in _TEXT_FIELDS:
+            raise errors.ValidationError(name, "is not a field of this creation")
+        body[name] = check_str(name, value, max_length=limits.get(name, 1000))
+    if route == "create-advanced" and "lyrics" not in body:
+        raise errors.ValidationError("lyrics", "is required for create_advanced")
+    if account is not None:
+        body["account"] = check_str("account", account, max_length=128)
+    body["async"] = True
+    return Request(
+        "POST",
+        join_url(base_url, "music", route),
+        provider=PROVIDER,
+        json=body,
+        rate_key=rate_key(account),
+        retry=retry,
+    )
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+def parse_job_record(response: Response) -> JobRecord:
+    """A :class:`JobRecord` (the 201 of a create, or ``GET /jobs/{jobid}``)."""
+    return structure(expect_object(decode_json(response), "a job record"), JobRecord)
+
+
+def build_get_job(base_url: str, jobid: str) -> Request:
+    """``GET /jobs/{jobid}``."""
+    check_str("jobid", jobid, max_length=512)
+    return Request("GET", join_url(base_url, "jobs", jobid), provider=PROVIDER)
+
+
+def build_running_jobs(base_url: str) -> Request:
+    """``GET /jobs``: every job still running, per account."""
+    return Request("GET", join_url(base_url, "jobs"), provider=PROVIDER)
+
+
+def parse_running_jobs(response: Response) -> RunningJobs:
+    """:class:`RunningJobs` from ``{"total", "accounts": {id: {"jobs": [...]}}, ...}``."""
+    data = expect_object(decode_json(response), "the running jobs")
+    accounts_data = data.get("accounts") or {}
+    if not isinstance(accounts_data, dict):
+        raise errors.ParseError("expected an object", path="$.accounts", body=data)
+    accounts: dict[str, tuple[RunningJob, ...]] = {}
+    for account, entry in accounts_data.items():
+        jobs = entry.get("jobs", []) if isinstance(entry, dict) else entry
+        accounts[str(account)] = structure(
+            jobs or [], tuple[RunningJob, ...], path=f"$.accounts[{account!r}].jobs"
+        )
+    total = data.get("total")
+    available = structure(
+        data.get("availableAccounts") or [], tuple[str, ...], path="$.availableAccounts"
+    )
+    return RunningJobs(
+        total=total if isinstance(total, int) else sum(len(j) for j in accounts.values()),
+        accounts=accounts,
+        available_accounts=available,
+    )
+
+
+@attrs.frozen
+class FeedDriver:
+    """Polls Mureka generations: one ``GET /jobs`` per tick says which still run; a job that
+    left that list is fetched once with ``GET /jobs/{jobid}``."""
+
+    base_url: str
+    failure_states: frozenset[int] = frozenset()
+    provider: str = PROVIDER
+    kind: str = "feed"
+    ok_statuses: Collection[int] = ()
+
+    def status_request(self, job_id: str) -> Request:
+        """``GET /jobs/{jobid}``."""
+        return build_get_job(self.base_url, job_id)
+
+    def status_of(self, record: JobRecord, previous: Feed | None = None) -> JobStatus[Feed]:
+        """The JobStatus a job record stands for."""
+        feed = record.response or previous
+        raw = record.status
+        if raw == FAILED or (feed is not None and feed.state in self.failure_states):
+            reason = ": ".join(x for x in (record.error, record.errorDetails) if x) or None
+            if reason is None and feed is not None and feed.state in self.failure_states:
+                reason = f"the feed reached failure state {feed.state}"
+            return JobStatus(JobState.FAILED, raw_status=raw, result=feed, error=reason)
+        if raw == COMPLETED and feed is None:
+            raise errors.ParseError(
+                f"Mureka job {record.jobid} is completed but carries no feed", path="$.response"
+            )
+        if raw == COMPLETED or (feed is not None and feed.complete):
+            return JobStatus(JobState.READY, raw_status=raw, result=feed)
+        state = JobState.QUEUED if raw in (None, "created") else JobState.PROCESSING
+        return JobStatus(state, raw_status=raw, result=feed)
+
+    def parse_status(
+        self, job_id: str, response: Response, previous: Feed | None
+    ) -> JobStatus[Feed]:
+        """The job's state from its record."""
+        return self.status_of(parse_job_record(response), previous)
+
+    def batch_request(self, page: int, job_ids: Collection[str]) -> Request:
+        """``GET /jobs``: which jobs still run."""
+        return build_running_jobs(self.base_url)
+
+    def parse_batch(
+        self, response: Response, page: int, previous: Mapping[str, Any]
+    ) -> tuple[dict[str, JobStatus[Feed]], bool]:
+        """Jobs in the running list are still processing; the others are left to a direct
+        ``GET /jobs/{jobid}`` (they finished, or failed)."""
+        running = parse_running_jobs(response).jobids()
+        statuses = {
+            jobid: JobStatus(JobState.PROCESSING, raw_status="running", result=previous[jobid])
+            for jobid in running
+            if jobid in previous
+        }
+        return statuses, False
+
+    def token_data(self, job_id: str, result: Feed | None) -> dict[str, Any]:
+        """Nothing beyond the job id is needed: the job record holds the feed."""
+        return {}
+
+    def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> Feed | None:
+        """No partial result: the first poll reads the record."""
+        return None
