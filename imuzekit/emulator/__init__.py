@@ -11,13 +11,15 @@ Every provider is mounted under its own prefix on the one server::
         emu.credentials["imuze"].token     # a valid API token (also .email, .password)
         emu.urls["joplin"]                 # "http://127.0.0.1:<port>/joplin" (the music engine)
         emu.credentials["joplin"].token    # a valid HS256 JWT (also .email, .password)
+        emu.urls["mureka"]                 # "http://127.0.0.1:<port>/mureka/v1/mureka" (useapi.net)
+        emu.credentials["mureka"].token    # the useapi.net token (.extra["accounts"]: "id1,id2")
         async with emu.client() as kit:    # an imuzekit Client wired to the emulator
             ...
 
 Time is `emu.clock`: pass ``Emulator(clock=Clock(frozen=True))`` and move it with
 ``emu.clock.advance(seconds)`` to make songs ready (and joplin tokens expire) without sleeping,
-or force a state with ``emu.imuze.set_status(song_id, "failed")`` or
-``emu.joplin.set_ready(music_id, True)``.
+or force a state with ``emu.imuze.set_status(song_id, "failed")``,
+``emu.joplin.set_ready(music_id, True)`` or ``emu.mureka.fail_next()``.
 
 Failures are data, registered on `emu.faults` (see `Faults.add`)::
 
@@ -46,6 +48,7 @@ from ._clock import Clock
 from ._faults import Fault, Faults
 from .imuze import ImuzeState, RenderSeconds
 from .joplin import JoplinState
+from .mureka import MurekaState
 
 if TYPE_CHECKING:
     # The SDK core may not be importable while the emulator is built and type-checked on its own.
@@ -60,6 +63,7 @@ __all__ = [
     "ImuzeState",
     "JoplinState",
     "LoggedRequest",
+    "MurekaState",
     "serve",
 ]
 
@@ -101,6 +105,10 @@ class Emulator:
             clock=self.clock, render_seconds=render_seconds, seed=seed
         )
         """State of the emulated iMuze music engine ("joplin")."""
+        self.mureka: MurekaState = MurekaState(
+            clock=self.clock, render_seconds=render_seconds, seed=seed
+        )
+        """State of the emulated Mureka through useapi.net."""
         self.faults: Faults = Faults(rng=random.Random(seed), providers=frozenset(self.providers))
         """The fault registry (`Faults.add`)."""
         self._log = RequestLog(limit=log_limit)
@@ -111,7 +119,11 @@ class Emulator:
     @property
     def providers(self) -> Mapping[str, Provider]:
         """The emulated providers by name."""
-        return {self.imuze.name: self.imuze, self.joplin.name: self.joplin}
+        return {
+            self.imuze.name: self.imuze,
+            self.joplin.name: self.joplin,
+            self.mureka.name: self.mureka,
+        }
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -238,13 +250,15 @@ class Emulator:
         """An imuzekit `Client` configured for this emulator (keyword arguments pass through).
 
         iMuze and joplin are configured with the demo email and password unless ``imuze=`` or
-        ``joplin=`` is given (the SDK logs in itself, as against the real services).
+        ``joplin=`` is given (the SDK logs in itself, as against the real services); Mureka
+        with the useapi.net token and every configured account unless ``mureka=`` is given.
         """
         # Imported here so that the emulator does not depend on the SDK at import time.
         from imuzekit.client import (  # type: ignore[import-not-found, unused-ignore]
             Client,
             ImuzeConfig,
             JoplinConfig,
+            MurekaConfig,
         )
 
         creds = self.imuze.credentials()
@@ -257,6 +271,17 @@ class Emulator:
             "joplin",
             JoplinConfig(
                 email=joplin.email, password=joplin.password, base_url=self.urls["joplin"]
+            ),
+        )
+        mureka = self.mureka.credentials()
+        kwargs.setdefault(
+            "mureka",
+            MurekaConfig(
+                token=mureka.token,
+                # The config's `converter=tuple` types this parameter as an unsolved
+                # Iterable[_T_co]; "unused-ignore" keeps this quiet once that is fixed.
+                accounts=tuple(self.mureka.accounts),  # type: ignore[arg-type, unused-ignore]
+                base_url=self.urls["mureka"],
             ),
         )
         return Client(**kwargs)

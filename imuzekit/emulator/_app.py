@@ -1,8 +1,9 @@
 """The root application shared by every emulated provider.
 
-Each provider module (``imuze.py`` and, later, its siblings) exposes a state object satisfying
-`Provider`; `build_root_app` mounts each provider's own `web.Application` under its prefix with
-``add_subapp`` and wraps everything in one middleware that
+Each provider module (``imuze.py``, ``joplin.py``, ``mureka.py``) exposes a state object
+satisfying `Provider`; `build_root_app` mounts each provider's own `web.Application` under its
+prefix with ``add_subapp`` (plus, for a provider that also has `ExtraApps`, the applications it
+serves outside its base URL, such as Mureka's CDN) and wraps everything in one middleware that
 
 - identifies the provider and the path relative to its base URL,
 - applies the first matching `Fault` (delay, reset, injected status, response corruption),
@@ -26,8 +27,8 @@ import socket
 import struct
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from aiohttp import hdrs, web
@@ -41,6 +42,8 @@ __all__ = [
     "MAX_BODY_BYTES",
     "BadJSON",
     "Credentials",
+    "ExtraApp",
+    "ExtraApps",
     "LoggedRequest",
     "Provider",
     "RequestLog",
@@ -154,9 +157,35 @@ class Provider(Protocol):
 
 
 @attrs.frozen
+class ExtraApp:
+    """An application a provider serves outside its base URL (a CDN, public pages).
+
+    Its requests are logged, counted and matched by faults under the provider's name, with
+    `label` in place of `prefix`: Mureka's CDN at ``/mureka/cdn`` with label ``/cdn`` logs
+    ``GET /mureka/cdn/<key>.mp3`` as ``/cdn/<key>.mp3`` (fault pattern ``"GET /cdn/*"``).
+    """
+
+    prefix: str
+    """Absolute path prefix the application is mounted under, no trailing slash."""
+    label: str
+    """What replaces `prefix` in logged paths, routes and fault matching."""
+    app: web.Application
+
+
+@runtime_checkable
+class ExtraApps(Protocol):
+    """A provider that also serves applications outside its base URL."""
+
+    def build_extra_apps(self) -> Sequence[ExtraApp]:
+        """Build the extra applications; called on every emulator start."""
+
+
+@attrs.frozen
 class _Mount:
     name: str
     prefix: str
+    # Replaces `prefix` in the provider-relative path: "" for the provider's own application.
+    label: str = ""
 
 
 _MOUNT = web.AppKey("imuzekit_emulator_mount", _Mount)
@@ -412,11 +441,11 @@ def _make_middleware(clock: Clock, faults: Faults, log: RequestLog) -> Middlewar
         if mount is None:
             provider, relative = "", path
         else:
-            provider, relative = mount.name, path[len(mount.prefix) :] or "/"
+            provider, relative = mount.name, mount.label + (path[len(mount.prefix) :] or "/")
         resource = match_info.route.resource
         route = relative
         if resource is not None and mount is not None:
-            route = resource.canonical[len(mount.prefix) :] or "/"
+            route = mount.label + (resource.canonical[len(mount.prefix) :] or "/")
 
         status = 0
         try:
@@ -465,4 +494,8 @@ def build_root_app(
         sub = provider.build_app()
         sub[_MOUNT] = _Mount(provider.name, provider.prefix)
         root.add_subapp(provider.prefix, sub)
+        if isinstance(provider, ExtraApps):
+            for extra in provider.build_extra_apps():
+                extra.app[_MOUNT] = _Mount(provider.name, extra.prefix, extra.label)
+                root.add_subapp(extra.prefix, extra.app)
     return root
