@@ -147,6 +147,7 @@ _MOODS = (
     "majestic", "romantic", "mysterious", "quirky", "relaxed", "calm", "happy", "inspired",
     "energetic", "melancholic", "dark", "uplifting",
 )  # fmt: skip
+_DANGLING = frozenset(("a", "an", "the", "of", "for", "about", "to", "in", "on", "and", "with"))
 _STOCK_LINES = (
     "Lights are falling on the open road",
     "Every step a story to be told",
@@ -330,8 +331,11 @@ def _lyrics_from_prompt(prompt: str) -> tuple[tuple[str, ...], ...]:
     words = _words(prompt)[:40]
     lines = [" ".join(words[i : i + 5]).capitalize() for i in range(0, len(words), 5)][:4]
     verse = (*lines, *_STOCK_LINES[len(lines) :])
-    subject = " ".join(words[:3]) if words else "the night"
-    return verse, (f"Oh, {subject}", "We sing it all night long")
+    subject = words[:3]
+    # "rock anthem for" reads badly: a chorus names the subject without a dangling word.
+    while len(subject) > 1 and subject[-1].lower() in _DANGLING:
+        subject.pop()
+    return verse, (f"Oh, {' '.join(subject) or 'the night'}", "We sing it all night long")
 
 
 def _lyrics_from_text(lyrics: str) -> tuple[tuple[str, ...], ...]:
@@ -642,7 +646,8 @@ class MurekaState:
             feed_id=next(self._feed_ids), account=account.id, generate_at=int(wall), lyrics=lyrics
         )
         # Genres the prompt names come first, as if the model followed them.
-        named = [genre for genre in _GENRES if genre in {w.lower() for w in _words(hint)}]
+        hinted = {word.lower() for word in _words(hint)}
+        named = [genre for genre in _GENRES if genre in hinted]
         for version in ("1", "2"):
             genres = (named + self._rng.sample(_GENRES, 2))[:2]
             if len(set(genres)) < 2:
