@@ -47,6 +47,14 @@ def _mask(value: object) -> str:
     return "None" if value is None else "'***'"
 
 
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _ints(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
 def _secret() -> Any:
     return attrs.field(default=None, repr=_mask)
 
@@ -97,10 +105,10 @@ class MurekaConfig:
     """
 
     token: str | None = _secret()
-    accounts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    accounts: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     base_url: str = "https://api.useapi.net/v1/mureka"
     max_parallel_per_account: int = 10
-    failure_states: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    failure_states: tuple[int, ...] = attrs.field(default=(), converter=_ints)
     poll: PollPolicy | None = None
 
     @property

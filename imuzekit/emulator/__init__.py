@@ -52,7 +52,7 @@ from .mureka import MurekaState
 
 if TYPE_CHECKING:
     # The SDK core may not be importable while the emulator is built and type-checked on its own.
-    from imuzekit.client import Client  # type: ignore[import-not-found, unused-ignore]
+    from imuzekit.client import Client
 
 __all__ = [
     "Clock",
@@ -254,7 +254,7 @@ class Emulator:
         with the useapi.net token and every configured account unless ``mureka=`` is given.
         """
         # Imported here so that the emulator does not depend on the SDK at import time.
-        from imuzekit.client import (  # type: ignore[import-not-found, unused-ignore]
+        from imuzekit.client import (
             Client,
             ImuzeConfig,
             JoplinConfig,
@@ -280,7 +280,7 @@ class Emulator:
                 token=mureka.token,
                 # The config's `converter=tuple` types this parameter as an unsolved
                 # Iterable[_T_co]; "unused-ignore" keeps this quiet once that is fixed.
-                accounts=tuple(self.mureka.accounts),  # type: ignore[arg-type, unused-ignore]
+                accounts=tuple(self.mureka.accounts),
                 base_url=self.urls["mureka"],
             ),
         )

@@ -226,7 +226,7 @@ async def test_closed_client_raises_clear_error(emu: Emulator) -> None:
 
 async def test_unconfigured_provider_says_what_to_set(emu: Emulator) -> None:
     async with emu.client() as kit:
-        for name in ("mureka", "musescore"):
+        for name in ("musescore",):
             with pytest.raises(errors.ConfigurationError):
                 getattr(kit, name)
 
