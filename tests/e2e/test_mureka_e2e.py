@@ -139,3 +139,18 @@ async def test_mureka_poll_hint_applies_without_a_client_policy(emu: Emulator) -
         assert kit.mureka.poll_policy.initial == 30.0
     async with emu.client(poll=FAST_POLL) as kit:
         assert kit.mureka.poll_policy == FAST_POLL
+
+
+async def test_busy_account_backs_off_and_creation_moves_to_another(
+    emu: Emulator, kit: Client
+) -> None:
+    first, second = _accounts(emu)[:2]
+    # Someone else (another process) filled every slot of the first account.
+    for n in range(10):
+        emu.mureka.create("create", {"prompt": f"elsewhere {n}"}, account=first)
+    job = await kit.mureka.music.create("mine")
+    record = await kit.mureka.jobs.get(job.id)
+    assert record.account == second
+    posts = [r for r in emu.requests if r.path == "/music/create"]
+    assert [r.status for r in posts] == [429, 201]
+    assert kit.mureka.slots.load(first) == 0  # the refused reservation was given back
