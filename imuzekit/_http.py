@@ -11,7 +11,7 @@ import enum
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -109,6 +109,8 @@ class Request:
     allow_redirects: bool = True
     retry: Any = None
     """A RetryPolicy for this request only (None: the Client's)."""
+    url_encoded: bool = False
+    """The URL is already percent-encoded and must be sent byte for byte (a signed URL)."""
     rate_key: str | None = None
     """The rate-limit gate this request waits on and pauses after a 429 (default: provider);
     Mureka uses ``mureka:<account>`` so one busy account does not stall the others."""
@@ -154,7 +156,8 @@ class Request:
         if not self.params:
             return self.url
         joiner = "&" if urlsplit(self.url).query else "?"
-        return f"{self.url}{joiner}{urlencode(self.params)}"
+        # RFC 3986 encoding (%20 for a space), the form OAuth 1.0 signatures are computed on.
+        return f"{self.url}{joiner}{urlencode(self.params, quote_via=quote)}"
 
 
 def _ci_headers(value: Mapping[str, str]) -> Mapping[str, str]:

@@ -20,6 +20,7 @@ from http import HTTPStatus
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from imuzekit import errors
 from imuzekit._http import Auth, Body, Request, Response, Sender, Timeouts, redact_url
@@ -236,7 +237,7 @@ class Transport:
         try:
             async with session.request(
                 request.method,
-                request.url,
+                _url(request),
                 params=request.params or None,
                 headers=request.headers or None,
                 data=_encode_body(request),
@@ -308,7 +309,7 @@ class Transport:
             try:
                 raw = await session.request(
                     prepared.method,
-                    prepared.url,
+                    _url(prepared),
                     params=prepared.params or None,
                     headers=prepared.headers or None,
                     timeout=self._timeout_for(prepared),
@@ -368,6 +369,11 @@ class Transport:
                 retry_after = parse_retry_after(response.headers)
             return errors.RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)
+
+
+def _url(request: Request) -> str | URL:
+    # A signed URL must go out exactly as it was signed: no re-encoding by yarl.
+    return URL(request.url, encoded=True) if request.url_encoded else request.url
 
 
 def _encode_body(request: Request) -> Any:

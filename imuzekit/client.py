@@ -37,6 +37,8 @@ from imuzekit.providers.imuze import _api as imuze_api
 from imuzekit.providers.joplin import JoplinAPI
 from imuzekit.providers.joplin import _api as joplin_api
 from imuzekit.providers.mureka import MUREKA_POLL, MurekaAPI
+from imuzekit.providers.musescore import MuseScoreAPI
+from imuzekit.providers.musescore._oauth import OAuth1Credentials, OAuth1Hook
 
 __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreConfig"]
 
@@ -395,12 +397,6 @@ class Client:
             )
         return api
 
-    def _not_yet(self, provider: str) -> Any:
-        self._config(provider)
-        raise errors.ConfigurationError(
-            f"{_NAMES[provider]} support is not implemented yet in this version of imuzekit"
-        )
-
     @property
     def mureka(self) -> MurekaAPI:
         """Mureka through useapi.net: feeds, songs, creation across accounts, jobs."""
@@ -425,9 +421,34 @@ class Client:
         return api
 
     @property
-    def musescore(self) -> Any:
-        """MuseScore.com."""
-        return self._not_yet("musescore")
+    def musescore(self) -> MuseScoreAPI:
+        """MuseScore.com: OAuth, search, scores, timings, upload, users, resolve, oEmbed."""
+        self._check_open()
+        api = self._namespaces.get("musescore")
+        if api is None:
+            config: MuseScoreConfig = self._config("musescore")
+            assert config.consumer_key is not None
+            hook = OAuth1Hook(
+                OAuth1Credentials(
+                    consumer_key=config.consumer_key,
+                    consumer_secret=config.consumer_secret,
+                    token=config.token,
+                    token_secret=config.token_secret,
+                )
+            )
+            self._transport.set_auth("musescore", hook)
+            api = self._namespaces["musescore"] = MuseScoreAPI(
+                sender=self._transport,
+                hook=hook,
+                base_url=config.base_url,
+                oauth_url=config.oauth_url,
+                authorize_url=config.authorize_url,
+                static_url=config.static_url,
+                oembed_url=config.oembed_url,
+                poller=self._poller("musescore"),
+                poll_policy=config.poll or self.poll_policy,
+            )
+        return api
 
     # -- downloads and fleets --------------------------------------------------------------
 

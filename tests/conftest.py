@@ -40,8 +40,9 @@ def response_for(
 
 
 def sample(provider: str, name: str) -> str:
-    """The raw text of ``tests/samples/<provider>/<name>.json``."""
-    return (SAMPLES / provider / f"{name}.json").read_text()
+    """The raw text of ``tests/samples/<provider>/<name>`` (``.json`` unless a suffix is given)."""
+    filename = name if "." in name else f"{name}.json"
+    return (SAMPLES / provider / filename).read_text()
 
 
 @pytest.fixture

@@ -1,0 +1,353 @@
+"""MuseScore.com (``kit.musescore``): OAuth 1.0, score search and details, timings and layout,
+upload, delete, users, URL resolution, oEmbed and score files.
+
+Reference: seed 004 (``http://api.musescore.com/services/rest``). Typical use::
+
+    async with Client(musescore=MuseScoreConfig(consumer_key="...")) as kit:
+        async for score in kit.musescore.scores.search("bach", parts=1, sort="view_count"):
+            print(score.title, score.metadata.duration)
+        pdf = await kit.download(score.file("pdf"), "scores/")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio
+import attrs
+
+from imuzekit import errors
+from imuzekit._http import Sender
+from imuzekit._paging import Paginator
+from imuzekit.jobs import Job, PollPolicy
+from imuzekit.jobs._poller import Poller
+from imuzekit.providers._common import check_int
+from imuzekit.providers.musescore import _api
+from imuzekit.providers.musescore._oauth import OAuth1Credentials, OAuth1Hook, sign
+from imuzekit.providers.musescore.models import (
+    License,
+    LicenseFilter,
+    MeasureBox,
+    OAuthToken,
+    OEmbed,
+    Part,
+    Score,
+    ScoreDates,
+    ScoreFile,
+    ScoreMetadata,
+    ScoreUser,
+    Sort,
+    TimeEvent,
+    User,
+)
+
+__all__ = [
+    "License",
+    "LicenseFilter",
+    "MeasureBox",
+    "MuseScoreAPI",
+    "OAuthAPI",
+    "OAuthToken",
+    "OEmbed",
+    "Part",
+    "Score",
+    "ScoreDates",
+    "ScoreFile",
+    "ScoreMetadata",
+    "ScoreUser",
+    "ScoresAPI",
+    "Sort",
+    "TimeEvent",
+    "User",
+    "UsersAPI",
+]
+
+
+class OAuthAPI:
+    """``kit.musescore.oauth``: the three-legged OAuth 1.0 flow."""
+
+    def __init__(self, api: MuseScoreAPI) -> None:
+        self._api = api
+
+    def _credentials(self) -> OAuth1Credentials:
+        credentials = self._api.hook.credentials
+        if not credentials.consumer_secret:
+            raise errors.ConfigurationError(
+                "the OAuth flow needs the consumer secret: set MuseScoreConfig(consumer_secret=...)"
+                " or IMUZEKIT_MUSESCORE_CONSUMER_SECRET"
+            )
+        return credentials
+
+    async def request_token(self, callback: str = "oob") -> OAuthToken:
+        """Step 1: a request token (``POST {oauth_url}/request_token``)."""
+        request = sign(
+            _api.build_token_request(self._api.oauth_url, "request_token"),
+            self._credentials(),
+            token="",
+            token_secret="",
+            callback=check_callback(callback),
+        )
+        return _api.parse_token(await self._api.sender.send(request))
+
+    def authorize_url(self, request_token: OAuthToken | str) -> str:
+        """Step 2: where the user approves the request token (then reads the verifier)."""
+        token = (
+            request_token.oauth_token if isinstance(request_token, OAuthToken) else request_token
+        )
+        return f"{self._api.authorize_url}?{urlencode({'oauth_token': token})}"
+
+    async def access_token(self, request_token: OAuthToken, verifier: str) -> OAuthToken:
+        """Step 3: exchange the approved request token for the user's access token.
+
+        The Client uses the new token for every later call; store it (with its secret) to
+        skip the flow next time: ``MuseScoreConfig(token=..., token_secret=...)``.
+        """
+        request = sign(
+            _api.build_token_request(self._api.oauth_url, "access_token"),
+            self._credentials(),
+            token=request_token.oauth_token,
+            token_secret=request_token.oauth_token_secret,
+            verifier=check_verifier(verifier),
+        )
+        token = _api.parse_token(await self._api.sender.send(request))
+        credentials = self._api.hook.credentials
+        credentials.token = token.oauth_token
+        credentials.token_secret = token.oauth_token_secret
+        return token
+
+
+def check_callback(callback: str) -> str:
+    """``oob`` or an http(s) URL."""
+    if callback != "oob" and not callback.startswith(("http://", "https://")):
+        raise errors.ValidationError(
+            "callback", f"must be 'oob' or an http(s) URL, got {callback!r}"
+        )
+    return callback
+
+
+def check_verifier(verifier: str) -> str:
+    """A non-empty verifier string."""
+    if not isinstance(verifier, str) or not verifier.strip():
+        raise errors.ValidationError("verifier", "must be the non-empty code shown to the user")
+    return verifier.strip()
+
+
+class ScoresAPI:
+    """``kit.musescore.scores``: search, read, time, space, upload and delete scores."""
+
+    def __init__(self, api: MuseScoreAPI) -> None:
+        self._api = api
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        part: int | Sequence[int] | None = None,
+        parts: int | None = None,
+        language: str | None = None,
+        license: LicenseFilter | str | None = None,
+        sort: Sort | str | None = None,
+        limit: int | None = None,
+    ) -> Paginator[Score]:
+        """Search scores, 20 a page, fetching pages as you iterate (``GET /score.json``).
+
+        ``part``: a MIDI program in [-1, 128] (128 drumset, -1 undefined) or a list of them
+        (each must be in the score); ``parts``: the number of parts; ``language``: two letters;
+        ``license``: what the licence must allow (``to_play``, ``to_share``,
+        ``to_use_commercially``, ``to_modify_commercially``); ``sort``: ``relevance``,
+        ``view_count``, ``date_uploaded`` or ``comment_count``; ``limit``: stop after that many
+        scores. Filters are checked before anything is sent.
+        """
+        params = _api.search_params(
+            text=text, part=part, parts=parts, language=language, license=license, sort=sort
+        )
+        return self._api.paginate(_api.build_search(self._api.base_url, params), limit)
+
+    async def get(self, score_id: int, secret: str | None = None) -> Score:
+        """One score (``GET /score/{id}.json``); ``secret`` opens a private score."""
+        request = _api.build_get_score(self._api.base_url, score_id, secret=secret)
+        return self._api.score(await self._api.sender.send(request))
+
+    async def time(
+        self, score_id: int, secret: str | None = None, *, format: str = "json"
+    ) -> list[TimeEvent]:
+        """When each measure starts in the audio, in ms (``GET /score/{id}/time``)."""
+        request = _api.build_time(self._api.base_url, score_id, secret=secret, fmt=format)
+        return _api.parse_time(await self._api.sender.send(request))
+
+    async def space(
+        self, score_id: int, secret: str | None = None, *, format: str = "json"
+    ) -> list[MeasureBox]:
+        """Each measure's bounding box on its page (``GET /score/{id}/space``)."""
+        request = _api.build_space(self._api.base_url, score_id, secret=secret, fmt=format)
+        return _api.parse_space(await self._api.sender.send(request))
+
+    async def upload(
+        self,
+        file: str | os.PathLike[str] | tuple[str, bytes],
+        title: str,
+        *,
+        description: str | None = None,
+        private: bool = False,
+        license: License | str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Job[Score]:
+        """Upload a ``.mscz`` score (``POST /score.json``, multipart; needs the user's token).
+
+        ``file`` is a path or ``(filename, bytes)``. The job is READY once MuseScore.com has
+        processed the score (its status is ``ready``). Never retried once sent.
+        """
+        if isinstance(file, tuple):
+            filename, content = file
+        else:
+            path = anyio.Path(file)
+            filename = path.name
+            if not filename.lower().endswith(".mscz"):
+                raise errors.ValidationError("file", f"must be a .mscz file, got {filename!r}")
+            try:
+                content = await path.read_bytes()
+            except OSError as exc:
+                raise errors.ValidationError("file", f"cannot read {str(file)!r}: {exc}") from exc
+        request = _api.build_upload(
+            self._api.base_url,
+            filename=filename,
+            content=content,
+            title=title,
+            description=description,
+            private=private,
+            license=license,
+            tags=tags,
+        )
+        score = self._api.score(await self._api.sender.send(request))
+        return self._api.job_for(score)
+
+    async def delete(self, score_id: int) -> None:
+        """Delete one of your scores (``DELETE /score/{id}.json``); 403 for another's."""
+        await self._api.sender.send(_api.build_delete(self._api.base_url, score_id))
+
+    def job(self, score_id: int, *, policy: PollPolicy | None = None) -> Job[Score]:
+        """A job for an upload made elsewhere (READY once the score is ``ready``)."""
+        return self._api.job_for(Score(id=score_id), policy)
+
+
+class UsersAPI:
+    """``kit.musescore.users``: users and their scores."""
+
+    def __init__(self, api: MuseScoreAPI) -> None:
+        self._api = api
+
+    async def get(self, user_id: int) -> User:
+        """One user (``GET /user/{id}.json``)."""
+        request = _api.build_get_user(self._api.base_url, user_id)
+        return _api.parse_user(await self._api.sender.send(request))
+
+    def scores(
+        self,
+        user_id: int,
+        *,
+        text: str | None = None,
+        part: int | Sequence[int] | None = None,
+        parts: int | None = None,
+        language: str | None = None,
+        license: LicenseFilter | str | None = None,
+        sort: Sort | str | None = None,
+        limit: int | None = None,
+    ) -> Paginator[Score]:
+        """A user's scores, searchable like ``scores.search`` (their private ones too when
+        the access token is theirs)."""
+        check_int("user_id", user_id, minimum=1)
+        params = _api.search_params(
+            text=text, part=part, parts=parts, language=language, license=license, sort=sort
+        )
+        request = _api.build_search(self._api.base_url, params, user_id=user_id)
+        return self._api.paginate(request, limit)
+
+
+class MuseScoreAPI:
+    """The MuseScore.com namespace of a Client (``kit.musescore``)."""
+
+    def __init__(
+        self,
+        *,
+        sender: Sender,
+        hook: OAuth1Hook,
+        base_url: str,
+        oauth_url: str,
+        authorize_url: str,
+        static_url: str,
+        oembed_url: str,
+        poller: Poller,
+        poll_policy: PollPolicy,
+    ) -> None:
+        self.sender = sender
+        self.hook = hook
+        self.base_url = base_url.rstrip("/")
+        self.oauth_url = oauth_url.rstrip("/")
+        self.authorize_url = authorize_url
+        self.static_url = static_url.rstrip("/")
+        self.oembed_url = oembed_url
+        self.poll_policy = poll_policy
+        self._poller = poller
+        self._driver = _api.ScoreDriver(self.base_url, self.static_url)
+        self.oauth = OAuthAPI(self)
+        self.scores = ScoresAPI(self)
+        self.users = UsersAPI(self)
+
+    def score(self, response: Any) -> Score:
+        """Parse a score answer, with file links enabled."""
+        return _api.parse_score(response, static_url=self.static_url)
+
+    def paginate(self, first: Any, limit: int | None) -> Paginator[Score]:
+        """An iterator over the score pages that start with ``first``."""
+        if limit is not None:
+            check_int("limit", limit, minimum=1)
+
+        def parse(response: Any) -> Any:
+            page = _api.parse_search(response)
+            items = tuple(self.score_with_links(score) for score in page.items)
+            return type(page)(items=items, total=page.total, cursor=page.cursor, more=page.more)
+
+        return Paginator(self.sender, first, parse, _api.next_search_request, limit=limit)
+
+    def score_with_links(self, score: Score) -> Score:
+        """``score`` with ``static_url`` set."""
+        return attrs.evolve(score, static_url=self.static_url)
+
+    async def me(self) -> User:
+        """The user of the access token (``GET /me.json``)."""
+        return _api.parse_user(await self.sender.send(_api.build_me(self.base_url)))
+
+    async def resolve(self, url: str) -> Score | User:
+        """The score or user behind a MuseScore.com URL (``GET /resolve``, redirect followed
+        only into the MuseScore API)."""
+        response = await self.sender.send(_api.build_resolve(self.base_url, url))
+        kind, resource_id = _api.parse_resolve_location(response, self.base_url)
+        if kind == "score":
+            return await self.scores.get(resource_id)
+        return await self.users.get(resource_id)
+
+    async def oembed(
+        self, url: str, *, maxwidth: int | None = None, maxheight: int | None = None
+    ) -> OEmbed:
+        """The oEmbed description (player iframe) of a score URL."""
+        request = _api.build_oembed(self.oembed_url, url, maxwidth=maxwidth, maxheight=maxheight)
+        return _api.parse_oembed(await self.sender.send(request))
+
+    def job_for(self, score: Score, policy: PollPolicy | None = None) -> Job[Score]:
+        """A job for an uploaded score, polled until it is ``ready``."""
+        return Job(
+            job_id=str(score.id),
+            driver=self._driver,
+            poller=self._poller,
+            status=self._driver.status_of(score),
+            policy=policy or self.poll_policy,
+        )
+
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+        """Rebuild a job from a token's fields (used by ``Client.resume``)."""
+        if kind != self._driver.kind:
+            raise errors.ValidationError("token", f"unknown MuseScore job kind {kind!r}")
+        return self.job_for(Score(id=int(job_id)))
