@@ -42,9 +42,7 @@ class _HttpClientAuth(ClientAuth):  # type: ignore[misc]
     def sign(self, method: str, uri: str, headers: dict[str, str], body: Any) -> Any:
         oauth_params = self.get_oauth_params(generate_token(30), str(int(time.time())))
         params = list(oauth_params) + parse_qsl(urlsplit(uri).query, keep_blank_values=True)
-        if body and headers.get("Content-Type", "").startswith(
-            "application/x-www-form-urlencoded"
-        ):
+        if body and headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             text = body.decode() if isinstance(body, bytes) else body
             params += parse_qsl(text, keep_blank_values=True)
         base_string = construct_base_string(method, uri, params)
