@@ -13,13 +13,17 @@ Every provider is mounted under its own prefix on the one server::
         emu.credentials["joplin"].token    # a valid HS256 JWT (also .email, .password)
         emu.urls["mureka"]                 # "http://127.0.0.1:<port>/mureka/v1/mureka" (useapi.net)
         emu.credentials["mureka"].token    # the useapi.net token (.extra["accounts"]: "id1,id2")
+        emu.urls["musescore"]              # ".../musescore/services/rest" (MuseScore.com REST)
+        emu.urls["musescore_oauth"]        # ".../musescore/oauth" (request_token, access_token)
+        emu.credentials["musescore"].extra # consumer_key, consumer_secret, token, token_secret
         async with emu.client() as kit:    # an imuzekit Client wired to the emulator
             ...
 
 Time is `emu.clock`: pass ``Emulator(clock=Clock(frozen=True))`` and move it with
 ``emu.clock.advance(seconds)`` to make songs ready (and joplin tokens expire) without sleeping,
 or force a state with ``emu.imuze.set_status(song_id, "failed")``,
-``emu.joplin.set_ready(music_id, True)`` or ``emu.mureka.fail_next()``.
+``emu.joplin.set_ready(music_id, True)`` or ``emu.mureka.fail_next()``. MuseScore uploads
+stay ``processing`` for ``render_seconds`` too.
 
 Failures are data, registered on `emu.faults` (see `Faults.add`)::
 
@@ -43,12 +47,20 @@ from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
-from ._app import Credentials, LoggedRequest, Provider, RequestLog, build_root_app
+from ._app import (
+    Credentials,
+    ExtraUrls,
+    LoggedRequest,
+    Provider,
+    RequestLog,
+    build_root_app,
+)
 from ._clock import Clock
 from ._faults import Fault, Faults
 from .imuze import ImuzeState, RenderSeconds
 from .joplin import JoplinState
 from .mureka import MurekaState
+from .musescore import MuseScoreState
 
 if TYPE_CHECKING:
     # The SDK core may not be importable while the emulator is built and type-checked on its own.
@@ -64,6 +76,7 @@ __all__ = [
     "JoplinState",
     "LoggedRequest",
     "MurekaState",
+    "MuseScoreState",
     "serve",
 ]
 
@@ -109,6 +122,10 @@ class Emulator:
             clock=self.clock, render_seconds=render_seconds, seed=seed
         )
         """State of the emulated Mureka through useapi.net."""
+        self.musescore: MuseScoreState = MuseScoreState(
+            clock=self.clock, render_seconds=render_seconds, seed=seed
+        )
+        """State of the emulated MuseScore.com (REST API, OAuth, static files, oEmbed)."""
         self.faults: Faults = Faults(rng=random.Random(seed), providers=frozenset(self.providers))
         """The fault registry (`Faults.add`)."""
         self._log = RequestLog(limit=log_limit)
@@ -123,6 +140,7 @@ class Emulator:
             self.imuze.name: self.imuze,
             self.joplin.name: self.joplin,
             self.mureka.name: self.mureka,
+            self.musescore.name: self.musescore,
         }
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -197,9 +215,18 @@ class Emulator:
 
     @property
     def urls(self) -> Mapping[str, str]:
-        """Base URL of each provider, e.g. ``urls["imuze"]`` (the SDK's config ``base_url``)."""
+        """Base URL of each provider, e.g. ``urls["imuze"]`` (the SDK's config ``base_url``).
+
+        Providers with more than one endpoint add keys of their own: ``musescore_oauth``,
+        ``musescore_authorize``, ``musescore_static``, ``musescore_oembed``, ``musescore_site``.
+        """
         root = self.base_url
-        return MappingProxyType({name: root + p.prefix for name, p in self.providers.items()})
+        urls: dict[str, str] = {}
+        for name, provider in self.providers.items():
+            urls[name] = root + provider.prefix
+            if isinstance(provider, ExtraUrls):
+                urls.update({key: root + path for key, path in provider.extra_urls.items()})
+        return MappingProxyType(urls)
 
     @property
     def credentials(self) -> Mapping[str, Credentials]:
@@ -231,16 +258,19 @@ class Emulator:
         lines += [f"  {name:<10} {url}" for name, url in self.urls.items()]
         lines += ["", "Demo credentials:"]
         for name, creds in self.credentials.items():
-            fields = [
-                f"{label}={value}"
-                for label, value in (
-                    ("email", creds.email),
-                    ("password", creds.password),
-                    ("token", creds.token),
-                    *creds.extra.items(),
+            # dict.fromkeys drops a value listed twice (MuseScore's token is also in `extra`).
+            fields = list(
+                dict.fromkeys(
+                    f"{label}={value}"
+                    for label, value in (
+                        ("email", creds.email),
+                        ("password", creds.password),
+                        ("token", creds.token),
+                        *creds.extra.items(),
+                    )
+                    if value is not None
                 )
-                if value is not None
-            ]
+            )
             lines.append(f"  {name:<10} {' '.join(fields)}")
         return "\n".join(lines)
 
@@ -251,7 +281,9 @@ class Emulator:
 
         iMuze and joplin are configured with the demo email and password unless ``imuze=`` or
         ``joplin=`` is given (the SDK logs in itself, as against the real services); Mureka
-        with the useapi.net token and every configured account unless ``mureka=`` is given.
+        with the useapi.net token and every configured account unless ``mureka=`` is given;
+        MuseScore.com with the demo consumer, the demo user's access token and every endpoint
+        unless ``musescore=`` is given.
         """
         # Imported here so that the emulator does not depend on the SDK at import time.
         from imuzekit.client import (
@@ -259,6 +291,7 @@ class Emulator:
             ImuzeConfig,
             JoplinConfig,
             MurekaConfig,
+            MuseScoreConfig,
         )
 
         creds = self.imuze.credentials()
@@ -282,6 +315,22 @@ class Emulator:
                 # Iterable[_T_co]; "unused-ignore" keeps this quiet once that is fixed.
                 accounts=tuple(self.mureka.accounts),
                 base_url=self.urls["mureka"],
+            ),
+        )
+        musescore = self.musescore
+        urls = self.urls
+        kwargs.setdefault(
+            "musescore",
+            MuseScoreConfig(
+                consumer_key=musescore.consumer_key,
+                consumer_secret=musescore.consumer_secret,
+                token=musescore.token,
+                token_secret=musescore.token_secret,
+                base_url=urls["musescore"],
+                oauth_url=urls["musescore_oauth"],
+                authorize_url=urls["musescore_authorize"],
+                static_url=urls["musescore_static"],
+                oembed_url=urls["musescore_oembed"],
             ),
         )
         return Client(**kwargs)

@@ -44,6 +44,7 @@ __all__ = [
     "Credentials",
     "ExtraApp",
     "ExtraApps",
+    "ExtraUrls",
     "LoggedRequest",
     "Provider",
     "RequestLog",
@@ -178,6 +179,15 @@ class ExtraApps(Protocol):
 
     def build_extra_apps(self) -> Sequence[ExtraApp]:
         """Build the extra applications; called on every emulator start."""
+
+
+@runtime_checkable
+class ExtraUrls(Protocol):
+    """A provider with URLs besides its base URL (OAuth endpoints, a site, static files)."""
+
+    @property
+    def extra_urls(self) -> Mapping[str, str]:
+        """Extra keys of ``emu.urls`` and their absolute paths (the emulator adds the origin)."""
 
 
 @attrs.frozen
