@@ -408,7 +408,10 @@ def mscz_archive(
             "      <Instrument>",
             f"        <longName>{_escape_xml(name)}</longName>",
             *(["        <useDrumset>1</useDrumset>"] if drums else []),
-            f'        <Channel><program value="{0 if drums else max(program, 0)}"/></Channel>',
+            # An undefined program (-1) is a channel without one, which reads back as -1.
+            f'        <Channel><program value="{0 if drums else program}"/></Channel>'
+            if program >= 0
+            else "        <Channel/>",
             "      </Instrument>",
             "    </Part>",
         ]
