@@ -28,8 +28,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--render-seconds",
         type=float,
         default=2.0,
-        help="seconds a song (iMuze), a music (joplin) or a generation (Mureka) takes to "
-        "render (default 2)",
+        help="seconds a song (iMuze), a music (joplin), a generation (Mureka) or an upload "
+        "(MuseScore) takes to render (default 2)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the emulator's randomness")
     return parser.parse_args(argv)

@@ -23,7 +23,6 @@ same bytes and the same ETag.
 from __future__ import annotations
 
 import io
-import math
 import struct
 import zipfile
 import zlib
@@ -538,8 +537,3 @@ def read_mscz(data: bytes) -> MsczInfo | None:
         lyrics=score.find(".//Lyrics") is not None,
         chordnames=score.find(".//Harmony") is not None,
     )
-
-
-def page_count(measures: int, per_page: int) -> int:
-    """Pages needed for `measures` at `per_page` measures a page (at least one)."""
-    return max(1, math.ceil(measures / max(1, per_page)))

@@ -353,7 +353,6 @@ class _Caller:
 
     consumer_key: str
     user: MuseScoreUser | None = None
-    signed: bool = False
 
     @property
     def user_id(self) -> int | None:
@@ -651,8 +650,8 @@ class MuseScoreState:
     # ~300 scores costs a few milliseconds each time.
     _scores: dict[int, MuseScoreScore] | None = attrs.field(default=None, init=False)
     _next_id: int = attrs.field(default=_FIRST_SCORE_ID, init=False)
-    # (consumer key, nonce) -> timestamp, and a heap-free prune order (timestamps arrive
-    # roughly in order, so pruning from the front of an insertion-ordered dict suffices).
+    # (consumer key, nonce) -> oauth_timestamp, in arrival order. Timestamps arrive roughly in
+    # order, so pruning from the front (see check_nonce) keeps about one window's worth.
     _nonces: OrderedDict[tuple[str, str], int] = attrs.field(factory=OrderedDict, init=False)
     _files: OrderedDict[tuple[int, int, str], _File] = attrs.field(factory=OrderedDict, init=False)
     _files_bytes: int = attrs.field(default=0, init=False)
@@ -1631,7 +1630,7 @@ async def _authenticate(
     # Recorded only once the signature holds: a forged request cannot burn a nonce.
     if not state.check_nonce(consumer_key, nonce, timestamp):
         raise MuseScoreError(401, "nonce already used")
-    return _Caller(consumer_key, user, signed=True), oauth, request_token
+    return _Caller(consumer_key, user), oauth, request_token
 
 
 # ------------------------------------------------------------------------------------------------
