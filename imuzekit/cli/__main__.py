@@ -1,0 +1,5 @@
+"""``python -m imuzekit.cli``: the ``imuzekit`` command line."""
+
+from imuzekit.cli import main
+
+main()

@@ -1,0 +1,294 @@
+"""``imuzekit batch``: run a JSON-lines manifest of generations, resumable after any crash.
+
+``batch run`` records every step in a SQLite journal (see ``_journal``) and can be killed at
+any moment: running the same command again skips finished lines, resumes submitted ones from
+their job tokens and reconciles the ones caught mid-create before anything is sent again.
+``batch status`` shows the journal's counts; ``batch resolve`` settles an ``uncertain`` line by
+hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from imuzekit.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliUsageError,
+    emit_json,
+    emulator_option,
+    json_option,
+    open_client,
+)
+from imuzekit.cli._progress import StateBoard
+from imuzekit.cli.batch._journal import (
+    STATES,
+    AsyncJournal,
+    Journal,
+    JournalError,
+    LineRecord,
+    RunLock,
+)
+from imuzekit.cli.batch._manifest import ManifestError, load_manifest
+from imuzekit.cli.batch._runner import BatchOptions, BatchRunner, journal_path_for, summarize
+
+__all__ = ["batch"]
+
+_JOURNAL_NAME = "imuzekit-batch.sqlite"
+
+
+@click.group()
+def batch() -> None:
+    """Run many generations from a manifest, resumable after a crash (see docs/cli.md)."""
+
+
+@batch.command("run")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    help="Directory for the files (and, by default, the journal).",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help=f"Journal file (default: <out>/{_JOURNAL_NAME}).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 10_000),
+    default=16,
+    show_default=True,
+    help="Lines in progress at once (from submission to download).",
+)
+@click.option(
+    "--resubmit-uncertain",
+    is_flag=True,
+    help="Send again the lines whose first create may or may not have reached the provider.",
+)
+@click.option("--retry-failed", is_flag=True, help="Send again the lines that failed.")
+@emulator_option
+@json_option
+@click.pass_context
+def run_batch(
+    ctx: click.Context,
+    manifest: pathlib.Path,
+    out: pathlib.Path,
+    journal: pathlib.Path | None,
+    concurrency: int,
+    resubmit_uncertain: bool,
+    retry_failed: bool,
+    use_emulator: bool,
+    as_json: bool,
+) -> None:
+    """Generate and download every request of MANIFEST (JSON lines) into --out.
+
+    Exit status: 0 every line downloaded, 1 some failed, are uncertain or unfinished,
+    2 a bad manifest or configuration, 130 interrupted (run the same command to resume).
+    """
+    try:
+        lines = load_manifest(manifest)
+    except ManifestError as exc:
+        raise CliUsageError(str(exc)) from None
+    except OSError as exc:
+        raise CliUsageError(f"cannot read the manifest: {exc}") from None
+    path = journal_path_for(out, journal)
+    options = BatchOptions(
+        out=out,
+        concurrency=concurrency,
+        resubmit_uncertain=resubmit_uncertain,
+        retry_failed=retry_failed,
+    )
+    err = Console(stderr=True)
+
+    def say(message: str) -> None:
+        if not as_json:
+            err.print(f"[dim]{message}[/dim]")
+
+    async def main() -> list[LineRecord]:
+        async with open_client(ctx, use_emulator=use_emulator) as kit:
+            store = await AsyncJournal.open(path)
+            try:
+                board = StateBoard(err, STATES, enabled=err.is_terminal and not as_json)
+                with board:
+                    runner = BatchRunner(kit, store, lines, options, board=board, say=say)
+                    return await runner.run()
+            finally:
+                await store.aclose()
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with RunLock(path):
+            records = asyncio.run(main())
+    except (JournalError, ManifestError) as exc:
+        raise CliUsageError(str(exc)) from None
+    _report(records, path, as_json)
+    done = all(record.state == "downloaded" for record in records)
+    ctx.exit(EXIT_OK if done else EXIT_FAILED)
+
+
+def _record_json(record: LineRecord, files: list[Any]) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "line": record.line,
+        "provider": record.provider,
+        "kind": record.kind,
+        "state": record.state,
+        "remote_id": record.remote_id,
+        "attempts": record.attempts,
+        "error": record.error,
+        "files": files,
+    }
+
+
+def _report(records: list[LineRecord], path: pathlib.Path, as_json: bool) -> None:
+    if as_json:
+        with Journal(path, create=False) as journal:
+            files: dict[str, list[Any]] = {}
+            for f in journal.files():
+                files.setdefault(f.key, []).append(
+                    {"path": f.path, "size": f.size, "sha256": f.sha256, "remote_id": f.remote_id}
+                )
+        for record in records:
+            emit_json(_record_json(record, files.get(record.key, [])))
+        return
+    console = Console()
+    counts = summarize(records)
+    table = Table("state", "lines", title=f"batch: {len(records)} lines", title_justify="left")
+    for state, count in counts.items():
+        if count:
+            table.add_row(state, str(count))
+    console.print(table)
+    problems = [r for r in records if r.state != "downloaded"]
+    for record in problems[:20]:
+        reason = f": {record.error}" if record.error else ""
+        console.print(
+            f"  line {record.line} (key {record.key!r}, {record.provider}) {record.state}{reason}",
+            markup=False,
+            highlight=False,
+        )
+    if len(problems) > 20:
+        console.print(f"  ... and {len(problems) - 20} more (`imuzekit batch status`)")
+    if problems:
+        console.print(f"journal: {path}; run the same command again to resume", highlight=False)
+
+
+def _journal_option(func: Any) -> Any:
+    func = click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=pathlib.Path),
+        default=None,
+        help=f"The run's --out (the journal is <out>/{_JOURNAL_NAME}).",
+    )(func)
+    return click.option(
+        "--journal",
+        type=click.Path(dir_okay=False, path_type=pathlib.Path),
+        default=None,
+        help=f"Journal file (default: ./{_JOURNAL_NAME}).",
+    )(func)
+
+
+def _journal_path(journal: pathlib.Path | None, out: pathlib.Path | None) -> pathlib.Path:
+    if journal is not None:
+        return journal
+    return (out or pathlib.Path(".")) / _JOURNAL_NAME
+
+
+@batch.command()
+@_journal_option
+@json_option
+def status(journal: pathlib.Path | None, out: pathlib.Path | None, as_json: bool) -> None:
+    """Count the journal's lines per state (and list the ones that need attention)."""
+    path = _journal_path(journal, out)
+    try:
+        with Journal(path, create=False) as store:
+            counts = store.counts()
+            problems = store.lines(("failed", "uncertain", "submitting"))
+    except JournalError as exc:
+        raise CliUsageError(str(exc)) from None
+    if as_json:
+        emit_json({"journal": str(path), "total": sum(counts.values()), "counts": counts})
+        return
+    console = Console()
+    table = Table("state", "lines", title=f"{path}", title_justify="left")
+    for state, count in counts.items():
+        table.add_row(state, str(count))
+    table.add_row("total", str(sum(counts.values())))
+    console.print(table)
+    for record in problems:
+        console.print(
+            f"  line {record.line} (key {record.key!r}) {record.state}: {record.error or ''}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@batch.command()
+@click.argument("key")
+@click.option(
+    "--remote-id",
+    default=None,
+    help="The provider's id of the generation this line made (song id, music id, Mureka job).",
+)
+@click.option("--resubmit", is_flag=True, help="Nothing was created: send it again next run.")
+@_journal_option
+@click.pass_context
+def resolve(
+    ctx: click.Context,
+    key: str,
+    remote_id: str | None,
+    resubmit: bool,
+    journal: pathlib.Path | None,
+    out: pathlib.Path | None,
+) -> None:
+    """Settle an uncertain line KEY: adopt the generation you found, or resubmit it."""
+    if (remote_id is None) == (not resubmit):
+        raise CliUsageError("give exactly one of --remote-id ID and --resubmit")
+    path = _journal_path(journal, out)
+
+    async def token_for(provider: str, remote: str) -> str:
+        # Building the job handle sends nothing; it needs the provider's configuration only.
+        async with open_client(ctx, use_emulator=False) as kit:
+            if provider == "imuze":
+                if not remote.isdigit():
+                    raise CliUsageError(f"an iMuze song id is a number, got {remote!r}")
+                return kit.imuze.songs.job(int(remote)).token()
+            if provider == "joplin":
+                return kit.joplin.musics.job(remote).token()
+            return kit.mureka.jobs.job(remote).token()
+
+    try:
+        with RunLock(path), Journal(path, create=False) as store:
+            record = store.line(key)
+            if record is None:
+                raise CliUsageError(f"no line with key {key!r} in {path}")
+            if record.state not in ("uncertain", "submitting"):
+                raise CliUsageError(
+                    f"line {key!r} is {record.state}; only uncertain lines need resolving"
+                )
+            if record.state == "submitting":
+                store.transition(key, "uncertain", error="resolved by hand")
+            if resubmit:
+                store.transition(key, "pending", detail="resolved by hand: resubmit")
+                click.echo(f"line {key!r} will be sent again by the next `batch run`")
+                return
+            assert remote_id is not None
+            token = asyncio.run(token_for(record.provider, remote_id))
+            store.transition(
+                key,
+                "submitted",
+                token=token,
+                remote_id=remote_id,
+                detail=f"resolved by hand: {remote_id}",
+            )
+            click.echo(f"line {key!r} adopts {record.provider} {remote_id}; `batch run` resumes it")
+    except JournalError as exc:
+        raise CliUsageError(str(exc)) from None

@@ -1,0 +1,475 @@
+"""The batch journal: one SQLite row per manifest line, one committed transaction per change.
+
+Schema (version 1)::
+
+    meta(name PRIMARY KEY, value)          batch_id (random: the markers' salt), schema_version
+    lines(key PRIMARY KEY, line, provider, kind, request, digest, marker, state, token,
+          remote_id, result, error, attempts, updated_at)
+    files(key, idx, remote_id, path, size, sha256, PRIMARY KEY (key, idx))
+    events(id, key, at, from_state, to_state, detail)      every transition, for the record
+
+A line moves ``pending -> submitting -> submitted -> ready -> downloaded``, or to ``failed``
+or ``uncertain``; :data:`TRANSITIONS` lists every allowed move. ``submitting`` is committed
+*before* the create request is sent and ``submitted`` (with the job token) right after the
+answer, so a crash between the two leaves ``submitting``: the next run reconciles that line
+against the provider before anything is sent again.
+
+WAL mode with ``synchronous=FULL``: a committed transition survives a crash or power loss. The
+connection is used from worker threads, one call at a time (:class:`AsyncJournal` serialises
+them), so sqlite3's same-thread check is off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import pathlib
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+import attrs
+
+from imuzekit.cli.batch._manifest import ManifestLine
+
+__all__ = [
+    "STATES",
+    "TRANSITIONS",
+    "AsyncJournal",
+    "FileRecord",
+    "Journal",
+    "JournalError",
+    "LineRecord",
+    "marker_for",
+]
+
+SCHEMA_VERSION = "1"
+STATES = (
+    "pending",
+    "submitting",
+    "submitted",
+    "ready",
+    "downloaded",
+    "failed",
+    "uncertain",
+)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"submitting", "failed"}),
+    # From submitting: the answer (submitted), a refusal (failed, or pending when the provider
+    # surely created nothing, e.g. a 429), or reconciliation (submitted/ready when found,
+    # pending when surely absent, uncertain when it cannot tell).
+    "submitting": frozenset({"submitted", "ready", "pending", "failed", "uncertain"}),
+    "submitted": frozenset({"ready", "failed"}),
+    "ready": frozenset({"downloaded", "failed"}),
+    "downloaded": frozenset(),
+    "failed": frozenset({"pending"}),  # --retry-failed
+    "uncertain": frozenset({"pending", "submitted", "failed"}),  # --resubmit-uncertain, resolve
+}
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lines (
+    key TEXT PRIMARY KEY,
+    line INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    request TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    marker TEXT,
+    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
+    token TEXT,
+    remote_id TEXT,
+    result TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lines_state ON lines (state);
+CREATE TABLE IF NOT EXISTS files (
+    key TEXT NOT NULL REFERENCES lines (key),
+    idx INTEGER NOT NULL,
+    remote_id TEXT,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (key, idx)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    at REAL NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+);
+"""
+
+T = TypeVar("T")
+
+
+class JournalError(Exception):
+    """The journal cannot be used (another run holds it, a changed line, a bad file)."""
+
+
+def marker_for(batch_id: str, key: str) -> str:
+    """The line's reconciliation marker, ``ik:<12 hex>``: unique per batch and key.
+
+    Salted with the journal's random batch id so that a new batch reusing keys never adopts an
+    older batch's songs.
+    """
+    import hashlib
+
+    return "ik:" + hashlib.sha256(f"{batch_id}\0{key}".encode()).hexdigest()[:12]
+
+
+@attrs.frozen
+class LineRecord:
+    """A line's row in the journal."""
+
+    key: str
+    line: int
+    provider: str
+    kind: str
+    request: str
+    digest: str
+    marker: str | None
+    state: str
+    token: str | None
+    remote_id: str | None
+    result: str | None
+    error: str | None
+    attempts: int
+    updated_at: float
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The create call's keyword arguments (from the manifest)."""
+        params: dict[str, Any] = json.loads(self.request)["params"]
+        return params
+
+
+@attrs.frozen
+class FileRecord:
+    """One downloaded file of a line (a Mureka generation has two)."""
+
+    key: str
+    idx: int
+    remote_id: str | None
+    path: str
+    size: int
+    sha256: str
+
+
+class Journal:
+    """Synchronous access to the journal file; use :class:`AsyncJournal` from async code."""
+
+    def __init__(self, path: pathlib.Path, *, create: bool = True) -> None:
+        if not create and not path.is_file():
+            raise JournalError(f"no journal at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self._transaction() as db:
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (secrets.token_hex(8),)
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+            version = self._meta("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{path} is not a usable journal: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            raise JournalError(f"{path} has journal schema {version}, expected {SCHEMA_VERSION}")
+        self.batch_id = self._meta("batch_id")
+
+    def close(self) -> None:
+        """Close the database (checkpointing the WAL)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the write lock at once: a reader never upgrades mid-way.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _meta(self, name: str) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise JournalError(f"{self.path} has no {name}")
+        return str(row["value"])
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def lines(self, states: Iterable[str] | None = None) -> list[LineRecord]:
+        """Every line (in manifest order), or those in ``states``."""
+        query = "SELECT * FROM lines"
+        args: tuple[Any, ...] = ()
+        if states is not None:
+            wanted = tuple(states)
+            query += f" WHERE state IN ({', '.join('?' * len(wanted))})"
+            args = wanted
+        rows = self._db.execute(query + " ORDER BY line", args).fetchall()
+        return [LineRecord(**dict(row)) for row in rows]
+
+    def line(self, key: str) -> LineRecord | None:
+        """One line by key."""
+        row = self._db.execute("SELECT * FROM lines WHERE key = ?", (key,)).fetchone()
+        return LineRecord(**dict(row)) if row is not None else None
+
+    def files(self, key: str | None = None) -> list[FileRecord]:
+        """The downloaded files (of one line, or all)."""
+        query = "SELECT * FROM files"
+        args: tuple[str, ...] = ()
+        if key is not None:
+            query, args = query + " WHERE key = ?", (key,)
+        rows = self._db.execute(query + " ORDER BY key, idx", args).fetchall()
+        return [FileRecord(**dict(row)) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """How many lines are in each state (every state listed)."""
+        counts = dict.fromkeys(STATES, 0)
+        for row in self._db.execute("SELECT state, COUNT(*) AS n FROM lines GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        return counts
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def sync(self, manifest: Sequence[ManifestLine]) -> list[str]:
+        """Add the manifest's new lines as ``pending`` (one transaction); return conflicts.
+
+        A line whose request changed since it was submitted is a conflict (a message naming
+        it): its old generation exists and the journal cannot hold both. A changed line that
+        was never sent is simply updated.
+        """
+        conflicts: list[str] = []
+        now = time.time()
+        with self._transaction() as db:
+            for item in manifest:
+                row = db.execute(
+                    "SELECT state, digest FROM lines WHERE key = ?", (item.key,)
+                ).fetchone()
+                marker = marker_for(self.batch_id, item.key) if item.variant.marker_field else None
+                if row is None:
+                    db.execute(
+                        "INSERT INTO lines (key, line, provider, kind, request, digest, marker,"
+                        " state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                        (
+                            item.key,
+                            item.number,
+                            item.provider,
+                            item.kind,
+                            item.request_json(),
+                            item.digest,
+                            marker,
+                            now,
+                        ),
+                    )
+                    db.execute(
+                        "INSERT INTO events (key, at, from_state, to_state, detail)"
+                        " VALUES (?, ?, NULL, 'pending', 'added')",
+                        (item.key, now),
+                    )
+                elif row["digest"] != item.digest:
+                    if row["state"] in ("pending", "failed"):
+                        db.execute(
+                            "UPDATE lines SET line = ?, provider = ?, kind = ?, request = ?,"
+                            " digest = ?, marker = ?, updated_at = ? WHERE key = ?",
+                            (
+                                item.number,
+                                item.provider,
+                                item.kind,
+                                item.request_json(),
+                                item.digest,
+                                marker,
+                                now,
+                                item.key,
+                            ),
+                        )
+                    else:
+                        conflicts.append(
+                            f"manifest line {item.number} (key {item.key!r}) changed since it "
+                            f"was submitted (state {row['state']}); give it a new key or use "
+                            "another journal"
+                        )
+                else:
+                    db.execute("UPDATE lines SET line = ? WHERE key = ?", (item.number, item.key))
+        return conflicts
+
+    def transition(
+        self,
+        key: str,
+        to_state: str,
+        *,
+        detail: str | None = None,
+        count_attempt: bool = False,
+        **fields: Any,
+    ) -> LineRecord:
+        """Move a line to ``to_state`` (setting ``fields``) in one committed transaction.
+
+        Refuses a move that :data:`TRANSITIONS` does not allow (JournalError). ``error`` is
+        cleared unless given.
+        """
+        allowed = {"token", "remote_id", "result", "error"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown journal fields {sorted(unknown)}")
+        fields.setdefault("error", None)
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT state FROM lines WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise JournalError(f"no line {key!r} in the journal")
+            from_state = row["state"]
+            if to_state != from_state and to_state not in TRANSITIONS[from_state]:
+                raise JournalError(f"line {key!r} cannot go from {from_state} to {to_state}")
+            sets = ", ".join(f"{name} = ?" for name in fields)
+            attempts = ", attempts = attempts + 1" if count_attempt else ""
+            db.execute(
+                f"UPDATE lines SET state = ?, {sets}, updated_at = ?{attempts} WHERE key = ?",
+                (to_state, *fields.values(), now, key),
+            )
+            db.execute(
+                "INSERT INTO events (key, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+                (key, now, from_state, to_state, detail or fields.get("error")),
+            )
+            record = db.execute("SELECT * FROM lines WHERE key = ?", (key,)).fetchone()
+        return LineRecord(**dict(record))
+
+    def note_error(self, key: str, error: str) -> None:
+        """Record an error on a line without changing its state (e.g. a download to retry)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE lines SET error = ?, updated_at = ? WHERE key = ?",
+                (error, time.time(), key),
+            )
+
+    def downloaded(self, key: str, files: Sequence[FileRecord]) -> LineRecord:
+        """Record the line's files and move it to ``downloaded``, in one transaction."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT state FROM lines WHERE key = ?", (key,)).fetchone()
+            if row is None or row["state"] != "ready":
+                state = row["state"] if row is not None else "missing"
+                raise JournalError(f"line {key!r} cannot go from {state} to downloaded")
+            db.execute("DELETE FROM files WHERE key = ?", (key,))
+            db.executemany(
+                "INSERT INTO files (key, idx, remote_id, path, size, sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(f.key, f.idx, f.remote_id, f.path, f.size, f.sha256) for f in files],
+            )
+            db.execute(
+                "UPDATE lines SET state = 'downloaded', error = NULL, updated_at = ? WHERE key = ?",
+                (now, key),
+            )
+            db.execute(
+                "INSERT INTO events (key, at, from_state, to_state, detail)"
+                " VALUES (?, ?, 'ready', 'downloaded', ?)",
+                (key, now, ", ".join(f.path for f in files)),
+            )
+            record = db.execute("SELECT * FROM lines WHERE key = ?", (key,)).fetchone()
+        return LineRecord(**dict(record))
+
+
+class AsyncJournal:
+    """The journal for async code: every call runs in a worker thread, one at a time.
+
+    A call that started always finishes (anyio does not abandon a thread on cancellation), so
+    Ctrl-C never interrupts a transaction half way.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(cls, path: pathlib.Path) -> AsyncJournal:
+        """Open (creating if needed) the journal at ``path``."""
+        return cls(await anyio.to_thread.run_sync(Journal, path))
+
+    async def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func(*args, **kwargs)`` (a Journal method) in the worker thread."""
+        return await anyio.to_thread.run_sync(
+            functools.partial(func, *args, **kwargs), limiter=self._limiter
+        )
+
+    @property
+    def batch_id(self) -> str:
+        """The batch's random id (the markers' salt)."""
+        return self.journal.batch_id
+
+    async def aclose(self) -> None:
+        """Close the database."""
+        await self.call(self.journal.close)
+
+
+class RunLock:
+    """An exclusive lock on a journal for one ``batch run`` (released by the OS on any exit).
+
+    Two runs on one journal would submit the same lines twice; ``flock`` on a side file makes
+    the second one stop at once, and a SIGKILLed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, journal_path: pathlib.Path) -> None:
+        self.path = journal_path.with_name(journal_path.name + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> Self:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks; run one at a time
+            self._fd = fd
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalError(
+                f"another `imuzekit batch` is using {self.path.with_suffix('')}; "
+                "wait for it to finish"
+            ) from None
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,503 @@
+"""The batch manifest: one JSON object per line, each one generation request for any provider.
+
+The accepted fields are declared once, here, as data (:data:`VARIANTS`); the validator and the
+JSON Schema published in ``docs/cli.md`` (:func:`manifest_schema`) are both derived from it, and
+a test checks that the page shows exactly this schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pathlib
+import unicodedata
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from imuzekit import errors
+from imuzekit.providers.joplin import Energy, Movement, Structure
+
+__all__ = [
+    "MANIFEST_SCHEMA_ID",
+    "VARIANTS",
+    "ManifestError",
+    "ManifestLine",
+    "Variant",
+    "load_manifest",
+    "manifest_schema",
+    "movements",
+    "parse_line",
+]
+
+MANIFEST_SCHEMA_ID = "https://imuzekit.invalid/schemas/batch-manifest-line.json"
+MAX_KEY_LENGTH = 200
+Kind = Literal["string", "integer", "boolean", "tags", "structure"]
+
+
+@attrs.frozen
+class FieldSpec:
+    """One keyword argument of a provider's create call, with its limits."""
+
+    name: str
+    kind: Kind
+    description: str
+    required: bool = False
+    max_length: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+@attrs.frozen
+class Variant:
+    """A provider's create call as a manifest line: its fields, and where the marker goes.
+
+    ``marker_field``: the title field that carries the reconciliation marker, or None when the
+    provider cannot be searched for the line after a crash (the line becomes ``uncertain``).
+    """
+
+    provider: str
+    kind: str
+    description: str
+    fields: tuple[FieldSpec, ...]
+    marker_field: str | None
+    kind_required: bool = False
+
+
+def _s(name: str, description: str, **kw: Any) -> FieldSpec:
+    return FieldSpec(name, "string", description, **kw)
+
+
+_MUREKA_COMMON = (
+    _s("model", "Mureka model: V8 (default), O2, V7.6 or V7.5.", max_length=1000),
+    _s("account", "Account id (default: the least busy configured account).", max_length=128),
+)
+
+VARIANTS: dict[tuple[str, str], Variant] = {
+    ("imuze", "create"): Variant(
+        "imuze",
+        "create",
+        "kit.imuze.songs.create(): an iMuze API v4 song.",
+        (
+            _s(
+                "title",
+                "Song title (the marker ' [ik:...]' is appended).",
+                required=True,
+                max_length=255,
+            ),
+            FieldSpec("arrangement_id", "integer", "Arrangement id.", required=True, minimum=0),
+            FieldSpec("tags", "tags", "Tags (the marker tag 'ik:...' is added).", max_length=255),
+            FieldSpec("desired_length", "integer", "Length in seconds.", required=True, minimum=1),
+        ),
+        marker_field="title",
+    ),
+    ("joplin", "create"): Variant(
+        "joplin",
+        "create",
+        "kit.joplin.musics.create(): an iMuze music engine (joplin) music.",
+        (
+            _s("genre", "Genre (see `imuzekit joplin genres`).", required=True, max_length=128),
+            _s("subgenre", "Subgenre of that genre.", required=True, max_length=128),
+            FieldSpec(
+                "duration_ms",
+                "integer",
+                "Length in milliseconds.",
+                required=True,
+                minimum=1,
+                maximum=20 * 60 * 1000,
+            ),
+            FieldSpec(
+                "structure",
+                "structure",
+                "'calm:0.3,dynamic:0.7', or a list of movements"
+                " {start, duration, energy | movement}.",
+                required=True,
+            ),
+            FieldSpec("crop", "boolean", "Cut at exactly duration_ms (not whole measures)."),
+            FieldSpec("fadeout_ms", "integer", "Fade-out length in milliseconds.", minimum=0),
+            FieldSpec("voices_volume", "integer", "Volume of the voices."),
+        ),
+        marker_field=None,
+    ),
+    ("mureka", "create"): Variant(
+        "mureka",
+        "create",
+        "kit.mureka.music.create(): a song with AI-written lyrics (cannot be reconciled).",
+        (_s("prompt", "What the song is about.", max_length=3000), *_MUREKA_COMMON),
+        marker_field=None,
+    ),
+    ("mureka", "create_advanced"): Variant(
+        "mureka",
+        "create_advanced",
+        "kit.mureka.music.create_advanced(): a song from your lyrics.",
+        (
+            _s("lyrics", "The lyrics.", required=True, max_length=5000),
+            _s("title", "Title (shortened to fit the marker ' [ik:...]').", max_length=50),
+            _s("desc", "Style description.", max_length=1000),
+            _s("vocal_id", "Vocal id.", max_length=1000),
+            _s("ref_id", "Reference track id.", max_length=1000),
+            _s("motif_id", "Motif id.", max_length=1000),
+            *_MUREKA_COMMON,
+        ),
+        marker_field="title",
+        kind_required=True,
+    ),
+    ("mureka", "create_instrumental"): Variant(
+        "mureka",
+        "create_instrumental",
+        "kit.mureka.music.create_instrumental(): an instrumental.",
+        (
+            _s("prompt", "What the music is like.", max_length=1000),
+            _s("title", "Title (shortened to fit the marker ' [ik:...]').", max_length=50),
+            _s("ref_id", "Reference track id.", max_length=1000),
+            *_MUREKA_COMMON,
+        ),
+        marker_field="title",
+        kind_required=True,
+    ),
+}
+PROVIDERS = ("imuze", "joplin", "mureka")
+
+
+class ManifestError(Exception):
+    """A manifest line that cannot be used: names the line and the field."""
+
+    def __init__(self, line: int, field: str | None, message: str) -> None:
+        where = f"manifest line {line}" + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}: {message}")
+        self.line = line
+        self.field = field
+        self.reason = message
+
+
+@attrs.frozen
+class ManifestLine:
+    """One validated manifest line.
+
+    ``params`` are the create call's keyword arguments as given (JSON values); ``digest``
+    identifies the request, to notice a line edited after it was submitted.
+    """
+
+    number: int
+    key: str
+    provider: str
+    kind: str
+    params: Mapping[str, Any]
+    digest: str
+
+    @property
+    def variant(self) -> Variant:
+        """The create call this line makes."""
+        return VARIANTS[(self.provider, self.kind)]
+
+    def request_json(self) -> str:
+        """The request as canonical JSON (what the journal stores)."""
+        return json.dumps(
+            {"provider": self.provider, "kind": self.kind, "params": dict(self.params)},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _check_string(number: int, name: str, value: Any, spec: FieldSpec | None = None) -> str:
+    if not isinstance(value, str):
+        raise ManifestError(number, name, f"must be a string, got {_json_type(value)}")
+    if not value.strip():
+        raise ManifestError(number, name, "must not be empty")
+    if spec is not None and spec.max_length is not None and len(value) > spec.max_length:
+        raise ManifestError(
+            number, name, f"must be at most {spec.max_length} characters, got {len(value)}"
+        )
+    return value
+
+
+def _check_integer(number: int, spec: FieldSpec, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManifestError(number, spec.name, f"must be an integer, got {_json_type(value)}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise ManifestError(number, spec.name, f"must be >= {spec.minimum}, got {value}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ManifestError(number, spec.name, f"must be <= {spec.maximum}, got {value}")
+    return value
+
+
+def movements(value: Any) -> Structure | str:
+    """A manifest ``structure`` as what ``musics.create`` takes (a string stays a string)."""
+    if isinstance(value, str):
+        return value
+    return Structure([Movement(**item) for item in value])
+
+
+def _check_structure(number: int, value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            Structure.parse(value)
+        except errors.ValidationError as exc:
+            raise ManifestError(number, "structure", f"{exc.field}: {exc.reason}") from None
+        return
+    if not isinstance(value, list) or not value:
+        raise ManifestError(
+            number, "structure", "must be a string like 'calm:0.5,dynamic:0.5' or a list"
+        )
+    allowed = {"start", "duration", "energy", "movement"}
+    for index, item in enumerate(value):
+        field = f"structure[{index}]"
+        if not isinstance(item, dict):
+            raise ManifestError(number, field, f"must be an object, got {_json_type(item)}")
+        unknown = sorted(set(item) - allowed)
+        if unknown:
+            raise ManifestError(number, f"{field}.{unknown[0]}", "is not a movement field")
+        for name in ("start", "duration"):
+            number_value = item.get(name)
+            if (
+                isinstance(number_value, bool)
+                or not isinstance(number_value, int | float)
+                or not math.isfinite(number_value)
+                or not 0 <= number_value <= 1
+            ):
+                raise ManifestError(number, f"{field}.{name}", "must be a number in [0, 1]")
+        if ("energy" in item) == ("movement" in item):
+            raise ManifestError(number, field, "needs exactly one of energy and movement")
+        if "energy" in item and item["energy"] not in {e.value for e in Energy}:
+            raise ManifestError(
+                number, f"{field}.energy", "must be one of " + ", ".join(e.value for e in Energy)
+            )
+        if "movement" in item:
+            _check_string(number, f"{field}.movement", item["movement"])
+
+
+def _check_key(number: int, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ManifestError(
+            number, "key", f"must be a string or an integer, got {_json_type(value)}"
+        )
+    key = str(value)
+    if not key.strip() or len(key) > MAX_KEY_LENGTH:
+        raise ManifestError(number, "key", f"must be 1 to {MAX_KEY_LENGTH} characters")
+    if any(unicodedata.category(c) == "Cc" for c in key):
+        raise ManifestError(number, "key", "must not contain control characters")
+    return key
+
+
+def parse_line(number: int, text: str) -> ManifestLine:
+    """Validate one manifest line (``number`` is 1-based); ManifestError naming the field."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            number, None, f"not valid JSON: {exc.msg} (column {exc.colno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ManifestError(number, None, f"must be a JSON object, got {_json_type(data)}")
+    provider = data.get("provider")
+    if provider not in PROVIDERS:
+        raise ManifestError(
+            number, "provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}"
+        )
+    kind = data.get("kind", "create") if provider == "mureka" else "create"
+    if provider != "mureka" and "kind" in data:
+        raise ManifestError(number, "kind", "only Mureka lines have a kind")
+    variant = VARIANTS.get((provider, kind)) if isinstance(kind, str) else None
+    if variant is None:
+        kinds = ", ".join(k for p, k in VARIANTS if p == "mureka")
+        raise ManifestError(number, "kind", f"must be one of {kinds}, got {kind!r}")
+    key = _check_key(number, data["key"]) if "key" in data else str(number)
+    specs = {spec.name: spec for spec in variant.fields}
+    params: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in ("provider", "key", "kind"):
+            continue
+        spec = specs.get(name)
+        if spec is None:
+            raise ManifestError(
+                number, name, f"is not a field of {provider} {kind}; known: {', '.join(specs)}"
+            )
+        if value is None and not spec.required:
+            continue
+        if spec.kind == "string":
+            _check_string(number, name, value, spec)
+        elif spec.kind == "integer":
+            _check_integer(number, spec, value)
+        elif spec.kind == "boolean":
+            if not isinstance(value, bool):
+                raise ManifestError(number, name, f"must be true or false, got {_json_type(value)}")
+        elif spec.kind == "tags":
+            if not isinstance(value, list):
+                raise ManifestError(
+                    number, name, f"must be a list of strings, got {_json_type(value)}"
+                )
+            for index, tag in enumerate(value):
+                _check_string(number, f"{name}[{index}]", tag, spec)
+        else:
+            _check_structure(number, value)
+        params[name] = value
+    for spec in variant.fields:
+        if spec.required and spec.name not in params:
+            raise ManifestError(number, spec.name, "is required")
+    if (
+        "fadeout_ms" in params
+        and "duration_ms" in params
+        and params["fadeout_ms"] > params["duration_ms"]
+    ):
+        raise ManifestError(number, "fadeout_ms", "must not be longer than duration_ms")
+    canonical = json.dumps(
+        {"provider": provider, "kind": kind, "params": params},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return ManifestLine(number, key, provider, kind, params, digest)
+
+
+def _lines(path: pathlib.Path) -> Iterator[tuple[int, str]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, text in enumerate(handle, 1):
+                if text.strip():
+                    yield number, text
+    except UnicodeDecodeError as exc:
+        raise ManifestError(0, None, f"{path} is not UTF-8 text: {exc.reason}") from None
+
+
+def load_manifest(path: pathlib.Path) -> list[ManifestLine]:
+    """Every line of the manifest, validated; ManifestError at the first bad one.
+
+    Blank lines are skipped (line numbers still count them). Keys must be unique, also once
+    turned into file names (case-insensitively, for macOS and Windows file systems).
+    """
+    from imuzekit import safe_filename
+
+    lines: list[ManifestLine] = []
+    keys: dict[str, int] = {}
+    names: dict[str, tuple[int, str]] = {}
+    for number, text in _lines(path):
+        line = parse_line(number, text)
+        if line.key in keys:
+            raise ManifestError(
+                number, "key", f"{line.key!r} is already the key of line {keys[line.key]}"
+            )
+        keys[line.key] = number
+        name = safe_filename(line.key).casefold()
+        if name in names:
+            other_line, other_key = names[name]
+            raise ManifestError(
+                number,
+                "key",
+                f"{line.key!r} and {other_key!r} (line {other_line}) would name the same file",
+            )
+        names[name] = (number, line.key)
+        lines.append(line)
+    if not lines:
+        raise ManifestError(0, None, f"{path} has no requests")
+    return lines
+
+
+# -- the JSON Schema --------------------------------------------------------------------------
+
+
+def _field_schema(spec: FieldSpec) -> dict[str, Any]:
+    schema: dict[str, Any]
+    if spec.kind == "string":
+        schema = {"type": "string", "minLength": 1}
+        if spec.max_length is not None:
+            schema["maxLength"] = spec.max_length
+    elif spec.kind == "integer":
+        schema = {"type": "integer"}
+        if spec.minimum is not None:
+            schema["minimum"] = spec.minimum
+        if spec.maximum is not None:
+            schema["maximum"] = spec.maximum
+    elif spec.kind == "boolean":
+        schema = {"type": "boolean"}
+    elif spec.kind == "tags":
+        item: dict[str, Any] = {"type": "string", "minLength": 1}
+        if spec.max_length is not None:
+            item["maxLength"] = spec.max_length
+        schema = {"type": "array", "items": item}
+    else:
+        schema = {"oneOf": [{"type": "string", "minLength": 1}, {"$ref": "#/$defs/movements"}]}
+    return {"description": spec.description, **schema}
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one manifest line."""
+    variants = []
+    for variant in VARIANTS.values():
+        properties: dict[str, Any] = {
+            "provider": {"const": variant.provider},
+            "key": {"$ref": "#/$defs/key"},
+        }
+        required = ["provider"]
+        if variant.provider == "mureka":
+            properties["kind"] = {"const": variant.kind}
+            if variant.kind_required:
+                required.append("kind")
+        for spec in variant.fields:
+            properties[spec.name] = _field_schema(spec)
+            if spec.required:
+                required.append(spec.name)
+        variants.append(
+            {
+                "title": f"{variant.provider} {variant.kind}",
+                "description": variant.description,
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            }
+        )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": MANIFEST_SCHEMA_ID,
+        "title": "imuzekit batch manifest line",
+        "description": "One generation request; a manifest is one such object per line.",
+        "type": "object",
+        "required": ["provider"],
+        "properties": {"provider": {"enum": list(PROVIDERS)}},
+        "oneOf": variants,
+        "$defs": {
+            "key": {
+                "description": "Unique id of the line (default: its line number); names files.",
+                "oneOf": [
+                    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                    {"type": "integer"},
+                ],
+            },
+            "movements": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "start": {"type": "number", "minimum": 0, "maximum": 1},
+                        "duration": {"type": "number", "minimum": 0, "maximum": 1},
+                        "energy": {"enum": [e.value for e in Energy]},
+                        "movement": {"type": "string", "minLength": 1},
+                    },
+                    "required": ["start", "duration"],
+                    "oneOf": [{"required": ["energy"]}, {"required": ["movement"]}],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    }

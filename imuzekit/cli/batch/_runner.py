@@ -1,0 +1,472 @@
+"""The batch engine: submit, resume, reconcile, wait and download, recording every step.
+
+Per line: ``pending`` -> commit ``submitting`` -> send the create -> commit ``submitted`` with
+``job.token()`` -> wait (``kit.resume(token)`` after a restart) -> commit ``ready`` -> download
+to ``<out>/<key>.mp3`` (``<key>-1.mp3``, ``<key>-2.mp3`` for a Mureka feed's two songs) ->
+commit ``downloaded`` with each file's path, size and SHA-256.
+
+A line found in ``submitting`` (the create may or may not have reached the provider) is never
+simply sent again. Lines whose provider can be searched carry a marker (``ik:<12 hex>``) in the
+title: iMuze's song list and Mureka's running jobs and feeds are searched for it; found, the
+line continues from there; surely absent, it goes back to ``pending``. Joplin (no list) and
+Mureka ``create`` (no title) lines become ``uncertain``, resubmitted only on request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+import attrs
+
+from imuzekit import Client, Job, errors, safe_filename
+from imuzekit.cli._common import describe_error
+from imuzekit.cli._progress import ByteMeter, StateBoard
+from imuzekit.cli.batch._journal import (
+    STATES,
+    AsyncJournal,
+    FileRecord,
+    Journal,
+    LineRecord,
+)
+from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, movements
+
+__all__ = ["BatchOptions", "BatchRunner", "marked_params"]
+
+_MARKER = re.compile(r"ik:[0-9a-f]{12}")
+# How long reconciliation waits for a Mureka feed seen half-made to show its job or finish.
+_MUREKA_SETTLE_ROUNDS = 3
+_MUREKA_SETTLE_SECONDS = 1.0
+# Rounds of "process, then reconcile what an ambiguous error left in submitting".
+_ROUNDS = 3
+_TITLE_LIMITS = {"imuze": 255, "mureka": 50}
+
+
+@attrs.frozen
+class BatchOptions:
+    """What ``imuzekit batch run`` was asked to do."""
+
+    out: pathlib.Path
+    concurrency: int = 16
+    resubmit_uncertain: bool = False
+    retry_failed: bool = False
+
+
+def _with_marker(title: str | None, marker: str, limit: int) -> str:
+    """``"<title> [<marker>]"`` within ``limit`` characters (the title is shortened)."""
+    suffix = f"[{marker}]"
+    if not title:
+        return suffix
+    room = limit - len(suffix) - 1
+    return f"{title[:room].rstrip()} {suffix}" if room > 0 else suffix
+
+
+def marked_params(line: LineRecord) -> dict[str, Any]:
+    """The create call's keyword arguments, with the marker added where it goes."""
+    params = dict(line.params)
+    if line.provider == "joplin":
+        params["structure"] = movements(params["structure"])
+    if line.marker is None:
+        return params
+    params["title"] = _with_marker(params.get("title"), line.marker, _TITLE_LIMITS[line.provider])
+    if line.provider == "imuze":
+        params["tags"] = [*params.get("tags", []), line.marker]
+    return params
+
+
+def _markers_in(*texts: str | None) -> set[str]:
+    found: set[str] = set()
+    for text in texts:
+        if text:
+            found.update(_MARKER.findall(text))
+    return found
+
+
+def _hash_file(path: pathlib.Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def _refusal(exc: errors.ImuzekitError) -> str | None:
+    """Where a line goes when its create raised ``exc``: ``failed`` or ``pending`` when the
+    provider surely created nothing, None when it may have (reconcile first)."""
+    if isinstance(exc, errors.ValidationError | errors.ConfigurationError):
+        return "failed"
+    if isinstance(exc, errors.RateLimitError):
+        return "pending"  # refused for now: safe to send again on the next run
+    if isinstance(exc, errors.APIError) and 400 <= exc.status < 500:
+        return "failed"
+    if isinstance(exc, errors.TransportError) and exc.sent is False:
+        return "pending"  # the request never left
+    return None
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, errors.ImuzekitError):
+        return describe_error(exc)[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
+class BatchRunner:
+    """Runs a manifest against a Client, resuming from and recording into the journal."""
+
+    def __init__(
+        self,
+        kit: Client,
+        journal: AsyncJournal,
+        manifest: Sequence[ManifestLine],
+        options: BatchOptions,
+        *,
+        board: StateBoard | None = None,
+        say: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.kit = kit
+        self.journal = journal
+        self.manifest = manifest
+        self.options = options
+        self.board = board
+        self.say = say
+        self.states: dict[str, str] = {}
+        self._given_up: set[str] = set()
+        self._limiter = anyio.CapacityLimiter(options.concurrency)
+        self._meter = ByteMeter(board.add_bytes if board is not None else lambda *_: None)
+
+    # -- journal helpers ------------------------------------------------------------------
+
+    def _show(self) -> None:
+        if self.board is not None:
+            self.board.update(Counter(self.states.values()))
+
+    async def _move(self, key: str, to_state: str, **fields: Any) -> LineRecord:
+        record = await self.journal.call(self.journal.journal.transition, key, to_state, **fields)
+        self.states[key] = record.state
+        self._show()
+        return record
+
+    async def _lines(self, *states: str) -> list[LineRecord]:
+        return await self.journal.call(self.journal.journal.lines, states or None)
+
+    async def _note(self, key: str, error: str, *, give_up: bool = True) -> None:
+        """Record ``error`` on a line; unless told otherwise, leave it alone for this run."""
+        if give_up:
+            self._given_up.add(key)
+        await self.journal.call(self.journal.journal.note_error, key, error)
+
+    # -- the run --------------------------------------------------------------------------
+
+    def check_configuration(self) -> None:
+        """ConfigurationError unless every provider the manifest uses is configured, and
+        ManifestError for a Mureka account that is not configured."""
+        for provider in sorted({line.provider for line in self.manifest}):
+            getattr(self.kit, provider)
+        accounts: tuple[str, ...] = ()
+        if any(line.provider == "mureka" for line in self.manifest):
+            accounts = self.kit.mureka.accounts
+        for line in self.manifest:
+            account = line.params.get("account")
+            if line.provider == "mureka" and account and accounts and account not in accounts:
+                raise ManifestError(
+                    line.number,
+                    "account",
+                    f"{account!r} is not a configured account ({', '.join(accounts)})",
+                )
+
+    async def run(self) -> list[LineRecord]:
+        """Bring every line as far as it goes; return the journal's lines afterwards."""
+        self.check_configuration()
+        journal = self.journal.journal
+        conflicts = await self.journal.call(journal.sync, self.manifest)
+        if conflicts:
+            raise ManifestError(0, None, "; ".join(conflicts))
+        wanted = {line.key for line in self.manifest}
+        rows = [row for row in await self._lines() if row.key in wanted]
+        self.states = {row.key: row.state for row in rows}
+        if self.board is not None:
+            self.board.set_total(len(rows))
+        self._show()
+        for row in rows:
+            if (row.state == "failed" and self.options.retry_failed) or (
+                row.state == "uncertain" and self.options.resubmit_uncertain
+            ):
+                await self._move(row.key, "pending", detail=f"resubmitting a {row.state} line")
+        for round_ in range(_ROUNDS):
+            stuck = [row for row in await self._lines("submitting") if row.key in wanted]
+            if stuck:
+                self.say(
+                    f"reconciling {len(stuck)} line(s) whose create may have been sent"
+                    + (" by an interrupted run" if round_ == 0 else "")
+                )
+                await self.reconcile(stuck)
+            todo = [
+                row
+                for row in await self._lines("ready", "submitted", "pending")
+                if row.key in wanted and row.key not in self._given_up
+            ]
+            if not todo:
+                break
+            order = {"ready": 0, "submitted": 1, "pending": 2}
+            todo.sort(key=lambda r: (order[r.state], r.line))
+            async with anyio.create_task_group() as group:
+                for row in todo:
+                    group.start_soon(self._process, row)
+        if self.board is not None:
+            self.board.finish_bytes()
+        return [row for row in await self._lines() if row.key in wanted]
+
+    # -- one line -------------------------------------------------------------------------
+
+    async def _process(self, row: LineRecord) -> None:
+        async with self._limiter:
+            try:
+                await self._advance(row)
+            except errors.ImuzekitError as exc:
+                await self._note(row.key, _message(exc))
+
+    async def _advance(self, row: LineRecord) -> None:
+        job: Job[Any] | None
+        if row.state == "pending":
+            job = await self._submit(row)
+            if job is None:
+                return
+        elif row.token:
+            job = self.kit.resume(row.token)
+        else:
+            job = None
+        if job is not None:
+            result = await self._wait(row, job)
+            if result is None:
+                return
+            files = self._files_of(row, result)
+            if row.state != "ready":
+                info = {"files": [{"remote_id": rid} for rid, _ in files]}
+                await self._move(
+                    row.key,
+                    "ready",
+                    token=job.token(),
+                    remote_id=row.remote_id or job.id,
+                    result=json.dumps(info),
+                )
+        else:
+            files = await self._stored_files(row)
+        await self._download(row, files)
+
+    async def _submit(self, row: LineRecord) -> Job[Any] | None:
+        params = marked_params(row)
+        await self._move(row.key, "submitting", count_attempt=True)
+        try:
+            job = await self._create(row, params)
+        except errors.ImuzekitError as exc:
+            target = _refusal(exc)
+            if target is None:
+                # Maybe created: leave it in submitting; reconciliation decides.
+                await self._note(row.key, f"create answer lost: {_message(exc)}", give_up=False)
+            else:
+                await self._move(row.key, target, error=f"create refused: {_message(exc)}")
+                self._given_up.add(row.key)
+            return None
+        await self._move(row.key, "submitted", token=job.token(), remote_id=job.id)
+        return job
+
+    async def _create(self, row: LineRecord, params: dict[str, Any]) -> Job[Any]:
+        if row.provider == "imuze":
+            params.setdefault("tags", [])
+            return await self.kit.imuze.songs.create(**params)
+        if row.provider == "joplin":
+            return await self.kit.joplin.musics.create(**params)
+        method = getattr(self.kit.mureka.music, row.kind)
+        job: Job[Any] = await method(**params)
+        return job
+
+    async def _wait(self, row: LineRecord, job: Job[Any]) -> Any:
+        try:
+            return await job.wait()
+        except errors.JobTimeout:  # before JobFailed: it is a subclass
+            await self._note(row.key, "still rendering at the deadline; run again to resume")
+        except errors.JobFailed as exc:
+            await self._move(row.key, "failed", error=f"generation failed: {exc.reason or exc}")
+        except errors.NotFoundError as exc:
+            await self._move(row.key, "failed", error=f"the remote job is gone: {_message(exc)}")
+        return None
+
+    def _files_of(self, row: LineRecord, result: Any) -> list[tuple[str, Any]]:
+        if row.provider == "mureka":
+            return [(song.song_id, song) for song in result.songs]
+        return [(str(result.id), result)]
+
+    async def _stored_files(self, row: LineRecord) -> list[tuple[str, Any]]:
+        """A ready line without a job token (a Mureka feed adopted complete): re-read its
+        songs, for fresh file links."""
+        info = json.loads(row.result or "{}")
+        files: list[tuple[str, Any]] = []
+        for item in info.get("files", []):
+            detail = await self.kit.mureka.music.get(item["remote_id"])
+            files.append((item["remote_id"], detail.song))
+        if not files:
+            raise errors.ParseError(f"line {row.key!r} is ready but its journal row has no files")
+        return files
+
+    def _target(self, row: LineRecord, index: int, count: int, source: Any) -> pathlib.Path:
+        suffix = source.download_spec().suffix or ".mp3"
+        base = safe_filename(row.key)
+        name = f"{base}-{index}{suffix}" if count > 1 else f"{base}{suffix}"
+        return self.options.out / name
+
+    async def _download(self, row: LineRecord, files: Sequence[tuple[str, Any]]) -> None:
+        records: list[FileRecord] = []
+        for index, (remote_id, source) in enumerate(files, 1):
+            target = self._target(row, index, len(files), source)
+            try:
+                # The SDK writes <name>.part and renames it once complete and verified; a file
+                # already at the target is an earlier run's complete download, kept as is.
+                path = await self.kit.download(source, target, on_progress=self._meter.callback())
+            except errors.ImuzekitError as exc:
+                await self._note(row.key, f"download failed: {_message(exc)}")
+                return
+            size, digest = await anyio.to_thread.run_sync(_hash_file, path)
+            records.append(FileRecord(row.key, index, remote_id, str(path), size, digest))
+        record = await self.journal.call(self.journal.journal.downloaded, row.key, records)
+        self.states[row.key] = record.state
+        self._show()
+
+    # -- reconciliation -------------------------------------------------------------------
+
+    async def reconcile(self, rows: Sequence[LineRecord]) -> None:
+        """Decide each ``submitting`` line: found remotely, surely absent, or uncertain."""
+        searchable = [r for r in rows if r.marker and r.provider in ("imuze", "mureka")]
+        for row in rows:
+            if row not in searchable:
+                where = "joplin has no list" if row.provider == "joplin" else "it has no title"
+                await self._move(
+                    row.key,
+                    "uncertain",
+                    error=(
+                        f"the create may have reached {row.provider} but cannot be looked up "
+                        f"({where}); check it, then `imuzekit batch resolve {row.key}` or run "
+                        "with --resubmit-uncertain"
+                    ),
+                )
+        imuze = [r for r in searchable if r.provider == "imuze"]
+        mureka = [r for r in searchable if r.provider == "mureka"]
+        if imuze:
+            await self._reconcile_imuze(imuze)
+        if mureka:
+            await self._reconcile_mureka(mureka)
+
+    async def _reconcile_imuze(self, rows: Sequence[LineRecord]) -> None:
+        by_marker = {row.marker: row for row in rows}
+        found: dict[str, int] = {}
+        # The song list carries titles (and maybe tags): the marker is in both.
+        async for song in self.kit.imuze.songs.list():
+            for marker in _markers_in(song.title, *song.tags) & by_marker.keys():
+                # The list is newest first; keep the oldest, should there ever be two.
+                found[by_marker[marker].key] = song.id
+        for row in rows:
+            song_id = found.get(row.key)
+            if song_id is None:
+                await self._move(
+                    row.key, "pending", detail="reconciled: no song has its marker; sending again"
+                )
+                continue
+            job = self.kit.imuze.songs.job(song_id)
+            await self._move(
+                row.key,
+                "submitted",
+                token=job.token(),
+                remote_id=str(song_id),
+                detail=f"reconciled: song {song_id} has its marker",
+            )
+
+    async def _reconcile_mureka(self, rows: Sequence[LineRecord]) -> None:
+        by_marker = {row.marker: row for row in rows if row.marker}
+        jobs: dict[str, str] = {}
+        feeds: dict[str, Any] = {}
+        halfway: set[str] = set()
+        music = self.kit.mureka.music
+        for attempt in range(_MUREKA_SETTLE_ROUNDS):
+            halfway.clear()
+            # Running jobs first: their records hold the request, title included.
+            running = await self.kit.mureka.jobs.running()
+            for jobid in sorted(running.jobids()):
+                record = await self.kit.mureka.jobs.get(jobid)
+                title = record.request.get("title") if isinstance(record.request, Mapping) else None
+                for marker in _markers_in(str(title or "")) & by_marker.keys():
+                    jobs.setdefault(marker, jobid)
+            # Then the feeds: a finished generation's songs carry the title.
+            for account in self.kit.mureka.accounts or (None,):
+                async for feed in music.list(account=account):
+                    titles = [song.title for song in feed.songs]
+                    for marker in _markers_in(*titles) & by_marker.keys():
+                        if marker in jobs or marker in feeds:
+                            continue
+                        if feed.complete:
+                            feeds[marker] = feed
+                        else:
+                            halfway.add(marker)
+            # A half-made feed whose job was not running when we looked finished in between:
+            # look again rather than guess.
+            if not (halfway - jobs.keys() - feeds.keys()):
+                break
+            if attempt + 1 < _MUREKA_SETTLE_ROUNDS:
+                await anyio.sleep(_MUREKA_SETTLE_SECONDS)
+        for marker, row in by_marker.items():
+            if marker in jobs:
+                job = self.kit.mureka.jobs.job(jobs[marker])
+                await self._move(
+                    row.key,
+                    "submitted",
+                    token=job.token(),
+                    remote_id=jobs[marker],
+                    detail=f"reconciled: job {jobs[marker]} has its marker",
+                )
+            elif marker in feeds:
+                feed = feeds[marker]
+                info = {"files": [{"remote_id": song.song_id} for song in feed.songs]}
+                await self._move(
+                    row.key,
+                    "ready",
+                    remote_id=f"feed:{feed.feed_id}",
+                    result=json.dumps(info),
+                    detail=f"reconciled: complete feed {feed.feed_id} has its marker",
+                )
+            elif marker in halfway:
+                await self._move(
+                    row.key,
+                    "uncertain",
+                    error="a Mureka feed with its marker is still being made but its job "
+                    "was not found; run again later",
+                )
+            else:
+                await self._move(
+                    row.key,
+                    "pending",
+                    detail="reconciled: no Mureka job or feed has its marker; sending again",
+                )
+
+
+def summarize(lines: Sequence[LineRecord]) -> dict[str, int]:
+    """Counts per state (every state listed)."""
+    counts = dict.fromkeys(STATES, 0)
+    for line in lines:
+        counts[line.state] += 1
+    return counts
+
+
+def journal_path_for(out: pathlib.Path, journal: pathlib.Path | None) -> pathlib.Path:
+    """``--journal`` or ``<out>/imuzekit-batch.sqlite``."""
+    return journal if journal is not None else out / "imuzekit-batch.sqlite"
+
+
+def open_journal(path: pathlib.Path) -> Journal:
+    """A synchronous journal (status, resolve)."""
+    return Journal(path, create=False)

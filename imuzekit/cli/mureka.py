@@ -1,0 +1,122 @@
+"""``imuzekit mureka``: Mureka through useapi.net, feeds and creation."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from imuzekit.cli._common import emit_json, emulator_option, json_option, open_client, run
+from imuzekit.cli._jobs import create_jobs, finish_jobs, out_option
+
+__all__ = ["mureka"]
+
+
+@click.group()
+def mureka() -> None:
+    """Mureka through useapi.net: feeds and generations (IMUZEKIT_MUREKA_*)."""
+
+
+@mureka.command()
+@click.option("--prompt", required=True, help="What the song is about (style, mood, topic).")
+@click.option("--instrumental", is_flag=True, help="No vocals (create-instrumental).")
+@click.option("--title", default=None, help="Title (instrumentals only).")
+@click.option("--model", default=None, help="Model (V8, O2, V7.6, V7.5).")
+@click.option("--account", default=None, help="Account id (default: the least busy).")
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
+@out_option
+@emulator_option
+@json_option
+@click.pass_context
+def create(
+    ctx: click.Context,
+    prompt: str,
+    instrumental: bool,
+    title: str | None,
+    model: str | None,
+    account: str | None,
+    count: int,
+    out: pathlib.Path | None,
+    use_emulator: bool,
+    as_json: bool,
+) -> None:
+    """Generate songs (two per generation), wait for them, and download them with --out."""
+    if title is not None and not instrumental:
+        raise click.UsageError("--title goes with --instrumental (create takes a prompt only)")
+
+    async def main() -> int:
+        async with open_client(ctx, use_emulator=use_emulator) as kit:
+            music = kit.mureka.music
+
+            def factory() -> Any:
+                if instrumental:
+                    return music.create_instrumental(
+                        prompt, title=title, model=model, account=account
+                    )
+                return music.create(prompt, model=model, account=account)
+
+            jobs, stopped = await create_jobs(factory, count)
+            return await finish_jobs(
+                kit, jobs, wait=True, out=out, as_json=as_json, stopped=stopped
+            )
+
+    code = run(main())
+    if code:
+        ctx.exit(code)
+
+
+@mureka.command("list")
+@click.option("--account", default=None, help="Only this account (default: every account).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N feeds.")
+@emulator_option
+@json_option
+@click.pass_context
+def list_feeds(
+    ctx: click.Context, account: str | None, limit: int | None, use_emulator: bool, as_json: bool
+) -> None:
+    """List the feeds (generations) and their songs, newest first."""
+
+    async def main() -> None:
+        rows: list[tuple[str, Any]] = []
+        async with open_client(ctx, use_emulator=use_emulator) as kit:
+            accounts: list[str | None] = [account] if account else [*kit.mureka.accounts] or [None]
+            for name in accounts:
+                count = 0
+                async for feed in kit.mureka.music.list(account=name):
+                    rows.append((name or "", feed))
+                    count += 1
+                    if limit is not None and count >= limit:
+                        break
+        if as_json:
+            for name, feed in rows:
+                emit_json({"account": name or None, **_feed_dict(feed)})
+            return
+        table = Table("account", "feed", "state", "song", "title", "duration", title="Mureka feeds")
+        for name, feed in rows:
+            for song in feed.songs or ():
+                seconds = (
+                    f"{song.duration_milliseconds / 1000:.0f} s"
+                    if song.duration_milliseconds
+                    else "-"
+                )
+                table.add_row(
+                    name,
+                    str(feed.feed_id),
+                    str(feed.state),
+                    song.song_id,
+                    song.title or "",
+                    seconds,
+                )
+        Console().print(table)
+
+    run(main())
+
+
+def _feed_dict(feed: Any) -> dict[str, Any]:
+    from imuzekit.cli._common import jsonable
+
+    data: dict[str, Any] = jsonable(feed)
+    return data
