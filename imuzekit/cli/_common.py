@@ -86,6 +86,8 @@ def describe_error(exc: errors.ImuzekitError) -> tuple[str, int]:
     """One line explaining ``exc`` (what failed, why, what to do) and the exit code."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, errors.ConfigurationError):
+        # The SDK speaks to programmers ("pass Client(imuze=...)"); a CLI user sets variables.
+        message = re.sub(r"pass Client\(\w+=\w+\(\.\.\.\)\) or ", "", message)
         return (
             f"{message} (or put it in the config file; see `imuzekit config show`)",
             EXIT_USAGE,
@@ -194,7 +196,7 @@ async def open_client(ctx: click.Context, *, use_emulator: bool) -> AsyncIterato
         yield kit
 
 
-_DURATION = re.compile(r"(?i)(\d+(?:\.\d+)?)\s*(ms|h|m|s)")
+_DURATION = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(ms|h|m|s)\s*")
 
 
 def parse_duration_ms(text: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from imuzekit.cli._common import CliState, emit_json, json_option
@@ -55,7 +56,9 @@ def show(ctx: click.Context, as_json: bool) -> None:
             status = "custom" if settings.poll_policy() is not None else "SDK defaults"
         else:
             status = "configured" if settings.config(name) is not None else "not configured"
-        table = Table("field", "value", "source", title=f"[{name}] {status}", title_justify="left")
+        table = Table(
+            "field", "value", "source", title=escape(f"[{name}] {status}"), title_justify="left"
+        )
         for field, value in values.items():
             table.add_row(field, value.shown(), value.source)
         console.print(table)
