@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 import attrs
 import click
 
-from imuzekit import Client, PollPolicy, RetryPolicy, errors
+from imuzekit import Client, PollPolicy, errors
 
 __all__ = [
     "EMULATOR_POLL",
+    "EMULATOR_RENDER_SECONDS",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -235,8 +236,3 @@ def duration_callback(ctx: click.Context, param: click.Parameter, value: Any) ->
         return parse_duration_ms(str(value))
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
-
-
-def fast_retry() -> RetryPolicy:
-    """The retry policy for emulator runs (tests): short backoffs."""
-    return RetryPolicy(backoff_base=0.05, backoff_max=0.5)

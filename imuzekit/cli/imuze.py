@@ -92,11 +92,21 @@ def show(ctx: click.Context, song_id: int, use_emulator: bool, as_json: bool) ->
             emit_json(song)
             return
         table = Table("field", "value", title=f"iMuze song {song.id}", show_header=False)
-        for name in ("id", "title", "status", "arrangement_id", "arrangement_name", "tags"):
+        for name in (
+            "id",
+            "title",
+            "status",
+            "arrangement_id",
+            "arrangement_name",
+            "tags",
+            "desired_length",
+            "musical_mode",
+            "mp3_url",
+        ):
             value: Any = getattr(song, name)
-            table.add_row(name, ", ".join(value) if isinstance(value, tuple) else str(value))
-        table.add_row("desired_length", str(song.desired_length))
-        table.add_row("mp3_url", song.mp3_url or "")
+            if isinstance(value, tuple):
+                value = ", ".join(value)
+            table.add_row(name, "" if value is None else str(value))
         Console().print(table)
 
     run(main())

@@ -32,7 +32,6 @@ from imuzekit.cli.batch._journal import (
     STATES,
     AsyncJournal,
     FileRecord,
-    Journal,
     LineRecord,
 )
 from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, movements
@@ -465,8 +464,3 @@ def summarize(lines: Sequence[LineRecord]) -> dict[str, int]:
 def journal_path_for(out: pathlib.Path, journal: pathlib.Path | None) -> pathlib.Path:
     """``--journal`` or ``<out>/imuzekit-batch.sqlite``."""
     return journal if journal is not None else out / "imuzekit-batch.sqlite"
-
-
-def open_journal(path: pathlib.Path) -> Journal:
-    """A synchronous journal (status, resolve)."""
-    return Journal(path, create=False)
