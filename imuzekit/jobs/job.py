@@ -151,6 +151,10 @@ class Job(Generic[T]):
         """The provider's reason when the job FAILED."""
         self.polls = 0
         """How many status readings this job has received."""
+        self.last_polled_at: float | None = None
+        """When the last status reading arrived (``time.monotonic()``), or None."""
+        self.last_error: BaseException | None = None
+        """The error that ended the last wait on this job (a 404, an unreadable status...)."""
         self.changed_at = time.monotonic()
         self._on_done: list[Callable[[Job[T]], None]] = []
         self._apply(status)
@@ -214,6 +218,7 @@ class Job(Generic[T]):
     def apply_status(self, status: JobStatus[T]) -> bool:
         """Apply a status reading (called by the poller); return whether the state changed."""
         self.polls += 1
+        self.last_polled_at = time.monotonic()
         return self._apply(status)
 
     async def wait(self, timeout: float | None = None) -> T:

@@ -225,9 +225,14 @@ async def test_closed_client_raises_clear_error(emu: Emulator) -> None:
 
 
 async def test_unconfigured_provider_says_what_to_set(emu: Emulator) -> None:
-    async with emu.client() as kit:
-        for name in ("musescore",):
-            with pytest.raises(errors.ConfigurationError):
+    config = ImuzeConfig(token=emu.credentials["imuze"].token, base_url=emu.urls["imuze"])
+    async with Client(imuze=config) as kit:
+        for name, hint in (
+            ("joplin", "IMUZEKIT_JOPLIN_TOKEN"),
+            ("mureka", "IMUZEKIT_MUREKA_TOKEN"),
+            ("musescore", "IMUZEKIT_MUSESCORE_CONSUMER_KEY"),
+        ):
+            with pytest.raises(errors.ConfigurationError, match=hint):
                 getattr(kit, name)
 
 

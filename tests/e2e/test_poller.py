@@ -30,7 +30,9 @@ async def test_many_jobs_are_refreshed_by_list_requests() -> None:
         list_requests = emu.count("imuze", "GET", "/songs")
         single_requests = emu.count("imuze", "GET", "/songs/*")
         status_requests = list_requests + single_requests
-        assert single_requests == 0
+        # Lists refresh everyone; only the last stragglers (fewer than the batch threshold of 3
+        # still waiting) are asked about one by one.
+        assert single_requests <= 2 * (kit.imuze._poller.batch_threshold - 1)
         assert status_requests / len(jobs) <= 0.5, status_requests
 
 
