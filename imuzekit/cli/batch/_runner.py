@@ -229,7 +229,8 @@ class BatchRunner:
         async with self._limiter:
             try:
                 await self._advance(row)
-            except errors.ImuzekitError as exc:
+            except (errors.ImuzekitError, OSError) as exc:
+                # One line's trouble (an API error, a disk full) never stops the others.
                 await self._note(row.key, _message(exc))
 
     async def _advance(self, row: LineRecord) -> None:
@@ -329,7 +330,7 @@ class BatchRunner:
                 # The SDK writes <name>.part and renames it once complete and verified; a file
                 # already at the target is an earlier run's complete download, kept as is.
                 path = await self.kit.download(source, target, on_progress=self._meter.callback())
-            except errors.ImuzekitError as exc:
+            except (errors.ImuzekitError, OSError) as exc:
                 await self._note(row.key, f"download failed: {_message(exc)}")
                 return
             size, digest = await anyio.to_thread.run_sync(_hash_file, path)
