@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "cpu_pair",
     "machine",
     "percentile",
     "print_table",
@@ -30,6 +31,17 @@ __all__ = [
 ]
 
 AsyncTarget = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+
+
+def cpu_pair() -> tuple[int, int] | None:
+    """Two CPUs, one for the emulator and one for the client under test; None if fewer.
+
+    Used with ``--pin``: it keeps the two processes off each other's core. Not the default:
+    on the 2-core VM these figures were taken on, every request then costs a cross-core
+    wake-up, and the emulator, not the client, becomes the bottleneck (see docs/performance.md).
+    """
+    available = sorted(os.sched_getaffinity(0))
+    return (available[0], available[1]) if len(available) >= 2 else None
 
 
 def rss_mb() -> float:
@@ -44,8 +56,12 @@ def _child(
     target: AsyncTarget,
     kwargs: dict[str, Any],
     imports: Sequence[str],
+    pin: bool,
 ) -> None:
     try:
+        pair = cpu_pair() if pin else None
+        if pair is not None:
+            os.sched_setaffinity(0, {pair[1]})
         for name in imports:
             importlib.import_module(name)
         before = resource.getrusage(resource.RUSAGE_SELF)
@@ -67,18 +83,22 @@ def run_isolated(
     *,
     timeout: float,
     imports: Sequence[str] = (),
+    pin: bool = False,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Run ``asyncio.run(target(**kwargs))`` in a fresh process and return its result dict.
 
     The dict gains ``cpu_s`` (user + system CPU seconds of the run), ``peak_rss_mb`` (the
     process's high-water RSS) and ``start_rss_mb`` (RSS just before the run). The child is
-    terminated if it has not answered after ``timeout`` seconds.
+    terminated if it has not answered after ``timeout`` seconds. With ``pin`` it runs on the
+    second CPU of :func:`cpu_pair` (pair it with ``EmulatorProcess(pin=True)``).
     """
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     process = ctx.Process(
-        target=_child, args=(child, target, kwargs, tuple(imports)), name="imuzekit-bench-client"
+        target=_child,
+        args=(child, target, kwargs, tuple(imports), pin),
+        name="imuzekit-bench-client",
     )
     process.start()
     child.close()

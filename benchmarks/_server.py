@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import multiprocessing.connection
+import os
+import resource
 import sys
 from collections.abc import Callable
 from types import TracebackType
@@ -66,6 +68,10 @@ def _commands(emu: Any) -> dict[str, Callable[..., Any]]:
     def audio_size(song_id: int) -> int:
         return len(emu.imuze.audio_bytes(song_id))
 
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
     return {
         "count": count,
         "status_requests": status_requests,
@@ -74,6 +80,7 @@ def _commands(emu: Any) -> dict[str, Callable[..., Any]]:
         "audio_size": audio_size,
         "clear_requests": emu.clear_requests,
         "songs_created": lambda: emu.imuze.songs_created,
+        "cpu_seconds": cpu_seconds,
     }
 
 
@@ -125,7 +132,13 @@ def _child_main(
     seed: int,
     log_limit: int,
     max_lifetime: float,
+    pin: bool,
 ) -> None:
+    available = sorted(os.sched_getaffinity(0))
+    if pin and len(available) >= 2:
+        # The first core for the server; clients measured against it run on the second one
+        # (see _harness.cpu_pair).
+        os.sched_setaffinity(0, {available[0]})
     try:
         asyncio.run(_serve(conn, render_seconds, seed, log_limit, max_lifetime))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
@@ -139,6 +152,7 @@ class EmulatorProcess:
 
     ``log_limit`` bounds the emulator's request log (its per-route counters stay exact);
     benchmarks keep it small so the server's memory does not grow with the request count.
+    ``pin`` runs it on the first CPU of ``_harness.cpu_pair`` (clients then use the second).
     """
 
     def __init__(
@@ -148,8 +162,9 @@ class EmulatorProcess:
         seed: int = 0,
         log_limit: int = 1000,
         max_lifetime: float = 1800.0,
+        pin: bool = False,
     ) -> None:
-        self._args = (render_seconds, seed, log_limit, max_lifetime)
+        self._args = (render_seconds, seed, log_limit, max_lifetime, pin)
         self._ctx = multiprocessing.get_context("spawn")
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -205,6 +220,14 @@ class EmulatorProcess:
     def ready_at(self) -> dict[int, float]:
         """Server (CLOCK_MONOTONIC) time at which each song turned ready, by song id."""
         return dict(self.call("ready_at"))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the emulator process has used so far.
+
+        The difference over a measurement shows whether the server, not the client, was the
+        bottleneck (close to the wall time: it had a core to itself and used all of it).
+        """
+        return float(self.call("cpu_seconds"))
 
     def seed_songs(self, n: int, desired_length: int) -> list[int]:
         """Create ``n`` songs directly in the emulator's state; return their ids."""

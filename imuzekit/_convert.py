@@ -117,14 +117,39 @@ def _tuple_hook_factory(tp: Any, converter: cattrs.Converter) -> Callable[[Any, 
     return structure_tuple
 
 
+# Types whose hook returns a value of exactly that type unchanged (not float: NaN is refused;
+# not datetime: only timestamps are read), so the optional hook may skip the call for them.
+_PASSTHROUGH: frozenset[type] = frozenset({int, str, bool})
+
+
+def _optional(hook: Callable[[Any, type], T], tp: type[T]) -> Callable[[Any, Any], T | None]:
+    passthrough = tp if tp in _PASSTHROUGH else None
+
+    def structure_optional(value: Any, _: Any) -> T | None:
+        if value is None:
+            return None
+        if type(value) is passthrough:
+            return value  # type(value) is tp: the hook would return it unchanged
+        return hook(value, tp)
+
+    return structure_optional
+
+
 def make_converter() -> cattrs.Converter:
     """Build a converter with imuzekit's lenient wire rules (see the module docstring)."""
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
-    converter.register_structure_hook(int, _structure_int)
-    converter.register_structure_hook(float, _structure_float)
-    converter.register_structure_hook(str, _structure_str)
-    converter.register_structure_hook(bool, _structure_bool)
-    converter.register_structure_hook(dt.datetime, _structure_datetime)
+    scalars: tuple[tuple[type[Any], Callable[[Any, type], Any]], ...] = (
+        (int, _structure_int),
+        (float, _structure_float),
+        (str, _structure_str),
+        (bool, _structure_bool),
+        (dt.datetime, _structure_datetime),
+    )
+    for tp, hook in scalars:
+        converter.register_structure_hook(tp, hook)
+        # Most model fields are ``X | None``: without a direct hook cattrs resolves the union
+        # on every value (a dispatch lookup per field per item); this does the same in one call.
+        converter.register_structure_hook(tp | None, _optional(hook, tp))
     converter.register_unstructure_hook(dt.datetime, lambda d: int(d.timestamp()))
     converter.register_structure_hook_factory(_is_variadic_tuple, _tuple_hook_factory)
     return converter
@@ -139,14 +164,20 @@ def alias_keys(converter: cattrs.Converter, cls: type[T], aliases: Mapping[str, 
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not an attrs class")
     inner = make_dict_structure_fn(cls, converter)
+    pairs = tuple(aliases.items())
 
     def structure_with_aliases(value: Any, tp: type[T]) -> T:
-        if isinstance(value, Mapping) and any(alias in value for alias in aliases):
-            value = dict(value)
-            for alias, canonical in aliases.items():
+        # Called for every item of every list response: a plain loop, no generator.
+        # type() first: isinstance against the Mapping ABC is a slow path for plain dicts.
+        if type(value) is dict or isinstance(value, Mapping):
+            for alias, _ in pairs:
                 if alias in value:
-                    aliased = value.pop(alias)
-                    value.setdefault(canonical, aliased)
+                    value = dict(value)
+                    for alias_key, canonical in pairs:
+                        if alias_key in value:
+                            aliased = value.pop(alias_key)
+                            value.setdefault(canonical, aliased)
+                    break
         return typing.cast(T, inner(value, tp))
 
     converter.register_structure_hook(cls, structure_with_aliases)

@@ -122,6 +122,7 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._client_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        self._last_timeout: tuple[Timeouts, aiohttp.ClientTimeout] | None = None
 
     # -- configuration -------------------------------------------------------------------
 
@@ -168,6 +169,11 @@ class Transport:
 
     def _timeout_for(self, request: Request) -> aiohttp.ClientTimeout:
         timeouts = request.timeouts or self.timeouts
+        # Nearly every request uses the Client's timeouts: an identity check is cheaper than
+        # hashing the attrs value for the dict look-up below.
+        last = self._last_timeout
+        if last is not None and last[0] is timeouts:
+            return last[1]
         cached = self._client_timeouts.get(timeouts)
         if cached is None:
             # sock_connect rather than connect: waiting for a free pooled connection under load
@@ -176,6 +182,7 @@ class Transport:
                 total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
             )
             self._client_timeouts[timeouts] = cached
+        self._last_timeout = (timeouts, cached)
         return cached
 
     # -- sending -------------------------------------------------------------------------
@@ -189,13 +196,15 @@ class Transport:
         """
         policy = request.retry or self.retry
         auth = self._auth.get(request.provider) if request.auth else None
-        gate = self.gate(request.rate_key or request.provider)
+        key = request.rate_key or request.provider
+        gate = self._gates.get(key) or self.gate(key)
         relogged = False
         attempt = 0
         while True:
             attempt += 1
             prepared = await auth.apply(request, self) if auth is not None else request
-            await gate.wait()
+            if gate.until and gate.until > time.monotonic():  # paused after a 429
+                await gate.wait()
             try:
                 response = await self._send_once(prepared, attempt)
             except errors.TransportError as exc:
@@ -231,33 +240,43 @@ class Transport:
             raise self.error_for(response, retry_after)
 
     async def _send_once(self, request: Request, attempt: int) -> Response:
-        session = self._get_session()
+        # close() clears _session, so this is _get_session() without the call in the common case.
+        session = self._session
+        if session is None:
+            session = self._get_session()
         started = time.monotonic()
-        safe_url = redact_url(request.full_url) if _log.isEnabledFor(logging.DEBUG) else ""
+        debug = _log.isEnabledFor(logging.DEBUG)
+        # Redacted only when it will be logged: parsing and re-encoding a URL on every request
+        # costs more than the rest of this method.
+        safe_url = redact_url(request.full_url) if debug else ""
         try:
-            async with session.request(
+            # Awaited and released by hand rather than `async with`: the context managers add
+            # four coroutine frames per request, and the body is read completely right here.
+            raw = await session.request(
                 request.method,
                 _url(request),
                 params=request.params or None,
                 headers=request.headers or None,
-                data=_encode_body(request),
+                data=_encode_body(request) if _has_body(request) else None,
                 timeout=self._timeout_for(request),
                 allow_redirects=request.allow_redirects,
-            ) as raw:
-                body = await self._read_body(raw, request)
-                response = Response(
-                    status=raw.status,
-                    headers=raw.headers,
-                    body=body,
-                    request=request,
-                    url=str(raw.url),
-                    elapsed=time.monotonic() - started,
-                )
+            )
+            try:
+                declared = raw.content_length
+                if declared is not None and declared <= self.max_body_bytes:
+                    body = await raw.read()  # the common case, without the extra coroutine
+                else:
+                    body = await self._read_body(raw, request)
+            finally:
+                raw.release()
+            response = Response(
+                raw.status, raw.headers, body, request, str(raw.url), time.monotonic() - started
+            )
         except errors.ImuzekitError:
             raise
         except Exception as exc:
             raise _wire_error(exc, request) from exc
-        if _log.isEnabledFor(logging.DEBUG):
+        if debug:
             _log.debug(
                 "%s %s -> %d (attempt %d, %.3fs)",
                 request.method,
@@ -374,6 +393,11 @@ class Transport:
 def _url(request: Request) -> str | URL:
     # A signed URL must go out exactly as it was signed: no re-encoding by yarl.
     return URL(request.url, encoded=True) if request.url_encoded else request.url
+
+
+def _has_body(request: Request) -> bool:
+    # Most requests are GETs: decide that without computing body_kind.
+    return request.json is not None or bool(request.form) or bool(request.files)
 
 
 def _encode_body(request: Request) -> Any:

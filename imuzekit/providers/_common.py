@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# RFC 3986 unreserved characters: exactly what ``quote(text, safe="")`` leaves alone.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 @functools.cache
@@ -84,9 +88,16 @@ def expect_object(data: Any, what: str, *, path: str = "$") -> dict[str, Any]:
     return data
 
 
+def _segment(value: str | int) -> str:
+    text = str(value)
+    # Ids and route words are nearly always unreserved characters, which quote() returns
+    # unchanged: skip its cost (it runs for every request) unless there is work to do.
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
+
+
 def join_url(base: str, *segments: str | int) -> str:
     """``base`` followed by URL-encoded path ``segments`` (ids may contain ``:`` or ``/``)."""
-    path = "/".join(quote(str(s), safe="") for s in segments)
+    path = "/".join([_segment(s) for s in segments])
     return f"{base.rstrip('/')}/{path}" if path else base.rstrip("/")
 
 

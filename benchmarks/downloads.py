@@ -1,0 +1,310 @@
+"""Downloading many files: imuzekit's downloader vs raw aiohttp vs httpx, streaming to disk.
+
+The emulator (its own process) holds ``--files`` ready iMuze songs of ``--seconds`` seconds of
+128 kbit/s MP3 (328 s: 5.0 MiB each, 320 MiB for 64 files). Each contender, in its own fresh
+process, first reads the songs' metadata (not timed), then downloads every MP3 with
+``--concurrency`` transfers at once into its own directory under a temporary directory:
+
+* **imuzekit**: ``kit.download_many(songs, dir, concurrency=16)``: streams to ``.part`` files,
+  SHA-256 on the way, length and MP3 signature checks, fsync, atomic rename;
+* **raw aiohttp**: ``session.get(url)`` and ``iter_chunked(256 KiB)`` into ``open(path, "wb")``;
+* **httpx**: ``client.stream("GET", url)`` and ``aiter_bytes(256 KiB)`` into ``open(path, "wb")``.
+
+Reported: aggregate MiB/s over the download phase, peak RSS growth of the client process
+during it (peak RSS minus RSS just before it started), CPU seconds. The temporary directory is
+deleted at the end. Run: ``python benchmarks/downloads.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from _harness import machine, print_table, rss_mb, run_isolated
+from _server import EmulatorProcess
+
+CHUNK = 256 * 1024  # the chunk size imuzekit's downloader uses by default
+MIB = 1024 * 1024
+
+DownloadPass = Callable[[Path], Awaitable[tuple[int, list[str]]]]
+
+
+async def _passes(download_pass: DownloadPass, dest_root: str, passes: int) -> dict[str, Any]:
+    """Run ``download_pass`` into a fresh directory ``passes + 1`` times (the first untimed).
+
+    The first pass warms the process and the machine's memory up (on a VM, the first touch of
+    pages the host reclaimed costs more than the whole transfer); it is reported separately.
+    Each pass's files are deleted before the next one starts, and dirty pages are flushed
+    (``os.sync``) so that no pass pays for the previous one's writeback.
+    """
+    rss_before = rss_mb()
+    runs = []
+    for number in range(passes + 1):
+        dest = Path(dest_root) / f"pass{number}"
+        dest.mkdir()
+        os.sync()
+        started = time.monotonic()
+        nbytes, failures = await download_pass(dest)
+        elapsed = time.monotonic() - started
+        on_disk = sum(p.stat().st_size for p in dest.iterdir() if p.is_file())
+        shutil.rmtree(dest)
+        runs.append({"bytes": nbytes, "elapsed": elapsed, "on_disk": on_disk, "failures": failures})
+    return {"rss_before": rss_before, "warmup": runs[0], "runs": runs[1:]}
+
+
+async def imuzekit_contender(
+    url: str, token: str, ids: list[int], dest: str, concurrency: int, passes: int
+) -> dict[str, Any]:
+    """``kit.download_many`` of every song."""
+    from imuzekit import Client, ImuzeConfig
+
+    async with Client(imuze=ImuzeConfig(token=token, base_url=url)) as kit:
+        songs = [await kit.imuze.songs.get(song_id) for song_id in ids]
+
+        async def download_pass(directory: Path) -> tuple[int, list[str]]:
+            total = 0
+            failures = []
+            async for result in kit.download_many(songs, directory, concurrency=concurrency):
+                if result.ok:
+                    total += result.size
+                else:
+                    failures.append(repr(result.error))
+            return total, failures
+
+        return await _passes(download_pass, dest, passes)
+
+
+async def raw_aiohttp_contender(
+    url: str,
+    token: str,
+    ids: list[int],
+    dest: str,
+    concurrency: int,
+    passes: int,
+    same_work: bool = False,
+) -> dict[str, Any]:
+    """A semaphore, ``session.get`` and ``iter_chunked`` into a file per song.
+
+    With ``same_work``, also what imuzekit does on the way, written the obvious way (all on
+    the event loop): SHA-256 of every chunk, a ``.part`` file, fsync, atomic rename.
+    """
+    import hashlib
+
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+        mp3_urls = []
+        for song_id in ids:
+            async with session.get(
+                f"{url}/songs/{song_id}", headers={"Authorization": token}
+            ) as response:
+                mp3_urls.append((song_id, (await response.json())["mp3_url"]))
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def download_pass(directory: Path) -> tuple[int, list[str]]:
+            failures: list[str] = []
+
+            async def one(song_id: int, mp3_url: str) -> int:
+                size = 0
+                target = directory / f"{song_id}.mp3"
+                path = target.with_name(target.name + ".part") if same_work else target
+                digest = hashlib.sha256()
+                async with semaphore:
+                    try:
+                        async with session.get(mp3_url) as response:
+                            response.raise_for_status()
+                            with open(path, "wb") as handle:
+                                async for chunk in response.content.iter_chunked(CHUNK):
+                                    handle.write(chunk)
+                                    if same_work:
+                                        digest.update(chunk)
+                                    size += len(chunk)
+                                if same_work:
+                                    handle.flush()
+                                    await asyncio.to_thread(os.fsync, handle.fileno())
+                            if same_work:
+                                os.replace(path, target)
+                    except aiohttp.ClientError as exc:
+                        failures.append(repr(exc))
+                return size
+
+            sizes = await asyncio.gather(*(one(s, u) for s, u in mp3_urls))
+            return sum(sizes), failures
+
+        return await _passes(download_pass, dest, passes)
+
+
+async def httpx_contender(
+    url: str, token: str, ids: list[int], dest: str, concurrency: int, passes: int
+) -> dict[str, Any]:
+    """A semaphore, ``client.stream`` and ``aiter_bytes`` into a file per song."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=60.0) as client:
+        mp3_urls = []
+        for song_id in ids:
+            response = await client.get(f"{url}/songs/{song_id}", headers={"Authorization": token})
+            mp3_urls.append((song_id, response.json()["mp3_url"]))
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def download_pass(directory: Path) -> tuple[int, list[str]]:
+            failures: list[str] = []
+
+            async def one(song_id: int, mp3_url: str) -> int:
+                size = 0
+                async with semaphore:
+                    try:
+                        async with client.stream("GET", mp3_url) as response:
+                            response.raise_for_status()
+                            with open(directory / f"{song_id}.mp3", "wb") as handle:
+                                async for chunk in response.aiter_bytes(CHUNK):
+                                    handle.write(chunk)
+                                    size += len(chunk)
+                    except httpx.HTTPError as exc:
+                        failures.append(repr(exc))
+                return size
+
+            sizes = await asyncio.gather(*(one(s, u) for s, u in mp3_urls))
+            return sum(sizes), failures
+
+        return await _passes(download_pass, dest, passes)
+
+
+async def raw_same_work_contender(
+    url: str, token: str, ids: list[int], dest: str, concurrency: int, passes: int
+) -> dict[str, Any]:
+    """Raw aiohttp doing imuzekit's work too (SHA-256, .part, fsync, rename) on the loop."""
+    return await raw_aiohttp_contender(url, token, ids, dest, concurrency, passes, same_work=True)
+
+
+IMUZEKIT = "imuzekit (download_many)"
+RAW = "raw aiohttp (iter_chunked)"
+CONTENDERS = {
+    IMUZEKIT: (imuzekit_contender, ["imuzekit", "imuzekit.client"]),
+    RAW: (raw_aiohttp_contender, ["aiohttp"]),
+    "raw aiohttp + SHA-256, fsync, rename": (raw_same_work_contender, ["aiohttp"]),
+    "httpx (aiter_bytes)": (httpx_contender, ["httpx"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the contenders, print the table and the acceptance checks."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=64, help="files to download (64)")
+    parser.add_argument(
+        "--seconds", type=int, default=328, help="MP3 length in seconds (328: 5.0 MiB)"
+    )
+    parser.add_argument("--concurrency", type=int, default=16, help="transfers at once (16)")
+    parser.add_argument(
+        "--passes", type=int, default=3, help="timed passes per contender, after a warm-up (3)"
+    )
+    parser.add_argument(
+        "--dir",
+        default=None,
+        help="where the temporary directory goes (default: the system's, e.g. /tmp); "
+        "/dev/shm takes the disk out of the measurement",
+    )
+    args = parser.parse_args(argv)
+    if args.files < 1 or args.concurrency < 1 or args.passes < 1 or not 1 <= args.seconds <= 900:
+        parser.error("need --files, --concurrency, --passes >= 1 and 1 <= --seconds <= 900")
+
+    print(f"machine: {machine()}")
+    results: dict[str, dict[str, Any]] = {}
+    root = Path(tempfile.mkdtemp(prefix="imuzekit-bench-", dir=args.dir))
+    try:
+        with EmulatorProcess(render_seconds=0.0, seed=1) as server:
+            ids = server.seed_songs(args.files, desired_length=args.seconds)
+            size = int(server.call("audio_size", song_id=ids[0]))
+            expected = args.files * size
+            print(
+                f"downloads: {args.files} files x {size / MIB:.2f} MiB = {expected / MIB:.0f} MiB, "
+                f"concurrency {args.concurrency}, 1 warm-up + {args.passes} timed passes per "
+                f"contender, into {root.parent}"
+            )
+            for index, (name, (target, imports)) in enumerate(CONTENDERS.items()):
+                dest = root / str(index)
+                dest.mkdir()
+                server_cpu = server.cpu_seconds()
+                results[name] = run_isolated(
+                    target,
+                    timeout=900.0,
+                    imports=imports,
+                    url=server.url,
+                    token=server.token,
+                    ids=ids,
+                    dest=str(dest),
+                    concurrency=args.concurrency,
+                    passes=args.passes,
+                )
+                results[name]["server_cpu"] = server.cpu_seconds() - server_cpu
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    rows = []
+    summary: dict[str, dict[str, float]] = {}
+    for name, result in results.items():
+        runs = result["runs"]
+        speeds = [r["bytes"] / MIB / r["elapsed"] for r in runs]
+        warm = result["warmup"]
+        growth = result["peak_rss_mb"] - result["rss_before"]
+        median_speed = statistics.median(speeds)
+        summary[name] = {"speed": median_speed, "growth": growth}
+        complete = all(
+            r["bytes"] == expected == r["on_disk"] and not r["failures"] for r in [warm, *runs]
+        )
+        rows.append(
+            [
+                name,
+                f"{median_speed:.0f}",
+                " / ".join(f"{s:.0f}" for s in speeds),
+                f"{warm['bytes'] / MIB / warm['elapsed']:.0f}",
+                f"{growth:.1f}",
+                f"{result['cpu_s'] / (len(runs) + 1):.2f}",
+                f"{result['server_cpu'] / (len(runs) + 1):.2f}",
+                "yes" if complete else "NO",
+            ]
+        )
+    print()
+    print_table(
+        [
+            "contender",
+            "MiB/s (median)",
+            "MiB/s per pass",
+            "warm-up MiB/s",
+            "peak RSS growth MiB",
+            "client CPU s/pass",
+            "server CPU s/pass",
+            "all bytes on disk",
+        ],
+        rows,
+    )
+    print()
+    kit = summary[IMUZEKIT]
+    raw = summary[RAW]
+    ratio = kit["speed"] / raw["speed"]
+    checks = [
+        (f"imuzekit MiB/s {ratio:.2f} x raw aiohttp's >= 0.90", ratio >= 0.9),
+        (f"imuzekit peak RSS growth {kit['growth']:.1f} MiB <= 64 MiB", kit["growth"] <= 64),
+    ]
+    ok = True
+    for text, passed in checks:
+        ok &= passed
+        print(f"{'met' if passed else 'MISSED'}: {text}")
+    for name, result in results.items():
+        for r in [result["warmup"], *result["runs"]]:
+            if r["failures"]:
+                print(f"note: {name}: {len(r['failures'])} failure(s), first: {r['failures'][0]}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
