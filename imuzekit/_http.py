@@ -33,7 +33,18 @@ __all__ = [
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Query keys whose values are credentials; they are masked wherever a URL is logged or reported.
-_SENSITIVE_KEY_PARTS = ("token", "password", "secret", "signature", "api_key", "apikey", "jwt")
+_SENSITIVE_KEY_PARTS = (
+    "token",
+    "password",
+    "secret",
+    "signature",
+    "api_key",
+    "apikey",
+    "jwt",
+    "credential",
+)
+# Whole keys that are credentials although they contain none of the parts above.
+_SENSITIVE_KEYS = frozenset({"sig", "auth", "authorization"})
 
 
 @attrs.frozen
@@ -88,6 +99,19 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def _sensitive(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in _SENSITIVE_KEYS or any(part in lowered for part in _SENSITIVE_KEY_PARTS)
+
+
+def _redacted_params(params: tuple[tuple[str, str], ...]) -> str:
+    return repr(tuple((k, "***" if _sensitive(k) else v) for k, v in params))
+
+
+def _redacted_url(url: str) -> str:
+    return repr(redact_url(url))
+
+
 @attrs.frozen
 class Request:
     """An HTTP request described as data.
@@ -100,9 +124,11 @@ class Request:
     """
 
     method: str
-    url: str
+    url: str = attrs.field(repr=_redacted_url)
     provider: str = ""
-    params: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    params: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=_pairs, repr=_redacted_params
+    )
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs, repr=False)
     json: Any = attrs.field(default=None, repr=False)
     form: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs, repr=False)
@@ -231,9 +257,7 @@ def redact_url(url: str) -> str:
     if not parts.query:
         return url
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    masked = [
-        (k, "***" if any(s in k.lower() for s in _SENSITIVE_KEY_PARTS) else v) for k, v in pairs
-    ]
+    masked = [(k, "***" if _sensitive(k) else v) for k, v in pairs]
     return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
@@ -73,6 +74,13 @@ class StreamResponse:
         try:
             async for chunk in self._raw.content.iter_chunked(size):
                 yield chunk
+        except TimeoutError as exc:  # before OSError: TimeoutError is one of them
+            raise errors.RequestTimeout(
+                "timed out while reading the body",
+                method=self.request.method,
+                url=redact_url(self.url),
+                provider=self.request.provider,
+            ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.TransportError(
                 f"connection broken while reading the body: {_describe(exc)}",
@@ -80,17 +88,14 @@ class StreamResponse:
                 url=redact_url(self.url),
                 provider=self.request.provider,
             ) from exc
-        except TimeoutError as exc:
-            raise errors.RequestTimeout(
-                "timed out while reading the body",
-                method=self.request.method,
-                url=redact_url(self.url),
-                provider=self.request.provider,
-            ) from exc
+
+
+_URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>)]+""")
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    # aiohttp puts whole URLs (query strings included) into some messages: redact them.
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -202,9 +207,11 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            prepared = await auth.apply(request, self) if auth is not None else request
+            # Wait out a rate-limit pause first, then sign: a signature or token made before a
+            # long pause could be stale when the request finally leaves.
             if gate.until and gate.until > time.monotonic():  # paused after a 429
                 await gate.wait()
+            prepared = await auth.apply(request, self) if auth is not None else request
             try:
                 response = await self._send_once(prepared, attempt)
             except errors.TransportError as exc:
@@ -223,6 +230,8 @@ class Transport:
                     continue
             retry_after = parse_retry_after(response.headers)
             too_long = retry_after is not None and retry_after > policy.max_retry_after
+            if status == 429 and too_long and retry_after is not None:
+                gate.pause(retry_after)  # the others must not run into the same wall
             if (
                 not too_long
                 and attempt < policy.max_attempts
@@ -290,12 +299,15 @@ class Transport:
     async def _read_body(self, raw: aiohttp.ClientResponse, request: Request) -> bytes:
         limit = self.max_body_bytes
         declared = raw.content_length
+        # With a Content-Encoding, the declared length is the compressed one: count what
+        # decompression produces instead (a small gzip can expand to gigabytes).
         if declared is not None and declared > limit:
             raise errors.ParseError(
                 f"response body of {declared} bytes exceeds the {limit}-byte limit",
                 body=None,
             )
-        if declared is not None:
+        encoded = raw.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if declared is not None and not encoded:
             return await raw.read()
         chunks: list[bytes] = []
         size = 0
@@ -322,8 +334,9 @@ class Transport:
         relogged = False
         while True:
             attempt += 1
+            gate = self.gate(request.rate_key or request.provider)
+            await gate.wait()
             prepared = await auth.apply(request, self) if auth is not None else request
-            await self.gate(request.rate_key or request.provider).wait()
             session = self._get_session()
             try:
                 raw = await session.request(
@@ -352,12 +365,14 @@ class Transport:
                             attempt -= 1
                             continue
                     retry_after = parse_retry_after(raw.headers)
+                    if raw.status == 429 and retry_after is not None:
+                        gate.pause(retry_after)  # the whole provider waits, as in send()
                     if (
                         attempt < policy.max_attempts
-                        and policy.should_retry_status(raw.status, idempotent=True)
+                        and policy.should_retry_status(raw.status, idempotent=request.is_idempotent)
                         and (retry_after is None or retry_after <= policy.max_retry_after)
                     ):
-                        await asyncio.sleep(max(backoff_delay(attempt, policy), retry_after or 0))
+                        await asyncio.sleep(backoff_delay(attempt, policy))
                         continue
                     raise self.error_for(response, retry_after)
                 yield StreamResponse(raw, prepared)

@@ -10,9 +10,11 @@ removed and nothing is left at the destination. Memory stays at about one chunk 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
+import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
@@ -41,7 +43,7 @@ _SUFFIX_KINDS = {
     ".mxl": MediaKind.ZIP,
     ".mscz": MediaKind.ZIP,
 }
-_HEAD_BYTES = 64 * 1024
+_HEAD_BYTES = 4096  # enough for a format signature, or an ID3 header and the frame after it
 _MAX_NAME_BYTES = (
     150  # well under the 255-byte limit of common filesystems, leaving room for suffixes
 )
@@ -156,9 +158,12 @@ class Downloader:
         on_progress: ProgressCallback | None = None,
     ) -> Path:
         """Download ``source`` (a model with a file, a DownloadSpec or a URL) to ``dest``."""
-        result = await self._download(
-            _spec_for(source), dest, overwrite=overwrite, on_progress=on_progress, source=source
-        )
+        try:
+            result = await self._download(
+                _spec_for(source), dest, overwrite=overwrite, on_progress=on_progress, source=source
+            )
+        except OSError as exc:
+            raise errors.DownloadError(f"cannot write {os.fspath(dest)!r}: {exc}") from exc
         assert result.path is not None
         return result.path
 
@@ -183,36 +188,32 @@ class Downloader:
         await anyio.to_thread.run_sync(lambda: directory.mkdir(parents=True, exist_ok=True))
         limiter = anyio.CapacityLimiter(concurrency)
         taken: set[str] = set()
-        send, receive = anyio.create_memory_object_stream[DownloadResult](
-            max_buffer_size=concurrency
-        )
 
-        async def one(source: Any) -> None:
+        async def one(source: Any) -> DownloadResult:
             async with limiter:
                 try:
                     spec = _spec_for(source)
                     target = _unique(directory, safe_filename(spec.name, spec.suffix), taken)
-                    result = await self._download(
+                    return await self._download(
                         spec, target, overwrite=overwrite, on_progress=on_progress, source=source
                     )
                 except errors.ImuzekitError as exc:
-                    result = DownloadResult(source=source, path=None, error=exc)
-                except OSError as exc:
-                    wrapped = errors.DownloadError(f"cannot write the file: {exc}")
+                    return DownloadResult(source=source, path=None, error=exc)
+                except Exception as exc:  # a full disk, a progress callback that raised, ...
+                    wrapped = errors.DownloadError(f"download failed: {exc}")
                     wrapped.__cause__ = exc
-                    result = DownloadResult(source=source, path=None, error=wrapped)
-            await send.send(result)
+                    return DownloadResult(source=source, path=None, error=wrapped)
 
-        async def run_all() -> None:
-            async with send, anyio.create_task_group() as group:
-                for source in sources:
-                    group.start_soon(one, source)
-
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(run_all)
-            async with receive:
-                async for result in receive:
-                    yield result
+        # Plain tasks, not a task group: the caller may stop iterating at any time, and
+        # yielding from inside a task group would leave its cancel scope in a foreign task.
+        tasks = [asyncio.ensure_future(one(source)) for source in sources]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _download(
         self,
@@ -230,7 +231,8 @@ class Downloader:
             size, digest = await anyio.to_thread.run_sync(_hash_file, target)
             return DownloadResult(source=source, path=target, size=size, sha256=digest)
         await anyio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
-        part = target.with_name(target.name + ".part")
+        # A name of its own: two downloads to one target must not share (and corrupt) a file.
+        part = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
         attempt = _Attempt(part)
         try:
             await self._transfer(spec, attempt, on_progress)
@@ -247,7 +249,7 @@ class Downloader:
     ) -> None:
         failures = 0
         resumable = False
-        last_error: errors.ImuzekitError | None = None
+        validator: str | None = None  # ETag of the first answer: a resume must get that file
         with open(attempt.part, "wb") as handle:  # noqa: ASYNC230 - chunk writes hit the page cache
             while True:
                 request = Request(
@@ -260,56 +262,51 @@ class Downloader:
                 offset = attempt.size if resumable else 0
                 if offset:
                     request = request.with_header("Range", f"bytes={offset}-")
+                    if validator:
+                        request = request.with_header("If-Range", validator)
                 else:
                     attempt.restart()
                     handle.seek(0)
                     handle.truncate()
                 try:
                     async with self._transport.stream(request, ok_statuses=(416,)) as response:
+                        content_range = response.headers.get("Content-Range")
                         if response.status == 416:
-                            # We asked for bytes past the real end: the declared length was a lie.
-                            raise errors.IntegrityError(
-                                f"{_label(spec)}: the server declared {attempt.total} bytes "
-                                f"but has only {attempt.size}"
+                            real = _range_total(content_range, unsatisfied=True)
+                            if offset and real == offset and attempt.total in (None, real):
+                                attempt.total = offset  # we already hold every byte
+                            else:
+                                raise errors.IntegrityError(
+                                    f"{_label(spec)}: the server declared {attempt.total} bytes "
+                                    f"but has only {attempt.size}"
+                                )
+                        elif response.status == 206 and not _range_starts_at(content_range, offset):
+                            # A range that is not the one we asked for (or a 206 to a plain
+                            # GET): never take it for the whole file; start over without Range.
+                            resumable = False
+                            raise errors.TransportError(
+                                f"{_label(spec)}: the server sent bytes from another offset"
                             )
-                        ranged = response.status == 206 and _range_starts_at(
-                            response.headers.get("Content-Range"), offset
-                        )
-                        if offset and not ranged:
-                            # The server ignored our Range: start over from the first byte.
-                            attempt.restart()
-                            handle.seek(0)
-                            handle.truncate()
-                        resumable = response.headers.get("Accept-Ranges", "").lower() == "bytes"
-                        if ranged:
-                            attempt.total = _range_total(response.headers.get("Content-Range"))
                         else:
-                            attempt.total = response.content_length
-                        async for chunk in response.chunks(self.chunk_size):
-                            if attempt.size == 0:
-                                _check_head(spec, chunk)
-                            handle.write(chunk)
-                            attempt.hasher.update(chunk)
-                            attempt.size += len(chunk)
-                            if on_progress is not None:
-                                on_progress(attempt.size, attempt.total)
-                    if attempt.total is not None and attempt.size != attempt.total:
-                        raise errors.IntegrityError(
-                            f"{_label(spec)}: received {attempt.size} bytes, "
-                            f"expected {attempt.total}"
-                        )
-                    if spec.size is not None and attempt.size != spec.size:
-                        raise errors.IntegrityError(
-                            f"{_label(spec)}: received {attempt.size} bytes, expected {spec.size}"
-                        )
-                    if spec.sha256 and attempt.hasher.hexdigest() != spec.sha256.lower():
-                        raise errors.IntegrityError(f"{_label(spec)}: SHA-256 mismatch")
+                            if response.status != 206 and offset:
+                                # The server ignored our Range: start over from the first byte.
+                                attempt.restart()
+                                handle.seek(0)
+                                handle.truncate()
+                            if response.headers.get("Accept-Ranges", "").lower() == "bytes":
+                                resumable = True
+                            validator = validator or response.headers.get("ETag")
+                            if response.status == 206:
+                                attempt.total = _range_total(content_range)
+                            else:
+                                attempt.total = response.content_length
+                            await self._receive(spec, attempt, response, handle, on_progress)
+                    self._verify(spec, attempt)
                     handle.flush()
                     await anyio.to_thread.run_sync(os.fsync, handle.fileno())
                     return
                 except errors.TransportError as exc:
                     failures += 1
-                    last_error = exc
                     if failures >= self.max_attempts:
                         if attempt.total is not None and attempt.size < attempt.total:
                             raise errors.IntegrityError(
@@ -318,7 +315,44 @@ class Downloader:
                             ) from exc
                         raise errors.DownloadError(
                             f"{_label(spec)}: transfer failed after {failures} attempts: {exc}"
-                        ) from last_error
+                        ) from exc
+
+    async def _receive(
+        self,
+        spec: DownloadSpec,
+        attempt: _Attempt,
+        response: Any,
+        handle: Any,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        """Write the body, checking the format once the first bytes of the file are in."""
+        head = bytearray() if attempt.size == 0 else None
+        async for chunk in response.chunks(self.chunk_size):
+            if head is not None:
+                head += chunk[: _HEAD_BYTES - len(head)]
+                if len(head) >= _HEAD_BYTES:
+                    _check_head(spec, bytes(head))
+                    head = None
+            handle.write(chunk)
+            attempt.hasher.update(chunk)
+            attempt.size += len(chunk)
+            if on_progress is not None:
+                on_progress(attempt.size, attempt.total)
+        if head is not None:
+            _check_head(spec, bytes(head))  # a file shorter than the head
+
+    @staticmethod
+    def _verify(spec: DownloadSpec, attempt: _Attempt) -> None:
+        if attempt.total is not None and attempt.size != attempt.total:
+            raise errors.IntegrityError(
+                f"{_label(spec)}: received {attempt.size} bytes, expected {attempt.total}"
+            )
+        if spec.size is not None and attempt.size != spec.size:
+            raise errors.IntegrityError(
+                f"{_label(spec)}: received {attempt.size} bytes, expected {spec.size}"
+            )
+        if spec.sha256 and attempt.hasher.hexdigest() != spec.sha256.lower():
+            raise errors.IntegrityError(f"{_label(spec)}: SHA-256 mismatch")
 
 
 def _label(spec: DownloadSpec) -> str:
@@ -326,6 +360,8 @@ def _label(spec: DownloadSpec) -> str:
 
 
 def _check_head(spec: DownloadSpec, chunk: bytes) -> None:
+    if not chunk:
+        raise errors.IntegrityError(f"{_label(spec)}: the server sent an empty file")
     if not looks_like(spec.kind, chunk[:_HEAD_BYTES]):
         raise errors.IntegrityError(
             f"{_label(spec)}: the body is not a {spec.kind.value} file (starts with {chunk[:8]!r})"
@@ -337,8 +373,9 @@ def _range_starts_at(content_range: str | None, offset: int) -> bool:
     return match is not None and int(match.group(1)) == offset
 
 
-def _range_total(content_range: str | None) -> int | None:
-    match = re.match(r"bytes \d+-\d+/(\d+)", content_range or "")
+def _range_total(content_range: str | None, *, unsatisfied: bool = False) -> int | None:
+    pattern = r"bytes \*/(\d+)" if unsatisfied else r"bytes \d+-\d+/(\d+)"
+    match = re.match(pattern, content_range or "")
     return int(match.group(1)) if match else None
 
 
