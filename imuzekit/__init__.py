@@ -12,6 +12,7 @@ from imuzekit._retry import RetryPolicy
 from imuzekit.client import Client, ImuzeConfig, JoplinConfig, MurekaConfig, MuseScoreConfig
 from imuzekit.downloads import DownloadResult, safe_filename
 from imuzekit.jobs import Job, JobSnapshot, JobState, PollPolicy
+from imuzekit.providers.joplin import Energy, Movement, Structure
 
 __version__ = "0.1.0.dev0"
 
@@ -19,16 +20,19 @@ __all__ = [
     "Client",
     "DownloadResult",
     "DownloadSpec",
+    "Energy",
     "ImuzeConfig",
     "Job",
     "JobSnapshot",
     "JobState",
     "JoplinConfig",
     "MediaKind",
+    "Movement",
     "MurekaConfig",
     "MuseScoreConfig",
     "PollPolicy",
     "RetryPolicy",
+    "Structure",
     "Timeouts",
     "__version__",
     "errors",

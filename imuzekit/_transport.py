@@ -272,8 +272,14 @@ class Transport:
             )
             try:
                 declared = raw.content_length
-                if declared is not None and declared <= self.max_body_bytes:
-                    body = await raw.read()  # the common case, without the extra coroutine
+                if (
+                    declared is not None
+                    and declared <= self.max_body_bytes
+                    and "Content-Encoding" not in raw.headers
+                ):
+                    # The common case, without the extra coroutine. With a Content-Encoding
+                    # the declared length is the compressed one: _read_body counts instead.
+                    body = await raw.read()
                 else:
                     body = await self._read_body(raw, request)
             finally:

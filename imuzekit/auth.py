@@ -58,6 +58,7 @@ class TokenLogin:
         self.provider = provider
         self._token = token
         self._expires_at = expires_at
+        self._issued_at = clock()
         self._login = login
         self._parse = parse
         self._header = header
@@ -76,7 +77,13 @@ class TokenLogin:
         return f"{self._scheme} {token}" if self._scheme else token
 
     def _expiring(self) -> bool:
-        return self._expires_at is not None and self._clock() >= self._expires_at - self._margin
+        if self._expires_at is None:
+            return False
+        # A token living less than the margin (or a clock running ahead) must not make every
+        # request log in again: renew within the last quarter of its life at the earliest.
+        lifetime = self._expires_at - self._issued_at
+        margin = min(self._margin, max(0.0, lifetime / 4))
+        return self._clock() >= self._expires_at - margin
 
     async def apply(self, request: Request, sender: Sender) -> Request:
         """Add the token header; log in first when there is no token or it is about to expire."""
@@ -124,5 +131,6 @@ class TokenLogin:
             result = self._parse(response)
             self._token = result.token
             self._expires_at = result.expires_at
+            self._issued_at = self._clock()
             self.logins += 1
             return result.token

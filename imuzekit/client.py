@@ -15,7 +15,6 @@ A provider left out of the constructor is not configured; using it raises
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -492,16 +491,19 @@ class Client:
     async def as_completed(
         self, jobs: Iterable[J], *, timeout: float | None = None
     ) -> AsyncIterator[J]:
-        """Yield each job as it reaches READY or FAILED (or its deadline: check ``job.state``).
+        """Yield each job as it reaches READY or FAILED, or gives up (its deadline passed, or
+        its status could not be read): check ``job.state``.
 
-        Failures are not raised here: inspect ``job.state`` / ``job.error``, or call
-        ``await job.wait()`` on a yielded job to get its result or error.
+        Failures are not raised here: inspect ``job.state``, ``job.error`` (the provider's
+        reason) and ``job.last_error`` (the exception that ended the wait, if any).
         """
         self._check_open()
 
         async def settle(job: J) -> J:
-            with contextlib.suppress(errors.JobFailed):
+            try:
                 await job.wait(timeout)
+            except errors.ImuzekitError as exc:
+                job.last_error = exc
             return job
 
         tasks = [asyncio.ensure_future(settle(job)) for job in jobs]

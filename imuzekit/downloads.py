@@ -141,6 +141,7 @@ class Downloader:
         self._transport = transport
         self.chunk_size = chunk_size
         self.max_attempts = max_attempts
+        self._active: set[Path] = set()
 
     def target_for(self, spec: DownloadSpec, dest: str | os.PathLike[str]) -> Path:
         """Where ``spec`` lands: inside ``dest`` when it is a directory, else ``dest`` itself."""
@@ -231,8 +232,13 @@ class Downloader:
             size, digest = await anyio.to_thread.run_sync(_hash_file, target)
             return DownloadResult(source=source, path=target, size=size, sha256=digest)
         await anyio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
-        # A name of its own: two downloads to one target must not share (and corrupt) a file.
-        part = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
+        # `<file>.part`, so a crashed run's leftover is simply overwritten next time; a second
+        # transfer to the same target in this process gets a name of its own instead of
+        # sharing (and corrupting) the first one's file.
+        part = target.with_name(f"{target.name}.part")
+        if part in self._active:
+            part = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
+        self._active.add(part)
         attempt = _Attempt(part)
         try:
             await self._transfer(spec, attempt, on_progress)
@@ -240,6 +246,8 @@ class Downloader:
         except BaseException:
             await anyio.to_thread.run_sync(_remove, part)
             raise
+        finally:
+            self._active.discard(part)
         return DownloadResult(
             source=source, path=target, size=attempt.size, sha256=attempt.hasher.hexdigest()
         )
@@ -280,9 +288,12 @@ class Downloader:
                                     f"{_label(spec)}: the server declared {attempt.total} bytes "
                                     f"but has only {attempt.size}"
                                 )
-                        elif response.status == 206 and not _range_starts_at(content_range, offset):
-                            # A range that is not the one we asked for (or a 206 to a plain
-                            # GET): never take it for the whole file; start over without Range.
+                        elif (
+                            response.status == 206
+                            and not 0 <= (skip := offset - _range_start(content_range)) <= offset
+                        ):
+                            # A range starting after what we hold (or unreadable): never take
+                            # it for the whole file; start over without Range.
                             resumable = False
                             raise errors.TransportError(
                                 f"{_label(spec)}: the server sent bytes from another offset"
@@ -300,7 +311,11 @@ class Downloader:
                                 attempt.total = _range_total(content_range)
                             else:
                                 attempt.total = response.content_length
-                            await self._receive(spec, attempt, response, handle, on_progress)
+                                skip = 0
+                            # A range that starts before our offset (servers that align ranges
+                            # to blocks) repeats bytes we hold: drop them. If-Range with the
+                            # ETag makes sure they are the same file's bytes.
+                            await self._receive(spec, attempt, response, handle, on_progress, skip)
                     self._verify(spec, attempt)
                     handle.flush()
                     await anyio.to_thread.run_sync(os.fsync, handle.fileno())
@@ -324,10 +339,17 @@ class Downloader:
         response: Any,
         handle: Any,
         on_progress: ProgressCallback | None,
+        skip: int = 0,
     ) -> None:
-        """Write the body, checking the format once the first bytes of the file are in."""
+        """Write the body (after dropping ``skip`` bytes we hold already), checking the format
+        once the first bytes of the file are in."""
         head = bytearray() if attempt.size == 0 else None
         async for chunk in response.chunks(self.chunk_size):
+            if skip:
+                dropped = min(skip, len(chunk))
+                chunk, skip = chunk[dropped:], skip - dropped
+                if not chunk:
+                    continue
             if head is not None:
                 head += chunk[: _HEAD_BYTES - len(head)]
                 if len(head) >= _HEAD_BYTES:
@@ -368,9 +390,9 @@ def _check_head(spec: DownloadSpec, chunk: bytes) -> None:
         )
 
 
-def _range_starts_at(content_range: str | None, offset: int) -> bool:
+def _range_start(content_range: str | None) -> int:
     match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", content_range or "")
-    return match is not None and int(match.group(1)) == offset
+    return int(match.group(1)) if match else -1
 
 
 def _range_total(content_range: str | None, *, unsatisfied: bool = False) -> int | None:

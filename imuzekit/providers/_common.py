@@ -11,7 +11,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -53,12 +53,15 @@ def converter() -> cattrs.Converter:
     return conv
 
 
-def decode_json(response: Response) -> Any:
-    """The response body as JSON; ParseError when it is not JSON (an HTML error page, say)."""
+def decode_json(response: Response, *, secret: bool = False) -> Any:
+    """The response body as JSON; ParseError when it is not JSON (an HTML error page, say).
+
+    With ``secret`` (a login answer, which may hold a token) nothing of the body is quoted.
+    """
     try:
         return json.loads(response.body)
     except (ValueError, UnicodeDecodeError) as exc:
-        snippet = response.text()[:200]
+        snippet = "<login answer withheld>" if secret else response.text()[:200]
         raise errors.ParseError(
             f"{response.request.provider or 'provider'} answered {response.status} with a body "
             f"that is not JSON ({response.content_type or 'no content type'}): {snippet!r}",
@@ -79,11 +82,13 @@ def structure(data: Any, cls: type[T], *, path: str = "$") -> T:
         ) from exc
 
 
-def expect_object(data: Any, what: str, *, path: str = "$") -> dict[str, Any]:
-    """``data`` as a JSON object, or ParseError."""
+def expect_object(data: Any, what: str, *, path: str = "$", secret: bool = False) -> dict[str, Any]:
+    """``data`` as a JSON object, or ParseError (without the body when it is ``secret``)."""
     if not isinstance(data, dict):
         raise errors.ParseError(
-            f"expected {what} as a JSON object, got {type(data).__name__}", path=path, body=data
+            f"expected {what} as a JSON object, got {type(data).__name__}",
+            path=path,
+            body=None if secret else data,
         )
     return data
 
@@ -136,8 +141,8 @@ def check_int(
 
 
 def check_str_list(field: str, value: Any, *, max_length: int | None = None) -> tuple[str, ...]:
-    """A list or tuple of strings (a lone string is refused: it is not a list of tags)."""
-    if isinstance(value, str) or not isinstance(value, Sequence):
+    """A collection of strings (a lone string is refused: it is not a list of tags)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Collection):
         raise errors.ValidationError(
             field, f"must be a list of strings, got {type(value).__name__}"
         )

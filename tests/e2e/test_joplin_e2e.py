@@ -90,8 +90,13 @@ async def test_expired_jwt_is_renewed_without_the_caller_noticing(
 
 
 async def test_short_lived_jwt_is_renewed_before_expiry(emu: Emulator, kit: Client) -> None:
-    emu.joplin.token_ttl = 20  # under the SDK's 30 s renewal margin
+    # A 2-second JWT: the SDK renews it in the last quarter of its life, before the server
+    # would refuse it (and, unlike a fixed 30 s margin, not on every request).
+    emu.joplin.token_ttl = 2
     await kit.joplin.musics.create("electronic", "house", 5_000, "calm:1")
+    await kit.joplin.musics.create("electronic", "house", 5_000, "calm:1")
+    assert emu.count("joplin", "PUT", "/accounts/token") == 1
+    await asyncio.sleep(1.7)
     await kit.joplin.musics.create("electronic", "house", 5_000, "calm:1")
     statuses = [r.status for r in emu.requests if r.provider == "joplin"]
     assert 401 not in statuses  # renewed ahead of time, never refused

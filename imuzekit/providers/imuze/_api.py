@@ -78,7 +78,7 @@ def build_login(base_url: str, email: str, password: str) -> Request:
 
 def parse_login(response: Response) -> LoginResult:
     """The token from ``{"response": "<token>"}`` or ``{"token": "<token>", "user_id": N}``."""
-    data = expect_object(decode_json(response), "the login response")
+    data = expect_object(decode_json(response, secret=True), "the login response", secret=True)
     for key in ("response", "token"):
         value = data.get(key)
         if isinstance(value, str) and value:

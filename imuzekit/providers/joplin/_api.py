@@ -109,7 +109,7 @@ def jwt_expiry(token: str) -> float | None:
 
 def parse_login(response: Response) -> LoginResult:
     """The JWT from ``{"token": "<JWT>"}``, with its expiry when it carries one."""
-    data = expect_object(decode_json(response), "the login response")
+    data = expect_object(decode_json(response, secret=True), "the login response", secret=True)
     token = data.get("token")
     if not isinstance(token, str) or not token:
         raise errors.ParseError("the login response carries no token", path="$.token")

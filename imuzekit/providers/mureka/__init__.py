@@ -14,6 +14,7 @@ per generation). Typical use::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -233,15 +234,17 @@ class MurekaAPI:
         # Validate before waiting for a slot, so bad input fails at once.
         _api.build_create(self.base_url, route, account=wanted, **fields)
         attempt = 0
+        deadline = time.monotonic() + self.slot_timeout
         while True:
             slot = await self.slots.acquire(
-                wanted, self._running_by_account, timeout=self.slot_timeout
+                wanted, self._running_by_account, timeout=max(0.0, deadline - time.monotonic())
             )
             request = _api.build_create(
                 self.base_url, route, account=slot or None, retry=self._create_retry, **fields
             )
             try:
                 response = await self.send(request)
+                record = _api.parse_job_record(response)
             except errors.RateLimitError as exc:
                 self.slots.cancel(slot)
                 attempt += 1
@@ -251,7 +254,6 @@ class MurekaAPI:
             except BaseException:
                 self.slots.cancel(slot)
                 raise
-            record = _api.parse_job_record(response)
             self.slots.commit(slot, record.jobid)
             job = self.job_for(record.jobid, record)
             job.add_done_callback(lambda done: self.slots.finished(done.id))

@@ -95,6 +95,8 @@ def next_music_request(previous: Request, page: Page[Feed]) -> Request | None:
     """The next page's request (``last_id`` from this page) while ``more`` is true."""
     if not page.more or page.cursor is None or not page.items:
         return None
+    if dict(previous.params).get("last_id") == str(page.cursor):
+        return None  # the service repeated its cursor: stop rather than loop forever
     return previous.with_params(last_id=str(page.cursor))
 
 
