@@ -112,7 +112,7 @@ async def test_public_calls_with_only_a_consumer_key(emu: Emulator) -> None:
 
 async def test_score_time_space_and_files(emu: Emulator, tmp_path: Path) -> None:
     async with Client(musescore=_config(emu)) as kit:
-        score = [s async for s in kit.musescore.scores.search(limit=1)][0]
+        score = (await kit.musescore.scores.search(limit=1).collect())[0]
         assert score.metadata is not None and score.metadata.measures
         events = await kit.musescore.scores.time(score.id)
         assert [e.elid for e in events] == list(range(score.metadata.measures))
@@ -145,7 +145,7 @@ async def test_score_time_space_and_files(emu: Emulator, tmp_path: Path) -> None
 
 async def test_a_file_that_is_not_what_it_claims_is_refused(emu: Emulator, tmp_path: Path) -> None:
     async with Client(musescore=_config(emu)) as kit:
-        score = [s async for s in kit.musescore.scores.search(limit=1)][0]
+        score = (await kit.musescore.scores.search(limit=1).collect())[0]
         emu.faults.add("musescore", "GET /static/*", garbage=True)
         with pytest.raises(errors.IntegrityError):
             await kit.download(score.file("pdf"), tmp_path)
@@ -190,7 +190,7 @@ async def test_users_resolve_and_oembed(emu: Emulator) -> None:
         assert (await kit.musescore.users.get(me.id)).name == me.name
         mine = [s async for s in kit.musescore.users.scores(me.id)]
         assert all(s.user is not None and s.user.uid == me.id for s in mine)
-        score = [s async for s in kit.musescore.scores.search(limit=1)][0]
+        score = (await kit.musescore.scores.search(limit=1).collect())[0]
         assert score.permalink is not None
         resolved = await kit.musescore.resolve(score.permalink)
         assert isinstance(resolved, Score) and resolved.id == score.id
