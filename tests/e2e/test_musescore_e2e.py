@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ async def test_score_time_space_and_files(emu: Emulator, tmp_path: Path) -> None
         assert score.metadata is not None and score.metadata.measures
         events = await kit.musescore.scores.time(score.id)
         assert [e.elid for e in events] == list(range(score.metadata.measures))
-        assert all(a.position < b.position for a, b in zip(events, events[1:], strict=False))
+        assert all(a.position < b.position for a, b in itertools.pairwise(events))
         boxes = await kit.musescore.scores.space(score.id)
         assert len(boxes) == score.metadata.measures
         xml_events = await kit.musescore.scores.time(score.id, format="xml")
