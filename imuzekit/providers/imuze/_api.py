@@ -96,6 +96,9 @@ def build_list_arrangements(base_url: str) -> Request:
 
 def _listing(response: Response, item: type[Any]) -> tuple[int | None, list[Any]]:
     data = expect_object(decode_json(response), "a list response")
+    if "response" not in data and data.get("count") != 0:
+        # Not a listing at all (another shape, an error object): an empty page would hide it.
+        raise errors.ParseError("a list response without its 'response' list", body=data)
     items = data.get("response")
     if items is None:
         items = []

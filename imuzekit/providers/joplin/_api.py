@@ -127,6 +127,8 @@ def build_genres(base_url: str) -> Request:
 def parse_genres(response: Response) -> list[Genre]:
     """The genres from ``{"genres": [{"name", "subgenres"}]}``."""
     data = expect_object(decode_json(response), "the genres response")
+    if "genres" not in data:
+        raise errors.ParseError("a genres response without its 'genres' list", body=data)
     return list(structure(data.get("genres", []), tuple[Genre, ...], path="$.genres"))
 
 
@@ -252,6 +254,15 @@ class MusicDriver:
         """READY on 200/206, PROCESSING while rendering; a plain 404 means the music is gone."""
         result = previous or with_mp3_url(Music(id=job_id), self.base_url)
         if response.status in (200, 206):
+            kind = response.content_type or ""
+            if kind.startswith("text/") or response.body.lstrip()[:1] in (b"{", b"[", b"<"):
+                # A proxy's error page or a JSON answer is not the audio: the music is not
+                # ready, and a download would fail its format check.
+                raise errors.ParseError(
+                    f"music {job_id}: the mp3 probe answered {response.status} with {kind}",
+                    path="$",
+                    body=response.text()[:200],
+                )
             return JobStatus(JobState.READY, raw_status=response.status, result=result)
         if rendering(response):
             return JobStatus(JobState.PROCESSING, raw_status=response.status, result=result)

@@ -87,7 +87,11 @@ def build_list_music(
 
 def parse_feed_page(response: Response) -> Page[Feed]:
     """One page of feeds, with ``last_id`` as the cursor and the service's ``total``."""
-    page = structure(expect_object(decode_json(response), "a music list"), FeedPage)
+    data = expect_object(decode_json(response), "a music list")
+    if "list" not in data:
+        # Another shape (an error object, a proxy's page): an empty page would hide it.
+        raise errors.ParseError("a music list without its 'list' of feeds", body=data)
+    page = structure(data, FeedPage)
     return Page(items=page.list, total=page.total, cursor=page.last_id, more=page.more)
 
 

@@ -1,0 +1,42 @@
+"""Fixtures of the reliability suite: the hypothesis profile and the matrix's report.
+
+The fuzz tests run under the ``reliability`` hypothesis profile (2,000 examples per parser,
+no deadline). The fault matrix records one outcome per case in `MATRIX_RESULTS`; when
+``IMUZEKIT_WRITE_RELIABILITY_DOC=1`` is set, the session writes them to ``docs/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.reliability._report import MATRIX_RESULTS, render_page
+
+settings.register_profile(
+    "reliability",
+    max_examples=int(os.environ.get("IMUZEKIT_FUZZ_EXAMPLES", "2000")),
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
+    derandomize=False,
+    print_blob=True,
+)
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+WRITE_DOC_ENV = "IMUZEKIT_WRITE_RELIABILITY_DOC"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reliability_doc() -> Iterator[None]:
+    """After the session, write ``docs/reliability.md`` from the matrix (only when asked)."""
+    yield
+    if os.environ.get(WRITE_DOC_ENV) == "1" and MATRIX_RESULTS:
+        DOC.write_text(render_page(MATRIX_RESULTS), encoding="utf-8")
