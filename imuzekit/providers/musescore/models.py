@@ -248,8 +248,9 @@ class OEmbed:
 
 @attrs.frozen
 class OAuthToken:
-    """An OAuth 1.0 request or access token (the secret never shows in reprs)."""
+    """An OAuth 1.0 request or access token (the secret never shows in reprs, the token only
+    by its first characters: with the consumer key it identifies the user's grant)."""
 
-    oauth_token: str
+    oauth_token: str = attrs.field(repr=lambda value: f"'{value[:4]}...'")
     oauth_token_secret: str = attrs.field(repr=lambda _: "'***'")
     oauth_callback_confirmed: bool | None = None
