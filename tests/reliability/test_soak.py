@@ -12,7 +12,6 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +103,8 @@ async def test_soak_leaves_no_connection_task_fd_or_part(tmp_path: Path) -> None
                         outcomes[type(exc).__name__] += 1
 
             async with asyncio.TaskGroup() as group:
-                work: list[Callable[[], Awaitable[None]]] = [worker] * CONCURRENCY
-                for run in work:
-                    group.create_task(run())
+                for _ in range(CONCURRENCY):
+                    group.create_task(worker())
             emu.faults.clear()
             connector = kit.transport._get_session().connector
             assert connector is not None
