@@ -17,11 +17,14 @@ import os
 import platform
 import resource
 import sys
+import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "OtherLoad",
+    "busy_fraction",
     "cpu_pair",
     "machine",
     "percentile",
@@ -170,8 +173,70 @@ def machine() -> str:
                     break
     except OSError:
         pass
+    busy = busy_fraction()
+    note = "" if busy < 0.1 else " (other work is running: expect noisier figures)"
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()} "
         f"({sys.implementation.name}), aiohttp {aiohttp.__version__}, {platform.system()} "
-        f"{platform.release()}"
+        f"{platform.release()}; CPU busy before the run: {busy:.0%}{note}"
     )
+
+
+def _machine_busy_seconds() -> float:
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # without guest time (counted)
+
+
+def _own_cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # joined children only
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class OtherLoad:
+    """CPU time the rest of the machine used while a benchmark ran (a context manager).
+
+    The benchmark's own processes (this one and every child it joined: emulator and clients)
+    are subtracted from the machine's busy time; leave the block only after they exited.
+    """
+
+    def __enter__(self) -> OtherLoad:
+        self._machine = _machine_busy_seconds()
+        self._own = _own_cpu_seconds()
+        self._started = time.monotonic()
+        self.cpu_seconds = 0.0
+        self.wall = 0.0
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        machine = _machine_busy_seconds() - self._machine
+        own = _own_cpu_seconds() - self._own
+        self.cpu_seconds = max(0.0, machine - own)
+        self.wall = time.monotonic() - self._started
+
+    def describe(self) -> str:
+        """One line for the report."""
+        share = self.cpu_seconds / self.wall if self.wall else 0.0
+        note = "" if share < 0.1 else ": the figures above are disturbed, run again when idle"
+        return (
+            f"other processes used {self.cpu_seconds:.1f} CPU-seconds during the run "
+            f"({share:.0%} of one core){note}"
+        )
+
+
+def busy_fraction(seconds: float = 1.0) -> float:
+    """How busy the machine's CPUs were over the next ``seconds`` (0..1), from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return idle, sum(fields)
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    elapsed = total1 - total0
+    return 0.0 if elapsed <= 0 else 1.0 - (idle1 - idle0) / elapsed

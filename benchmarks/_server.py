@@ -197,6 +197,13 @@ class EmulatorProcess:
     ) -> None:
         self.close()
 
+    @property
+    def pid(self) -> int:
+        """The emulator process's id (for reading its CPU time from /proc)."""
+        if self._process is None or self._process.pid is None:
+            raise RuntimeError("the emulator process is not running")
+        return self._process.pid
+
     def call(self, name: str, timeout: float = 120.0, **kwargs: Any) -> Any:
         """Run command ``name`` in the emulator process and return its result."""
         if self._conn is None:

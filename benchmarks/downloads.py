@@ -8,10 +8,15 @@ process, first reads the songs' metadata (not timed), then downloads every MP3 w
 * **imuzekit**: ``kit.download_many(songs, dir, concurrency=16)``: streams to ``.part`` files,
   SHA-256 on the way, length and MP3 signature checks, fsync, atomic rename;
 * **raw aiohttp**: ``session.get(url)`` and ``iter_chunked(256 KiB)`` into ``open(path, "wb")``;
+* **raw aiohttp + SHA-256, fsync, rename**: the same, plus the work imuzekit does on the way,
+  written the obvious way (so the cost of the work and the cost of imuzekit can be told apart);
 * **httpx**: ``client.stream("GET", url)`` and ``aiter_bytes(256 KiB)`` into ``open(path, "wb")``.
 
-Reported: aggregate MiB/s over the download phase, peak RSS growth of the client process
-during it (peak RSS minus RSS just before it started), CPU seconds. The temporary directory is
+Each process downloads the whole set once untimed (a warm-up: on a VM the first touch of
+memory the host reclaimed costs more than the transfer itself) and then ``--passes`` times
+timed, deleting the files between passes. Reported: the median aggregate MiB/s of the timed
+passes, peak RSS growth of the client process (its peak RSS minus its RSS before the first
+pass), CPU seconds per pass of the client and of the emulator. The temporary directory is
 deleted at the end. Run: ``python benchmarks/downloads.py``.
 """
 
@@ -29,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _harness import machine, print_table, rss_mb, run_isolated
+from _harness import OtherLoad, machine, print_table, rss_mb, run_isolated
 from _server import EmulatorProcess
 
 CHUNK = 256 * 1024  # the chunk size imuzekit's downloader uses by default
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     root = Path(tempfile.mkdtemp(prefix="imuzekit-bench-", dir=args.dir))
     try:
-        with EmulatorProcess(render_seconds=0.0, seed=1) as server:
+        with OtherLoad() as load, EmulatorProcess(render_seconds=0.0, seed=1) as server:
             ids = server.seed_songs(args.files, desired_length=args.seconds)
             size = int(server.call("audio_size", song_id=ids[0]))
             expected = args.files * size
@@ -287,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         ],
         rows,
     )
+    print()
+    print(load.describe())
     print()
     kit = summary[IMUZEKIT]
     raw = summary[RAW]

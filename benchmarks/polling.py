@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from _harness import machine, percentile, print_table, run_isolated
+from _harness import OtherLoad, machine, percentile, print_table, run_isolated
 from _server import EmulatorProcess
 
 # Create requests in flight at once: enough to create 10,000 songs in seconds, well under the
@@ -229,27 +229,28 @@ def main(argv: list[str] | None = None) -> int:
         f"(uniform, seed {args.seed}), emulator and client in separate processes"
     )
     results = []
-    if not args.skip_imuzekit:
-        results.append(
-            _measure(
-                "imuzekit (coalescing poller)",
-                imuzekit_contender,
-                args,
-                ["imuzekit", "imuzekit.client"],
-                initial=args.initial,
-                max_interval=args.max_interval,
+    with OtherLoad() as load:
+        if not args.skip_imuzekit:
+            results.append(
+                _measure(
+                    "imuzekit (coalescing poller)",
+                    imuzekit_contender,
+                    args,
+                    ["imuzekit", "imuzekit.client"],
+                    initial=args.initial,
+                    max_interval=args.max_interval,
+                )
             )
-        )
-    if not args.skip_raw:
-        results.append(
-            _measure(
-                f"raw aiohttp (GET /songs/{{id}} every {args.raw_interval:g} s)",
-                raw_aiohttp_contender,
-                args,
-                ["aiohttp"],
-                interval=args.raw_interval,
+        if not args.skip_raw:
+            results.append(
+                _measure(
+                    f"raw aiohttp (GET /songs/{{id}} every {args.raw_interval:g} s)",
+                    raw_aiohttp_contender,
+                    args,
+                    ["aiohttp"],
+                    interval=args.raw_interval,
+                )
             )
-        )
     print()
     print_table(
         [
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         [_row(r) for r in results],
     )
     print()
+    print(load.describe())
     for r in results:
         others = {k: v for k, v in r["states"].items() if k not in ("ready",)}
         if others:
