@@ -29,7 +29,8 @@ from tests.reliability._report import (
 )
 from tests.reliability.conftest import DOC
 
-FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+# Three attempts: enough for the bursts of two 429 to end in success, and no more waiting.
+FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_max=0.05)
 TIMEOUTS = Timeouts(connect=1.0, read=0.2, total=5.0)
 # The read-timeout cases wait for real: a tighter read timeout keeps them quick (the other
 # cases keep 0.2 s of margin against a loaded machine).
