@@ -14,14 +14,20 @@ Layout of `mp3_bytes(...)`::
 
 from __future__ import annotations
 
+import hashlib
 import struct
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+
+import attrs
 
 __all__ = [
     "BITRATES_KBPS",
     "FRAME_DURATION",
     "SAMPLES_PER_FRAME",
     "SAMPLE_RATES",
+    "Audio",
+    "AudioCache",
     "frame_count",
     "id3v2_tag",
     "mp3_bytes",
@@ -174,3 +180,45 @@ def mp3_bytes(
     parts.append(bytes(info))
     parts.extend(frames[pad] for pad in paddings[1:])
     return b"".join(parts)
+
+
+@attrs.frozen
+class Audio:
+    """A rendered file the emulator serves: its bytes, their SHA-256 and an ETag."""
+
+    data: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    sha256: str
+    etag: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Audio:
+        """Wrap ``data`` with its digest and an ETag derived from it."""
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(data, digest, f'"{digest[:32]}"')
+
+
+@attrs.define
+class AudioCache:
+    """Rendered files by key; the least recently used go once the total passes a limit.
+
+    Thousands of songs share a few durations, so rendering each distinct file once keeps big
+    runs cheap; the byte limit keeps a long-running emulator's memory bounded.
+    """
+
+    _entries: OrderedDict[Hashable, Audio] = attrs.field(factory=OrderedDict, init=False)
+    _size: int = attrs.field(default=0, init=False)
+
+    def get(self, key: Hashable, render: Callable[[], bytes], *, limit: int) -> Audio:
+        """The cached file for ``key``, rendering it with ``render()`` on a miss."""
+        audio = self._entries.get(key)
+        if audio is not None:
+            self._entries.move_to_end(key)
+            return audio
+        audio = Audio.of(render())
+        self._entries[key] = audio
+        self._size += len(audio.data)
+        # Keep the newest entry even if it alone exceeds the limit: it is about to be served.
+        while self._size > limit and len(self._entries) > 1:
+            _, evicted = self._entries.popitem(last=False)
+            self._size -= len(evicted.data)
+        return audio

@@ -20,11 +20,9 @@ time plus its render time, then ``"ready"``; `ImuzeState.set_status` overrides t
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import random
 import secrets
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -41,7 +39,7 @@ from ._app import (
     read_json,
 )
 from ._clock import Clock
-from ._mp3 import mp3_bytes
+from ._mp3 import Audio, AudioCache, mp3_bytes
 
 __all__ = [
     "DEMO_EMAIL",
@@ -119,13 +117,6 @@ class SongRecord:
     def ready_at(self) -> float:
         """Clock time at which the song becomes ``"ready"`` (unless overridden)."""
         return self.created_at + self.render_seconds
-
-
-@attrs.frozen
-class _Audio:
-    data: bytes
-    sha256: str
-    etag: str
 
 
 def _catalogue() -> dict[int, Arrangement]:
@@ -214,8 +205,7 @@ class ImuzeState:
         factory=lambda: itertools.count(FIRST_SONG_ID), init=False
     )
     _songs_by_owner: dict[int, list[SongRecord]] = attrs.field(factory=dict, init=False)
-    _audio: OrderedDict[tuple[int, int], _Audio] = attrs.field(factory=OrderedDict, init=False)
-    _audio_bytes_cached: int = attrs.field(default=0, init=False)
+    _audio: AudioCache = attrs.field(factory=AudioCache, init=False)
     _user_ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -349,24 +339,14 @@ class ImuzeState:
         song = self.songs[song_id]
         return f"{self.prefix}/files/songs/{song.id}/{song.key}.json"
 
-    def _audio_for(self, seconds: int) -> _Audio:
-        cache_key = (seconds, self.bitrate_kbps)
-        audio = self._audio.get(cache_key)
-        if audio is not None:
-            self._audio.move_to_end(cache_key)
-            return audio
-        data = mp3_bytes(
-            seconds, bitrate_kbps=self.bitrate_kbps, id3_title=f"iMuze emulator ({seconds} s)"
+    def _audio_for(self, seconds: int) -> Audio:
+        return self._audio.get(
+            (seconds, self.bitrate_kbps),
+            lambda: mp3_bytes(
+                seconds, bitrate_kbps=self.bitrate_kbps, id3_title=f"iMuze emulator ({seconds} s)"
+            ),
+            limit=self.audio_cache_limit,
         )
-        digest = hashlib.sha256(data).hexdigest()
-        audio = _Audio(data, digest, f'"{digest[:32]}"')
-        self._audio[cache_key] = audio
-        self._audio_bytes_cached += len(data)
-        # Keep the newest entry even if it alone exceeds the limit: it is about to be served.
-        while self._audio_bytes_cached > self.audio_cache_limit and len(self._audio) > 1:
-            _, evicted = self._audio.popitem(last=False)
-            self._audio_bytes_cached -= len(evicted.data)
-        return audio
 
     def audio_bytes(self, song_id: int) -> bytes:
         """The exact bytes ``GET .../{key}.mp3`` serves for this song once it is ready."""

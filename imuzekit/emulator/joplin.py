@@ -25,13 +25,11 @@ time plus its render time; `JoplinState.set_ready` overrides that by hand.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import random
 import secrets
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeGuard
 
@@ -50,7 +48,7 @@ from ._app import (
     read_json,
 )
 from ._clock import Clock
-from ._mp3 import mp3_bytes
+from ._mp3 import Audio, AudioCache, mp3_bytes
 from .imuze import DEMO_EMAIL, DEMO_PASSWORD, RenderSeconds, User, _check_render_seconds
 
 __all__ = [
@@ -190,13 +188,6 @@ class MusicRecord:
 
 class InvalidMusic(ValueError):
     """A music request the API answers with 400; the message names the offending fields."""
-
-
-@attrs.frozen
-class _Audio:
-    data: bytes
-    sha256: str
-    etag: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,10 +391,7 @@ class JoplinState:
 
     _rng: random.Random = attrs.field(init=False)
     _user_ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
-    _audio: OrderedDict[tuple[int, int, int, int], _Audio] = attrs.field(
-        factory=OrderedDict, init=False
-    )
-    _audio_bytes_cached: int = attrs.field(default=0, init=False)
+    _audio: AudioCache = attrs.field(factory=AudioCache, init=False)
 
     def __attrs_post_init__(self) -> None:
         # A different stream from iMuze's (same seed) so that the two do not draw in lockstep.
@@ -570,30 +558,20 @@ class JoplinState:
 
     # --- files ------------------------------------------------------------------------------
 
-    def _audio_for(self, music: MusicRecord) -> _Audio:
-        cache_key = (music.duration_ms, music.fadeout_ms, music.bpm, self.bitrate_kbps)
-        audio = self._audio.get(cache_key)
-        if audio is not None:
-            self._audio.move_to_end(cache_key)
-            return audio
+    def _audio_for(self, music: MusicRecord) -> Audio:
         # The writer only emits silent frames, so a fade-out cannot be heard: it is recorded in
         # the tag instead, where a test (or a curious user) can read it back.
-        data = mp3_bytes(
-            music.duration_ms / 1000,
-            bitrate_kbps=self.bitrate_kbps,
-            id3_title=f"joplin emulator ({music.duration_ms} ms)",
-            id3_text={"TBPM": str(music.bpm)},
-            id3_user_text={"fadeout_ms": str(music.fadeout_ms)},
+        return self._audio.get(
+            (music.duration_ms, music.fadeout_ms, music.bpm, self.bitrate_kbps),
+            lambda: mp3_bytes(
+                music.duration_ms / 1000,
+                bitrate_kbps=self.bitrate_kbps,
+                id3_title=f"joplin emulator ({music.duration_ms} ms)",
+                id3_text={"TBPM": str(music.bpm)},
+                id3_user_text={"fadeout_ms": str(music.fadeout_ms)},
+            ),
+            limit=self.audio_cache_limit,
         )
-        digest = hashlib.sha256(data).hexdigest()
-        audio = _Audio(data, digest, f'"{digest[:32]}"')
-        self._audio[cache_key] = audio
-        self._audio_bytes_cached += len(data)
-        # Keep the newest entry even if it alone exceeds the limit: it is about to be served.
-        while self._audio_bytes_cached > self.audio_cache_limit and len(self._audio) > 1:
-            _, evicted = self._audio.popitem(last=False)
-            self._audio_bytes_cached -= len(evicted.data)
-        return audio
 
     def audio_bytes(self, music_id: str) -> bytes:
         """The exact bytes ``GET /musics/{id}/mp3`` serves once the music is ready."""

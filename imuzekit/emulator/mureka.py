@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import hashlib
 import heapq
 import html
 import itertools
@@ -38,7 +37,7 @@ import math
 import random
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -57,7 +56,7 @@ from ._app import (
     read_json,
 )
 from ._clock import Clock
-from ._mp3 import mp3_bytes
+from ._mp3 import Audio, AudioCache, mp3_bytes
 from .imuze import _PNG, RenderSeconds, _check_render_seconds
 
 __all__ = [
@@ -274,13 +273,6 @@ class MurekaJob:
         return self.created_at + JOB_RETENTION_SECONDS
 
 
-@attrs.frozen
-class _Audio:
-    data: bytes
-    sha256: str
-    etag: str
-
-
 # --------------------------------------------------------------------------------------------
 # Validation and lyrics
 
@@ -462,8 +454,7 @@ class MurekaState:
     _jobs_by_age: deque[MurekaJob] = attrs.field(factory=deque, init=False)
     _by_key: dict[str, MurekaSong | MurekaAccount] = attrs.field(factory=dict, init=False)
     _by_share_key: dict[str, MurekaSong] = attrs.field(factory=dict, init=False)
-    _audio: OrderedDict[tuple[int, int], _Audio] = attrs.field(factory=OrderedDict, init=False)
-    _audio_bytes_cached: int = attrs.field(default=0, init=False)
+    _audio: AudioCache = attrs.field(factory=AudioCache, init=False)
 
     def __attrs_post_init__(self) -> None:
         # A stream of its own so that Mureka does not draw in lockstep with its siblings.
@@ -876,24 +867,14 @@ class MurekaState:
 
     # --- files ------------------------------------------------------------------------------
 
-    def _audio_for(self, seconds: int) -> _Audio:
-        cache_key = (seconds, self.bitrate_kbps)
-        audio = self._audio.get(cache_key)
-        if audio is not None:
-            self._audio.move_to_end(cache_key)
-            return audio
-        data = mp3_bytes(
-            seconds, bitrate_kbps=self.bitrate_kbps, id3_title=f"Mureka emulator ({seconds} s)"
+    def _audio_for(self, seconds: int) -> Audio:
+        return self._audio.get(
+            (seconds, self.bitrate_kbps),
+            lambda: mp3_bytes(
+                seconds, bitrate_kbps=self.bitrate_kbps, id3_title=f"Mureka emulator ({seconds} s)"
+            ),
+            limit=self.audio_cache_limit,
         )
-        digest = hashlib.sha256(data).hexdigest()
-        audio = _Audio(data, digest, f'"{digest[:32]}"')
-        self._audio[cache_key] = audio
-        self._audio_bytes_cached += len(data)
-        # Keep the newest entry even if it alone exceeds the limit: it is about to be served.
-        while self._audio_bytes_cached > self.audio_cache_limit and len(self._audio) > 1:
-            _, evicted = self._audio.popitem(last=False)
-            self._audio_bytes_cached -= len(evicted.data)
-        return audio
 
     def audio_bytes(self, song_id: str) -> bytes:
         """The exact bytes the song's ``mp3_url`` serves once it is ready."""
