@@ -53,8 +53,9 @@ class Timeouts:
 
     ``connect``: establishing the connection (10 s: a healthy API host answers in well under a
     second; longer means it is down or unreachable). ``read``: the wait for each chunk of the
-    response (60 s: generation endpoints may think before answering). ``total``: the whole
-    request including retries' individual attempts (300 s), not including waits between attempts.
+    response (60 s: generation endpoints may think before answering). ``total``: each
+    attempt as a whole, connection to last byte (300 s); retries get a fresh budget each, and
+    the waits between them are not counted.
     """
 
     connect: float | None = 10.0

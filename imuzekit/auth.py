@@ -103,12 +103,6 @@ class TokenLogin:
         await self._renew(stale=stale, sender=sender)
         return True
 
-    async def ensure(self, sender: Sender) -> str:
-        """Log in now if there is no valid token yet, and return the token (for ``login()``)."""
-        if self._token is None or (self._login is not None and self._expiring()):
-            return await self._renew(stale=self._token, sender=sender)
-        return self._token
-
     async def login(self, sender: Sender) -> str:
         """Log in unconditionally (an explicit ``kit.<provider>.login()``) and return the token."""
         if self._login is None:

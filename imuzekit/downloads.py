@@ -129,7 +129,8 @@ class _Attempt:
 
 
 class Downloader:
-    """Streams files to disk for one Client, separately limited from API calls."""
+    """Streams files to disk for one Client (over the Client's connection pool; ``download_many``
+    bounds how many transfers run at once, apart from any API calls in flight)."""
 
     def __init__(
         self,

@@ -170,8 +170,41 @@ def _check_render_seconds(value: RenderSeconds) -> RenderSeconds:
     return float(value)
 
 
+class Accounts:
+    """The account registry an emulated provider keeps (mixed into its state class).
+
+    The state class declares ``users`` and ``_user_ids`` as attrs fields; this adds the ways to
+    look accounts up and create them.
+    """
+
+    __slots__ = ()
+    users: dict[int, User]
+    _user_ids: itertools.count[int]
+
+    @property
+    def demo_user(self) -> User:
+        """The demo user (``demo@imuzekit.test``)."""
+        return self.user_by_email(DEMO_EMAIL)
+
+    def add_user(self, email: str, password: str) -> User:
+        """Create another account (e.g. to check that generations are private to their owner)."""
+        if any(user.email.lower() == email.lower() for user in self.users.values()):
+            raise ValueError(f"user {email!r} already exists")
+        user = User(next(self._user_ids), email, password)
+        self.users[user.id] = user
+        return user
+
+    def user_by_email(self, email: str) -> User:
+        """Return the account with this email (case-insensitive); KeyError if none."""
+        wanted = email.lower()
+        for user in self.users.values():
+            if user.email.lower() == wanted:
+                return user
+        raise KeyError(email)
+
+
 @attrs.define
-class ImuzeState:
+class ImuzeState(Accounts):
     """All of the emulated iMuze API's data, reachable from tests as `emu.imuze`.
 
     The state survives an emulator stop/start. Methods here are what tests use to arrange a
@@ -214,27 +247,6 @@ class ImuzeState:
         self.api_token = self.issue_token(demo.email)
 
     # --- accounts ---------------------------------------------------------------------------
-
-    @property
-    def demo_user(self) -> User:
-        """The demo user (``demo@imuzekit.test``)."""
-        return self.user_by_email(DEMO_EMAIL)
-
-    def add_user(self, email: str, password: str) -> User:
-        """Create another account (e.g. to check that songs are private to their owner)."""
-        if any(user.email.lower() == email.lower() for user in self.users.values()):
-            raise ValueError(f"user {email!r} already exists")
-        user = User(next(self._user_ids), email, password)
-        self.users[user.id] = user
-        return user
-
-    def user_by_email(self, email: str) -> User:
-        """Return the account with this email (case-insensitive); KeyError if none."""
-        wanted = email.lower()
-        for user in self.users.values():
-            if user.email.lower() == wanted:
-                return user
-        raise KeyError(email)
 
     def issue_token(self, email: str = DEMO_EMAIL) -> str:
         """Issue a new valid token for the account with this email and return it."""

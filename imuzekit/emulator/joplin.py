@@ -49,7 +49,14 @@ from ._app import (
 )
 from ._clock import Clock
 from ._mp3 import Audio, AudioCache, mp3_bytes
-from .imuze import DEMO_EMAIL, DEMO_PASSWORD, RenderSeconds, User, _check_render_seconds
+from .imuze import (
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    Accounts,
+    RenderSeconds,
+    User,
+    _check_render_seconds,
+)
 
 __all__ = [
     "DEMO_EMAIL",
@@ -355,7 +362,7 @@ def _check_ttl(value: float) -> float:
 
 
 @attrs.define
-class JoplinState:
+class JoplinState(Accounts):
     """All of the emulated joplin API's data, reachable from tests as `emu.joplin`.
 
     The state survives an emulator stop/start. Methods here are what tests use to arrange a
@@ -400,27 +407,6 @@ class JoplinState:
         self.api_token = self.issue_token(demo.email)
 
     # --- accounts ---------------------------------------------------------------------------
-
-    @property
-    def demo_user(self) -> User:
-        """The demo user (``demo@imuzekit.test``, the same credentials as iMuze's)."""
-        return self.user_by_email(DEMO_EMAIL)
-
-    def add_user(self, email: str, password: str) -> User:
-        """Create another account (e.g. to check that musics are private to their owner)."""
-        if any(user.email.lower() == email.lower() for user in self.users.values()):
-            raise ValueError(f"user {email!r} already exists")
-        user = User(next(self._user_ids), email, password)
-        self.users[user.id] = user
-        return user
-
-    def user_by_email(self, email: str) -> User:
-        """Return the account with this email (case-insensitive); KeyError if none."""
-        wanted = email.lower()
-        for user in self.users.values():
-            if user.email.lower() == wanted:
-                return user
-        raise KeyError(email)
 
     def issue_token(self, email: str = DEMO_EMAIL, *, ttl: float | None = None) -> str:
         """Sign a new JWT for the account with this email and return it.

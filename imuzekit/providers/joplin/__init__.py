@@ -83,9 +83,7 @@ class MusicsAPI:
         """
         request = _api.build_mp3(self._api.base_url, music_id)
         async with self._api.sender.stream(request, ok_statuses=(404,)) as response:
-            if response.status == 202 or (
-                response.status == 404 and "Retry-After" in response.headers
-            ):
+            if _api.rendering(response.status, response.headers):
                 raise errors.NotReadyError(
                     f"music {music_id} is still rendering",
                     status=response.status,
@@ -95,13 +93,7 @@ class MusicsAPI:
                     retry_after=parse_retry_after(response.headers),
                 )
             if response.status == 404:
-                raise errors.NotFoundError(
-                    f"music {music_id} does not exist",
-                    status=404,
-                    provider="joplin",
-                    method="GET",
-                    url=request.url,
-                )
+                raise _api.music_not_found(music_id, 404, request.url)
             async for chunk in response.chunks(chunk_size):
                 yield chunk
 

@@ -228,11 +228,16 @@ def build_mp3(base_url: str, music_id: str, *, probe: bool = False) -> Request:
     return request.with_header("Range", "bytes=0-0") if probe else request
 
 
-def rendering(response: Response) -> bool:
-    """Whether an mp3 response says "not rendered yet" (202, or 404 with Retry-After)."""
-    if response.status == 202:
-        return True
-    return response.status == 404 and "Retry-After" in response.headers
+def rendering(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether an mp3 answer says "not rendered yet" (202, or 404 with Retry-After)."""
+    return status == 202 or (status == 404 and "Retry-After" in headers)
+
+
+def music_not_found(music_id: str, status: int, url: str) -> errors.NotFoundError:
+    """The error for an mp3 answer that says the music does not exist."""
+    return errors.NotFoundError(
+        f"music {music_id} does not exist", status=status, provider=PROVIDER, method="GET", url=url
+    )
 
 
 @attrs.frozen
@@ -264,15 +269,9 @@ class MusicDriver:
                     body=response.text()[:200],
                 )
             return JobStatus(JobState.READY, raw_status=response.status, result=result)
-        if rendering(response):
+        if rendering(response.status, response.headers):
             return JobStatus(JobState.PROCESSING, raw_status=response.status, result=result)
-        raise errors.NotFoundError(
-            f"music {job_id} does not exist",
-            status=response.status,
-            provider=PROVIDER,
-            method="GET",
-            url=response.request.url,
-        )
+        raise music_not_found(job_id, response.status, response.request.url)
 
     def token_data(self, job_id: str, result: Music | None) -> dict[str, Any]:
         """The schema, so a resumed job returns it without another request."""

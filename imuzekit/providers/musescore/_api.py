@@ -211,10 +211,15 @@ def next_search_request(previous: Request, page: Page[Score]) -> Request | None:
 # -- scores ------------------------------------------------------------------------------------
 
 
+def _secret_params(secret: str | None) -> dict[str, str]:
+    """The ``secret`` query parameter that opens a private score, when one is given."""
+    return {} if secret is None else {"secret": check_str("secret", secret, max_length=64)}
+
+
 def build_get_score(base_url: str, score_id: int, *, secret: str | None = None) -> Request:
     """``GET /score/{id}.json`` (``secret`` for a private score you do not own)."""
     check_int("score_id", score_id, minimum=1)
-    params = {"secret": check_str("secret", secret, max_length=64)} if secret is not None else {}
+    params = _secret_params(secret)
     return _request("GET", _path(base_url, "score", score_id), params=params)
 
 
@@ -232,7 +237,7 @@ def build_time(
 ) -> Request:
     """``GET /score/{id}/time.{fmt}``."""
     check_int("score_id", score_id, minimum=1)
-    params = {"secret": check_str("secret", secret, max_length=64)} if secret is not None else {}
+    params = _secret_params(secret)
     return _request(
         "GET", _path(base_url, "score", score_id, "time", fmt=_check_format(fmt)), params=params
     )
@@ -243,7 +248,7 @@ def build_space(
 ) -> Request:
     """``GET /score/{id}/space.{fmt}``."""
     check_int("score_id", score_id, minimum=1)
-    params = {"secret": check_str("secret", secret, max_length=64)} if secret is not None else {}
+    params = _secret_params(secret)
     return _request(
         "GET", _path(base_url, "score", score_id, "space", fmt=_check_format(fmt)), params=params
     )
