@@ -255,7 +255,7 @@ def _resolve(
 
 # -- writing TOML -------------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
@@ -280,7 +280,8 @@ def _string(text: str) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _string(key)
+    # fullmatch: `$` would also match before a trailing newline ("0\n" is not a bare key).
+    return key if _BARE_KEY.fullmatch(key) else _string(key)
 
 
 def _scalar(value: Any) -> str:

@@ -55,6 +55,7 @@ def test_toml_writer_escapes_everything() -> None:
         "weird key.with dots": {"x y": [1, 2.5, True, "z"], "n": -3, "inf": float("inf")},
         "nested": {"a": {"b": {"c": "deep"}}, "inline": [{"k": "v"}]},
         "empty": {},
+        "0\n": {"1\n": "a key ending in a newline is quoted, not bare"},
     }
     assert tomllib.loads(dump_toml(data)) == data
 

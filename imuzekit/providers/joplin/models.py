@@ -19,7 +19,7 @@ from imuzekit._media import DownloadSpec, MediaKind
 
 __all__ = ["Energy", "Genre", "Movement", "Music", "Structure"]
 
-_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 STRUCTURE_SUM_TOLERANCE = 0.001
 
 
@@ -74,7 +74,7 @@ def _movement_from_token(token: str, start: float, index: int) -> Movement:
         raise errors.ValidationError(f"{field}.duration", f"must be in (0, 1], got {fraction}")
     if name in Energy.__members__.values():
         return Movement(start=start, duration=fraction, energy=Energy(name))
-    if not _TYPE_NAME.match(name):
+    if not _TYPE_NAME.fullmatch(name):  # not match + `$`: that accepts a trailing newline
         raise errors.ValidationError(f"{field}.movement", f"not a movement type: {name!r}")
     return Movement(start=start, duration=fraction, movement=name)
 
