@@ -477,14 +477,22 @@ class Client:
         concurrency: int = 8,
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
+        checksum: bool = False,
     ) -> AsyncIterator[DownloadResult]:
         """Download every source into ``dest_dir``, yielding a DownloadResult as each finishes.
 
         A failure is a result with ``.error`` (and ``path=None``), never a crash of the others.
+        ``checksum=True`` computes each file's SHA-256 on the way (``result.sha256``; None
+        otherwise): it costs about as much CPU as the transfer, so it is asked for, not default.
         """
         self._check_open()
         async for result in self._downloader.download_many(
-            sources, dest_dir, concurrency=concurrency, overwrite=overwrite, on_progress=on_progress
+            sources,
+            dest_dir,
+            concurrency=concurrency,
+            overwrite=overwrite,
+            on_progress=on_progress,
+            checksum=checksum,
         ):
             yield result
 

@@ -168,7 +168,7 @@ async def _download(
     by_source = {id(row["source"]): row for row in wanted}
     meter = ByteMeter(board.add_bytes)
     async for result in kit.download_many(
-        [row["source"] for row in wanted], out, on_progress=meter
+        [row["source"] for row in wanted], out, on_progress=meter, checksum=True
     ):
         row = by_source[id(result.source)]
         if result.error is not None or result.path is None:

@@ -147,7 +147,9 @@ def download(
             score = await kit.musescore.scores.get(score_id, secret=secret)
             files = {fmt: score.file(fmt) for fmt in dict.fromkeys(formats)}
             by_file = {id(f): fmt for fmt, f in files.items()}
-            async for result in kit.download_many(list(files.values()), out, overwrite=True):
+            async for result in kit.download_many(
+                list(files.values()), out, overwrite=True, checksum=True
+            ):
                 row: dict[str, Any] = {
                     "score": score.id,
                     "title": score.title,

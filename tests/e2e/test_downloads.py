@@ -135,3 +135,52 @@ async def test_processing_song_and_bad_sources_are_refused(kit: Client, tmp_path
         await kit.download("ftp://example.test/a.mp3", tmp_path)
     with pytest.raises(errors.ValidationError):
         await kit.download(42, tmp_path)
+
+
+async def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_after_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import asyncio
+    import time
+
+    from imuzekit import downloads
+
+    began: list[float] = []
+
+    def slow_fsync(directory: Path) -> None:
+        began.append(time.monotonic())
+        time.sleep(0.02)
+
+    monkeypatch.setattr(downloads, "_fsync_directory", slow_fsync)
+    sync = downloads._DirectorySync()
+    returned: dict[int, tuple[float, float]] = {}
+
+    async def caller(number: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        called = time.monotonic()
+        await sync.sync(tmp_path)
+        returned[number] = (called, time.monotonic())
+
+    await asyncio.gather(*(caller(n, 0.0 if n < 8 else 0.01) for n in range(16)))
+    # Sixteen renames, a handful of fsyncs (one per wave), never one per file.
+    assert 1 <= len(began) <= 3
+    for called, done in returned.values():
+        # Every caller got back only after an fsync that started after it called finished.
+        assert any(start >= called and start + 0.02 <= done + 1e-3 for start in began)
+
+
+async def test_download_many_lands_every_file_with_fewer_directory_fsyncs(
+    emu: Emulator, kit: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imuzekit import downloads
+
+    calls: list[Path] = []
+    real = downloads._fsync_directory
+    monkeypatch.setattr(downloads, "_fsync_directory", lambda d: (calls.append(d), real(d)))
+    songs = [await _ready_song(kit, length=2, title=f"Song {n}") for n in range(6)]
+    results = [r async for r in kit.download_many(songs, tmp_path, concurrency=6)]
+    assert all(r.ok for r in results) and len(results) == 6
+    for result in results:
+        assert result.path is not None and result.path.parent == tmp_path
+        assert result.path.read_bytes() == emu.imuze.audio_bytes(result.source.id)
+    assert set(calls) == {tmp_path} and 1 <= len(calls) <= 6

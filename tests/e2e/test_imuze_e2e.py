@@ -190,7 +190,7 @@ async def test_as_completed_and_download_many(emu: Emulator, kit: Client, tmp_pa
     done = [job async for job in kit.as_completed(jobs, timeout=5)]
     assert sorted(j.id for j in done) == sorted(j.id for j in jobs)
     songs = [job.result for job in done]
-    results = [r async for r in kit.download_many(songs, tmp_path, concurrency=2)]
+    results = [r async for r in kit.download_many(songs, tmp_path, concurrency=2, checksum=True)]
     assert all(r.ok for r in results)
     paths = {r.path for r in results}
     assert len(paths) == 5
@@ -198,6 +198,15 @@ async def test_as_completed_and_download_many(emu: Emulator, kit: Client, tmp_pa
         assert result.path is not None
         assert result.sha256 == emu.imuze.audio_sha256(result.source.id)
         assert hashlib.sha256(result.path.read_bytes()).hexdigest() == result.sha256
+    # Without checksum=True nothing is hashed, on a fresh transfer or on a skipped file.
+    again = [r async for r in kit.download_many(songs, tmp_path, concurrency=2)]
+    assert {r.path for r in again} == paths and all(r.sha256 is None for r in again)
+    assert sorted(r.size for r in again) == sorted(r.size for r in results)
+    rehashed = [r async for r in kit.download_many(songs, tmp_path, checksum=True)]
+    assert {(r.path, r.sha256) for r in rehashed} == {(r.path, r.sha256) for r in results}
+    fresh = [r async for r in kit.download_many(songs[:1], tmp_path / "fresh")]
+    assert fresh[0].ok and fresh[0].sha256 is None
+    assert fresh[0].size == len(emu.imuze.audio_bytes(songs[0].id))
 
 
 async def test_resume_from_token_in_same_process(emu: Emulator, kit: Client) -> None:

@@ -42,7 +42,7 @@ async def test_create_wait_details_and_download(emu: Emulator, kit: Client, tmp_
     detail = await kit.mureka.music.get(feed.songs[0].song_id)
     assert detail.feed_id == feed.feed_id
     assert any(row.text for section in detail.song.lyrics for row in section.rows)
-    results = [r async for r in kit.download_many(feed.songs, tmp_path)]
+    results = [r async for r in kit.download_many(feed.songs, tmp_path, checksum=True)]
     assert all(r.ok for r in results) and len({r.path for r in results}) == 2
     for result in results:
         assert result.path is not None
