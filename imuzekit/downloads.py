@@ -20,7 +20,7 @@ import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -156,8 +156,15 @@ class _DirectorySync:
         async with self._lock:
             if self._started.get(directory, 0) > ticket:
                 return  # an fsync began after our rename and has finished (it ran under the lock)
-            self._started[directory] = self._started.get(directory, 0) + 1
-            await anyio.to_thread.run_sync(_fsync_directory, directory)
+            started = self._started.get(directory, 0) + 1
+            self._started[directory] = started
+            try:
+                await anyio.to_thread.run_sync(_fsync_directory, directory)
+            except BaseException:
+                # Cancelled before the thread ran: the callers counting on this fsync must
+                # run their own (no other fsync started meanwhile: we hold the lock).
+                self._started[directory] = started - 1
+                raise
 
 
 class Downloader:
@@ -224,6 +231,7 @@ class Downloader:
         directory = Path(dest_dir)
         await anyio.to_thread.run_sync(lambda: directory.mkdir(parents=True, exist_ok=True))
         limiter = anyio.CapacityLimiter(concurrency)
+        committing = anyio.CapacityLimiter(concurrency)
         taken: set[str] = set()
 
         async def one(source: Any) -> DownloadResult:
@@ -238,6 +246,7 @@ class Downloader:
                     source=source,
                     checksum=checksum,
                     slot=limiter,
+                    commit_slot=committing,
                 )
             except errors.ImuzekitError as exc:
                 return DownloadResult(source=source, path=None, error=exc)
@@ -267,9 +276,11 @@ class Downloader:
         source: Any,
         checksum: bool = False,
         slot: anyio.CapacityLimiter | None = None,
+        commit_slot: anyio.CapacityLimiter | None = None,
     ) -> DownloadResult:
-        """Download one file; ``slot`` (download_many's limit) is held for the transfer only,
-        not while the file is fsynced and renamed: the disk's wait must not idle the network."""
+        """Download one file; ``slot`` (download_many's limit) is held for the transfer only
+        and ``commit_slot`` while the file is fsynced and renamed: the disk's wait must not idle
+        the network, and neither may run unbounded."""
         target = self.target_for(spec, dest)
         if target.exists() and not overwrite:
             # Files only ever appear at their target by an atomic rename of a verified .part,
@@ -289,18 +300,35 @@ class Downloader:
             part = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
         self._active.add(part)
         attempt = _Attempt(part, hashed=checksum or bool(spec.sha256))
+        handle: BinaryIO | None = None
+        holds_commit_slot = False
         try:
-            with open(part, "wb") as handle:  # noqa: ASYNC230 - opening a file does not block
-                async with slot if slot is not None else contextlib.nullcontext():
-                    await self._transfer(spec, attempt, on_progress, handle)
-                # One thread hand-off for the whole commit: each costs ~100 µs of the loop.
-                await anyio.to_thread.run_sync(_commit, handle, part, target)
+            # The file is opened inside the slot: ten thousand sources waiting for one of
+            # `concurrency` slots must not hold ten thousand open files.
+            async with slot if slot is not None else contextlib.nullcontext():
+                handle = open(part, "wb")  # noqa: ASYNC230, SIM115 - closed by _commit or below
+                await self._transfer(spec, attempt, on_progress, handle)
+                # Taken before the transfer slot is given back: at most `concurrency` files
+                # commit at once, and a slow disk holds the next transfers back instead of
+                # letting open files pile up.
+                if commit_slot is not None:
+                    await commit_slot.acquire()
+                    holds_commit_slot = True
+            # One thread hand-off for the whole commit: each costs ~100 µs of the loop.
+            await anyio.to_thread.run_sync(_commit, handle, part, target)
+            if commit_slot is not None and holds_commit_slot:
+                holds_commit_slot = False
+                commit_slot.release()
             # The rename is durable once the directory is: shared with the others finishing now.
             await self._directories.sync(target.parent)
         except BaseException:
+            if handle is not None:
+                handle.close()
             await anyio.to_thread.run_sync(_remove, part)
             raise
         finally:
+            if commit_slot is not None and holds_commit_slot:
+                commit_slot.release()
             self._active.discard(part)
         return DownloadResult(
             source=source, path=target, size=attempt.size, sha256=attempt.digest()

@@ -184,3 +184,27 @@ async def test_download_many_lands_every_file_with_fewer_directory_fsyncs(
         assert result.path is not None and result.path.parent == tmp_path
         assert result.path.read_bytes() == emu.imuze.audio_bytes(result.source.id)
     assert set(calls) == {tmp_path} and 1 <= len(calls) <= 6
+
+
+async def test_waiting_sources_hold_no_open_file(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    song = await _ready_song(kit, length=3)
+    seen: list[int] = []
+
+    def parts_now(done: int, total: int | None) -> None:
+        seen.append(len(list(tmp_path.glob("*.part"))))
+
+    results = [
+        r
+        async for r in kit.download_many(
+            [song] * 20, tmp_path, concurrency=2, on_progress=parts_now
+        )
+    ]
+    assert all(r.ok for r in results) and len({r.path for r in results}) == 20
+    # Only the two transfers in their slots and at most two files being committed have a .part
+    # file; the sources waiting for a slot have opened nothing yet.
+    assert seen and seen[0] <= 2 and max(seen) <= 4
+    assert not list(tmp_path.glob("*.part"))
+    expected = emu.imuze.audio_bytes(song.id)
+    assert all(r.path is not None and r.path.read_bytes() == expected for r in results)
