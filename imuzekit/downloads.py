@@ -154,16 +154,16 @@ class _DirectorySync:
     async def sync(self, directory: Path) -> None:
         ticket = self._started.get(directory, 0)
         async with self._lock:
-            if self._started.get(directory, 0) > ticket:
+            before = self._started.get(directory, 0)
+            if before > ticket:
                 return  # an fsync began after our rename and has finished (it ran under the lock)
-            started = self._started.get(directory, 0) + 1
-            self._started[directory] = started
+            self._started[directory] = before + 1
             try:
                 await anyio.to_thread.run_sync(_fsync_directory, directory)
             except BaseException:
                 # Cancelled before the thread ran: the callers counting on this fsync must
                 # run their own (no other fsync started meanwhile: we hold the lock).
-                self._started[directory] = started - 1
+                self._started[directory] = before
                 raise
 
 
@@ -339,7 +339,7 @@ class Downloader:
         spec: DownloadSpec,
         attempt: _Attempt,
         on_progress: ProgressCallback | None,
-        handle: Any,
+        handle: BinaryIO,
     ) -> None:
         """Fill ``handle`` with the body, resuming or restarting after broken transfers, and
         check the total (the caller commits the file)."""
@@ -422,7 +422,7 @@ class Downloader:
         spec: DownloadSpec,
         attempt: _Attempt,
         response: Any,
-        handle: Any,
+        handle: BinaryIO,
         on_progress: ProgressCallback | None,
         skip: int = 0,
     ) -> None:
@@ -504,13 +504,10 @@ def _unique(directory: Path, name: str, taken: set[str]) -> Path:
 
 
 def _hash_file(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
+    """``(size, SHA-256 hex digest)`` of a file on disk (blocking: run it in a thread)."""
     with open(path, "rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
+        digest = hashlib.file_digest(handle, "sha256")
+        return handle.tell(), digest.hexdigest()
 
 
 def _commit(handle: Any, part: Path, target: Path) -> None:

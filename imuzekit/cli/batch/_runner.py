@@ -14,7 +14,6 @@ Mureka ``create`` (no title) lines become ``uncertain``, resubmitted only on req
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pathlib
 import re
@@ -35,6 +34,7 @@ from imuzekit.cli.batch._journal import (
     LineRecord,
 )
 from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, movements
+from imuzekit.downloads import _hash_file  # the downloader's own: one way to hash a file
 
 __all__ = ["BatchOptions", "BatchRunner", "marked_params"]
 
@@ -85,16 +85,6 @@ def _markers_in(*texts: str | None) -> set[str]:
         if text:
             found.update(_MARKER.findall(text))
     return found
-
-
-def _hash_file(path: pathlib.Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
 
 
 def _refusal(exc: errors.ImuzekitError) -> str | None:
