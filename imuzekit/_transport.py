@@ -53,6 +53,124 @@ class _Gate:
             await asyncio.sleep(remaining)
 
 
+class _Limits:
+    """A :class:`Timeouts` value prepared for the transport (cached per value: see _limits_for).
+
+    ``aiohttp_timeout`` gives aiohttp every limit (its own timers); ``connect_only`` leaves read
+    and total to the watchdog, which then checks every ``tick`` seconds.
+    """
+
+    __slots__ = ("aiohttp_timeout", "connect_only", "read", "tick", "total")
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        # sock_connect rather than connect: waiting for a free pooled connection under load
+        # is not the server's fault and must not count as a connect timeout.
+        self.aiohttp_timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+        self.connect_only = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect, sock_read=None
+        )
+        self.read = timeouts.read or None
+        self.total = timeouts.total or None
+        limits = [limit for limit in (self.read, self.total) if limit is not None]
+        # A quarter of the limit: a request is given up on between 1 and 1.25 times its limit,
+        # and never more than a second late.
+        self.tick = min(1.0, max(_MIN_TICK, min(limits) / 4)) if limits else None
+
+
+_MIN_TICK = 0.005
+
+
+class _Watch:
+    """One request whose read and total limits the :class:`_Deadlines` watchdog enforces."""
+
+    __slots__ = ("expired", "limits", "progress_at", "raw", "received", "started", "task")
+
+    def __init__(self, task: asyncio.Task[Any], limits: _Limits, now: float) -> None:
+        self.task = task
+        self.limits = limits
+        self.started = now
+        self.progress_at = now
+        self.raw: aiohttp.ClientResponse | None = None
+        self.received = 0
+        self.expired: str | None = None
+
+
+class _Deadlines:
+    """One periodic check that enforces ``Timeouts.read`` and ``.total`` of buffered requests.
+
+    aiohttp enforces ``sock_read`` and ``total`` with timers of its own: per request three
+    ``call_later`` and two cancellations, about 10 µs of CPU per call at 64 calls in flight,
+    more than any other piece of imuzekit's bookkeeping (``docs/performance.md``). Here a request
+    costs a set insertion and removal instead, and one timer callback every ``tick`` looks at
+    all requests in flight: "read" counts from the later of the request's start and the last
+    body bytes received. The price is precision: a limit is noticed up to one tick late.
+
+    An expired request's task is cancelled; the transport turns that cancellation into
+    :class:`~imuzekit.errors.RequestTimeout` with ``Task.uncancel`` (the way
+    ``asyncio.timeout`` does), so a cancellation from outside still propagates as one.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[_Watch, None] = {}  # an insertion-ordered set
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tick = 1.0
+
+    def watch(self, task: asyncio.Task[Any], limits: _Limits) -> _Watch:
+        """Start watching a request that ``task`` is about to send."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        watch = _Watch(task, limits, loop.time())
+        self._watched[watch] = None
+        tick = limits.tick or 1.0
+        if self._timer is None:
+            self._tick = tick
+            self._timer = loop.call_later(tick, self._check)
+        elif tick < self._tick:  # a tighter limit than those in flight: check sooner
+            self._tick = tick
+            self._timer.cancel()
+            self._timer = loop.call_later(tick, self._check)
+        return watch
+
+    def done(self, watch: _Watch) -> None:
+        """Stop watching (the request finished, failed or was cancelled)."""
+        self._watched.pop(watch, None)
+
+    def close(self) -> None:
+        """Stop the periodic check (the transport is closing)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        for watch in tuple(self._watched):
+            if watch.expired is not None:
+                continue
+            raw = watch.raw
+            if raw is not None and raw.content.total_bytes != watch.received:
+                watch.received = raw.content.total_bytes
+                watch.progress_at = now
+            limits = watch.limits
+            if limits.total is not None and now - watch.started >= limits.total:
+                watch.expired = f"the attempt took longer than {limits.total:g} s (Timeouts.total)"
+            elif limits.read is not None and now - watch.progress_at >= limits.read:
+                watch.expired = f"no response data for {limits.read:g} s (Timeouts.read)"
+            else:
+                continue
+            # Only schedules the CancelledError: nothing runs now that could change _watched.
+            watch.task.cancel()
+        if self._watched:
+            self._timer = loop.call_later(self._tick, self._check)
+        else:
+            self._timer = None
+
+
 class StreamResponse:
     """A response whose body is read incrementally (downloads); see :meth:`Transport.stream`."""
 
@@ -126,8 +244,12 @@ class Transport:
         self._gates: dict[str, _Gate] = {}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
-        self._client_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
-        self._last_timeout: tuple[Timeouts, aiohttp.ClientTimeout] | None = None
+        self._limits: dict[Timeouts, _Limits] = {}
+        self._last_limits: tuple[Timeouts, _Limits] | None = None
+        self._deadlines = _Deadlines()
+        # Requests holding or about to take a pooled connection. Below max_connections none of
+        # them can wait in aiohttp's pool, so a deadline may start counting at once.
+        self._in_flight = 0
 
     # -- configuration -------------------------------------------------------------------
 
@@ -150,6 +272,7 @@ class Transport:
     async def close(self) -> None:
         """Close the connection pool; safe to call more than once."""
         self._closed = True
+        self._deadlines.close()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
@@ -172,22 +295,17 @@ class Transport:
             )
         return self._session
 
-    def _timeout_for(self, request: Request) -> aiohttp.ClientTimeout:
+    def _limits_for(self, request: Request) -> _Limits:
         timeouts = request.timeouts or self.timeouts
         # Nearly every request uses the Client's timeouts: an identity check is cheaper than
         # hashing the attrs value for the dict look-up below.
-        last = self._last_timeout
+        last = self._last_limits
         if last is not None and last[0] is timeouts:
             return last[1]
-        cached = self._client_timeouts.get(timeouts)
+        cached = self._limits.get(timeouts)
         if cached is None:
-            # sock_connect rather than connect: waiting for a free pooled connection under load
-            # is not the server's fault and must not count as a connect timeout.
-            cached = aiohttp.ClientTimeout(
-                total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
-            )
-            self._client_timeouts[timeouts] = cached
-        self._last_timeout = (timeouts, cached)
+            cached = self._limits[timeouts] = _Limits(timeouts)
+        self._last_limits = (timeouts, cached)
         return cached
 
     # -- sending -------------------------------------------------------------------------
@@ -211,9 +329,17 @@ class Transport:
             # long pause could be stale when the request finally leaves.
             if gate.until and gate.until > time.monotonic():  # paused after a 429
                 await gate.wait()
-            prepared = await auth.apply(request, self) if auth is not None else request
+            header = None
+            if auth is None:
+                prepared = request
+            elif not request.headers and (header := auth.ready_header()) is not None:
+                # The common case: the header goes out beside the request, without the
+                # authenticated copy of the Request that apply() makes.
+                prepared = request
+            else:
+                prepared = await auth.apply(request, self)
             try:
-                response = await self._send_once(prepared, attempt)
+                response = await self._send_once(prepared, attempt, header)
             except errors.TransportError as exc:
                 retryable = not exc.sent or request.is_idempotent
                 if retryable and attempt < policy.max_attempts:
@@ -225,7 +351,8 @@ class Transport:
                 return response
             if status == 401 and auth is not None and not relogged:
                 relogged = True
-                if await auth.refresh(prepared, self):
+                failed = prepared if header is None else prepared.with_header(*header)
+                if await auth.refresh(failed, self):
                     attempt -= 1  # the re-login is not the server's failure: keep the budget
                     continue
             retry_after = parse_retry_after(response.headers)
@@ -248,7 +375,9 @@ class Transport:
                 continue
             raise self.error_for(response, retry_after)
 
-    async def _send_once(self, request: Request, attempt: int) -> Response:
+    async def _send_once(
+        self, request: Request, attempt: int, auth_header: tuple[str, str] | None = None
+    ) -> Response:
         # close() clears _session, so this is _get_session() without the call in the common case.
         session = self._session
         if session is None:
@@ -258,6 +387,15 @@ class Transport:
         # Redacted only when it will be logged: parsing and re-encoding a URL on every request
         # costs more than the rest of this method.
         safe_url = redact_url(request.full_url) if debug else ""
+        limits = self._limits_for(request)
+        watch: _Watch | None = None
+        # The watchdog counts from now, so only when no pool wait can come first, and not for
+        # uploads (their upload time is no read time); aiohttp's own timers otherwise.
+        if limits.tick is not None and self._in_flight < self.max_connections and not request.files:
+            task = asyncio.current_task()
+            if task is not None:
+                watch = self._deadlines.watch(task, limits)
+        self._in_flight += 1
         try:
             # Awaited and released by hand rather than `async with`: the context managers add
             # four coroutine frames per request, and the body is read completely right here.
@@ -265,11 +403,13 @@ class Transport:
                 request.method,
                 _url(request),
                 params=request.params or None,
-                headers=request.headers or None,
+                headers=(auth_header,) if auth_header is not None else request.headers or None,
                 data=_encode_body(request) if _has_body(request) else None,
-                timeout=self._timeout_for(request),
+                timeout=limits.aiohttp_timeout if watch is None else limits.connect_only,
                 allow_redirects=request.allow_redirects,
             )
+            if watch is not None:
+                watch.raw = raw
             try:
                 declared = raw.content_length
                 if (
@@ -287,10 +427,24 @@ class Transport:
             response = Response(
                 raw.status, raw.headers, body, request, str(raw.url), time.monotonic() - started
             )
+        except asyncio.CancelledError:
+            # The watchdog's cancellation, unless the task was also cancelled from outside.
+            if watch is not None and watch.expired is not None and watch.task.uncancel() == 0:
+                raise errors.RequestTimeout(
+                    f"timed out: {watch.expired}",
+                    method=request.method,
+                    url=redact_url(request.full_url),
+                    provider=request.provider,
+                ) from None
+            raise
         except errors.ImuzekitError:
             raise
         except Exception as exc:
             raise _wire_error(exc, request) from exc
+        finally:
+            self._in_flight -= 1
+            if watch is not None:
+                self._deadlines.done(watch)
         if debug:
             _log.debug(
                 "%s %s -> %d (attempt %d, %.3fs)",
@@ -344,16 +498,22 @@ class Transport:
             await gate.wait()
             prepared = await auth.apply(request, self) if auth is not None else request
             session = self._get_session()
+            # Counted like send()'s requests: this one holds a pooled connection until the
+            # caller is done with the body. aiohttp's own timers apply (per chunk read).
+            self._in_flight += 1
             try:
                 raw = await session.request(
                     prepared.method,
                     _url(prepared),
                     params=prepared.params or None,
                     headers=prepared.headers or None,
-                    timeout=self._timeout_for(prepared),
+                    timeout=self._limits_for(prepared).aiohttp_timeout,
                     allow_redirects=prepared.allow_redirects,
                 )
-            except Exception as exc:
+            except BaseException as exc:
+                self._in_flight -= 1
+                if not isinstance(exc, Exception):
+                    raise
                 error = _wire_error(exc, prepared)
                 if (not error.sent or request.is_idempotent) and attempt < policy.max_attempts:
                     await asyncio.sleep(backoff_delay(attempt, policy))
@@ -385,6 +545,7 @@ class Transport:
                 return
             finally:
                 raw.release()
+                self._in_flight -= 1
 
     # -- errors --------------------------------------------------------------------------
 

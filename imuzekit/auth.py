@@ -68,6 +68,7 @@ class TokenLogin:
         self._lock = asyncio.Lock()
         self.logins = 0
         """How many logins this hook performed (observable in tests and metrics)."""
+        self._ready: tuple[str, tuple[str, str]] | None = None  # (token, its header)
 
     def __repr__(self) -> str:
         state = "token set" if self._token else "no token yet"
@@ -87,10 +88,21 @@ class TokenLogin:
 
     async def apply(self, request: Request, sender: Sender) -> Request:
         """Add the token header; log in first when there is no token or it is about to expire."""
+        header = self.ready_header()
+        if header is None:
+            token = await self._renew(stale=self._token, sender=sender)
+            header = (self._header, self._value(token))
+        return request.with_header(*header)
+
+    def ready_header(self) -> tuple[str, str] | None:
+        """The token's header, or None when there is no token yet or it is about to expire."""
         token = self._token
         if token is None or (self._login is not None and self._expiring()):
-            token = await self._renew(stale=token, sender=sender)
-        return request.with_header(self._header, self._value(token))
+            return None
+        ready = self._ready
+        if ready is None or ready[0] is not token:  # formatted once per token, not per request
+            ready = self._ready = (token, (self._header, self._value(token)))
+        return ready[1]
 
     async def refresh(self, failed: Request, sender: Sender) -> bool:
         """Log in again after a 401, unless another task already did; False when we cannot."""

@@ -117,6 +117,10 @@ class OAuth1Hook:
             return request.with_params(oauth_consumer_key=self.credentials.consumer_key)
         return sign(request, self.credentials)
 
+    def ready_header(self) -> tuple[str, str] | None:
+        """None: a signature depends on the request, so every request goes through apply()."""
+        return None
+
     async def refresh(self, failed: Request, sender: Sender) -> bool:
         """A 401 is final: OAuth 1.0 tokens do not expire, so there is nothing to renew."""
         return False
