@@ -58,8 +58,13 @@ def decode_json(response: Response, *, secret: bool = False) -> Any:
 
     With ``secret`` (a login answer, which may hold a token) nothing of the body is quoted.
     """
+    body = response.body
     try:
-        return json.loads(response.body)
+        if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
+            # An object or array in UTF-8 (which RFC 8259 requires of JSON between systems):
+            # decoded directly, without json.loads's guess at UTF-16/32, as aiohttp does.
+            return json.loads(body.decode("utf-8", "surrogatepass"))
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         snippet = "<login answer withheld>" if secret else response.text()[:200]
         raise errors.ParseError(
@@ -94,9 +99,15 @@ def expect_object(data: Any, what: str, *, path: str = "$", secret: bool = False
 
 
 def _segment(value: str | int) -> str:
-    text = str(value)
-    # Ids and route words are nearly always unreserved characters, which quote() returns
-    # unchanged: skip its cost (it runs for every request) unless there is work to do.
+    if type(value) is int:  # digits and "-": nothing to encode
+        return str(value)
+    return _encoded_segment(str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_segment(text: str) -> str:
+    # Route words and ids repeat from request to request: remembered rather than checked each
+    # time. They are nearly always unreserved characters, which quote() returns unchanged.
     return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 

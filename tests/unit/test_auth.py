@@ -54,6 +54,24 @@ async def test_token_is_renewed_shortly_before_it_expires() -> None:
     assert len(sender.sent) == 2  # the two logins; apply() itself sends nothing else
 
 
+async def test_ready_header_is_offered_only_while_no_login_is_due() -> None:
+    # The transport's fast path sends this header without awaiting apply(); it must say None
+    # whenever apply() would log in first.
+    clock = [1000.0]
+    hook, issued = _hook(clock)
+    sender = FakeSender()
+    assert hook.ready_header() is None  # no token yet: apply() logs in
+    await hook.apply(Request("GET", "http://x"), sender)
+    assert hook.ready_header() == ("Authorization", "jwt1")
+    clock[0] += 75  # 25 s left: inside the margin
+    assert hook.ready_header() is None
+    await hook.apply(Request("GET", "http://x"), sender)
+    assert hook.ready_header() == ("Authorization", "jwt2")
+    assert issued == ["jwt1", "jwt2"]
+    schemed = TokenLogin(provider="p", token="tok", scheme="Bearer", header="X-Auth")
+    assert schemed.ready_header() == ("X-Auth", "Bearer tok")
+
+
 async def test_given_token_without_login_is_used_and_401_is_final() -> None:
     hook = TokenLogin(provider="p", token="tok", scheme="Token")
     sender = FakeSender()
