@@ -85,10 +85,22 @@ _MIN_TICK = 0.005
 class _Watch:
     """One request whose read and total limits the :class:`_Deadlines` watchdog enforces."""
 
-    __slots__ = ("expired", "limits", "progress_at", "raw", "received", "started", "task")
+    __slots__ = (
+        "cancelling",
+        "expired",
+        "limits",
+        "progress_at",
+        "raw",
+        "received",
+        "started",
+        "task",
+    )
 
     def __init__(self, task: asyncio.Task[Any], limits: _Limits, now: float) -> None:
         self.task = task
+        # Cancellations already requested (cleanup code sending from an `except
+        # CancelledError`): the watchdog's own is the one above this count.
+        self.cancelling = task.cancelling()
         self.limits = limits
         self.started = now
         self.progress_at = now
@@ -104,8 +116,9 @@ class _Deadlines:
     ``call_later`` and two cancellations, about 10 µs of CPU per call at 64 calls in flight,
     more than any other piece of imuzekit's bookkeeping (``docs/performance.md``). Here a request
     costs a set insertion and removal instead, and one timer callback every ``tick`` looks at
-    all requests in flight: "read" counts from the later of the request's start and the last
-    body bytes received. The price is precision: a limit is noticed up to one tick late.
+    all requests in flight: "read" counts from the request's start, then from the arrival of
+    the answer's headers, then from the last body bytes received. The price is precision: a
+    limit is noticed up to one tick late.
 
     An expired request's task is cancelled; the transport turns that cancellation into
     :class:`~imuzekit.errors.RequestTimeout` with ``Task.uncancel`` (the way
@@ -135,6 +148,11 @@ class _Deadlines:
             self._timer = loop.call_later(tick, self._check)
         return watch
 
+    def answered(self, watch: _Watch, raw: aiohttp.ClientResponse) -> None:
+        """The answer's status and headers are in: progress, and the body is watched from now."""
+        watch.raw = raw
+        watch.progress_at = self._loop.time() if self._loop is not None else watch.progress_at
+
     def done(self, watch: _Watch) -> None:
         """Stop watching (the request finished, failed or was cancelled)."""
         self._watched.pop(watch, None)
@@ -149,26 +167,38 @@ class _Deadlines:
         loop = self._loop
         assert loop is not None
         now = loop.time()
-        for watch in tuple(self._watched):
-            if watch.expired is not None:
-                continue
-            raw = watch.raw
-            if raw is not None and raw.content.total_bytes != watch.received:
-                watch.received = raw.content.total_bytes
-                watch.progress_at = now
-            limits = watch.limits
-            if limits.total is not None and now - watch.started >= limits.total:
-                watch.expired = f"the attempt took longer than {limits.total:g} s (Timeouts.total)"
-            elif limits.read is not None and now - watch.progress_at >= limits.read:
-                watch.expired = f"no response data for {limits.read:g} s (Timeouts.read)"
+        tick: float | None = None
+        try:
+            for watch in tuple(self._watched):
+                if watch.expired is not None:
+                    continue
+                limits = watch.limits
+                if limits.tick is not None and (tick is None or limits.tick < tick):
+                    tick = limits.tick
+                raw = watch.raw
+                if raw is not None and raw.content.total_bytes != watch.received:
+                    watch.received = raw.content.total_bytes
+                    watch.progress_at = now
+                read = limits.read
+                if limits.total is not None and now - watch.started >= limits.total:
+                    watch.expired = (
+                        f"the attempt took longer than {limits.total:g} s (Timeouts.total)"
+                    )
+                elif read is not None and now - watch.progress_at >= read:
+                    watch.expired = f"no response data for {limits.read:g} s (Timeouts.read)"
+                else:
+                    continue
+                # Only schedules the CancelledError: nothing runs now that could change
+                # _watched.
+                watch.task.cancel()
+        finally:
+            # Whatever happened above, the check goes on while anything is watched, at the
+            # pace of the tightest limit still in flight.
+            if self._watched:
+                self._tick = tick or self._tick
+                self._timer = loop.call_later(self._tick, self._check)
             else:
-                continue
-            # Only schedules the CancelledError: nothing runs now that could change _watched.
-            watch.task.cancel()
-        if self._watched:
-            self._timer = loop.call_later(self._tick, self._check)
-        else:
-            self._timer = None
+                self._timer = None
 
 
 class StreamResponse:
@@ -389,9 +419,17 @@ class Transport:
         safe_url = redact_url(request.full_url) if debug else ""
         limits = self._limits_for(request)
         watch: _Watch | None = None
-        # The watchdog counts from now, so only when no pool wait can come first, and not for
-        # uploads (their upload time is no read time); aiohttp's own timers otherwise.
-        if limits.tick is not None and self._in_flight < self.max_connections and not request.files:
+        # The watchdog counts from now, so: only when no pool wait can come first; not for a
+        # request with a body (upload time is no read time); and only for an idempotent one,
+        # because a connect that hangs past the read limit ends as a read timeout, which says
+        # the request may have been sent (sent=True); a retry then resends only what may be
+        # resent anyway. aiohttp's own timers otherwise, which start once the request is out.
+        if (
+            limits.tick is not None
+            and self._in_flight < self.max_connections
+            and not _has_body(request)
+            and request.is_idempotent
+        ):
             task = asyncio.current_task()
             if task is not None:
                 watch = self._deadlines.watch(task, limits)
@@ -409,7 +447,7 @@ class Transport:
                 allow_redirects=request.allow_redirects,
             )
             if watch is not None:
-                watch.raw = raw
+                self._deadlines.answered(watch, raw)
             try:
                 declared = raw.content_length
                 if (
@@ -429,7 +467,11 @@ class Transport:
             )
         except asyncio.CancelledError:
             # The watchdog's cancellation, unless the task was also cancelled from outside.
-            if watch is not None and watch.expired is not None and watch.task.uncancel() == 0:
+            if (
+                watch is not None
+                and watch.expired is not None
+                and watch.task.uncancel() <= watch.cancelling
+            ):
                 raise errors.RequestTimeout(
                     f"timed out: {watch.expired}",
                     method=request.method,
@@ -544,8 +586,8 @@ class Transport:
                 yield StreamResponse(raw, prepared)
                 return
             finally:
-                raw.release()
                 self._in_flight -= 1
+                raw.release()
 
     # -- errors --------------------------------------------------------------------------
 

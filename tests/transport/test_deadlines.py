@@ -185,3 +185,85 @@ async def test_the_watchdog_stops_when_nothing_is_in_flight(server: Server) -> N
     finally:
         await transport.close()
     assert transport._deadlines._timer is None
+
+
+async def test_a_timeout_in_cleanup_code_of_a_cancelled_task_is_still_a_request_timeout(
+    server: Server, release: asyncio.Event
+) -> None:
+    # Cleanup that sends a request from `except CancelledError` runs with cancelling() == 1;
+    # the watchdog's own cancellation must still become a RequestTimeout there.
+    async def stalled(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    server.route("GET", "/stalled", stalled)
+    await server.start()
+    transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.1, total=5))
+    outcome: list[BaseException] = []
+
+    async def worker() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            try:
+                await transport.send(Request("GET", server.url + "/stalled"))
+            except errors.RequestTimeout as exc:
+                outcome.append(exc)
+            raise
+
+    try:
+        task = asyncio.ensure_future(worker())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await transport.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], errors.RequestTimeout)
+
+
+async def test_read_time_restarts_when_the_headers_arrive(server: Server) -> None:
+    # Headers after 0.12 s, the body 0.13 s later: no single wait reaches the 0.2 s limit,
+    # though the whole answer takes longer than it.
+    async def headers_first(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.12)
+        response = web.StreamResponse(headers={"Content-Length": "2"})
+        await response.prepare(request)
+        await asyncio.sleep(0.13)
+        await response.write(b"ok")
+        await response.write_eof()
+        return response
+
+    server.route("GET", "/h", headers_first)
+    await server.start()
+    transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.2, total=5))
+    try:
+        response = await transport.send(Request("GET", server.url + "/h"))
+    finally:
+        await transport.close()
+    assert response.body == b"ok"
+
+
+async def test_the_check_slows_down_again_once_a_tight_limit_is_no_longer_in_flight(
+    server: Server, release: asyncio.Event
+) -> None:
+    async def slow(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    server.route("GET", "/slow", slow)
+    server.script("GET", "/x", (200, {}, {"ok": 1}))
+    await server.start()
+    transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.4, total=5))
+    try:
+        long_wait = asyncio.ensure_future(transport.send(Request("GET", server.url + "/slow")))
+        await asyncio.sleep(0.01)
+        tight = Request("GET", server.url + "/x", timeouts=Timeouts(read=0.02, total=5))
+        await transport.send(tight)
+        assert transport._deadlines._tick == pytest.approx(0.005)
+        await asyncio.sleep(0.05)  # a check runs with only the 0.4 s request left
+        assert transport._deadlines._tick == pytest.approx(0.1)
+        release.set()
+        assert (await long_wait).status == 200
+    finally:
+        await transport.close()
