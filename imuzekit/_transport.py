@@ -150,8 +150,9 @@ class _Deadlines:
 
     def answered(self, watch: _Watch, raw: aiohttp.ClientResponse) -> None:
         """The answer's status and headers are in: progress, and the body is watched from now."""
+        assert self._loop is not None  # set by watch()
         watch.raw = raw
-        watch.progress_at = self._loop.time() if self._loop is not None else watch.progress_at
+        watch.progress_at = self._loop.time()
 
     def done(self, watch: _Watch) -> None:
         """Stop watching (the request finished, failed or was cancelled)."""
@@ -418,6 +419,7 @@ class Transport:
         # costs more than the rest of this method.
         safe_url = redact_url(request.full_url) if debug else ""
         limits = self._limits_for(request)
+        has_body = _has_body(request)
         watch: _Watch | None = None
         # The watchdog counts from now, so: only when no pool wait can come first; not for a
         # request with a body (upload time is no read time); and only for an idempotent one,
@@ -427,7 +429,7 @@ class Transport:
         if (
             limits.tick is not None
             and self._in_flight < self.max_connections
-            and not _has_body(request)
+            and not has_body
             and request.is_idempotent
         ):
             task = asyncio.current_task()
@@ -442,7 +444,7 @@ class Transport:
                 _url(request),
                 params=request.params or None,
                 headers=(auth_header,) if auth_header is not None else request.headers or None,
-                data=_encode_body(request) if _has_body(request) else None,
+                data=_encode_body(request) if has_body else None,
                 timeout=limits.aiohttp_timeout if watch is None else limits.connect_only,
                 allow_redirects=request.allow_redirects,
             )

@@ -31,8 +31,15 @@ async def server() -> AsyncIterator[Server]:
 
 @pytest.fixture
 async def release(server: Server) -> AsyncIterator[asyncio.Event]:
-    """Set at teardown (before the server stops) to let stalled handlers finish at once."""
+    """Routes ``GET /stalled``, which answers only once this event is set; set at teardown
+    (before the server stops) so that no handler is left waiting."""
     event = asyncio.Event()
+
+    async def stalled(_: web.Request) -> web.Response:
+        await event.wait()
+        return web.json_response({})
+
+    server.route("GET", "/stalled", stalled)
     yield event
     event.set()
 
@@ -55,11 +62,6 @@ def _dripping(chunks: int, pause: float) -> web.RequestHandler:  # type: ignore[
 async def test_a_stalled_response_ends_in_request_timeout_naming_the_read_limit(
     server: Server, release: asyncio.Event
 ) -> None:
-    async def stalled(_: web.Request) -> web.Response:
-        await release.wait()
-        return web.json_response({})
-
-    server.route("GET", "/stalled", stalled)
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.1, total=5))
     started = time.monotonic()
@@ -107,15 +109,10 @@ async def test_the_total_limit_ends_a_body_that_keeps_dripping(server: Server) -
 async def test_an_outside_cancellation_stays_a_cancellation(
     server: Server, release: asyncio.Event
 ) -> None:
-    async def slow(_: web.Request) -> web.Response:
-        await release.wait()
-        return web.json_response({})
-
-    server.route("GET", "/slow", slow)
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.2, total=5))
     try:
-        task = asyncio.ensure_future(transport.send(Request("GET", server.url + "/slow")))
+        task = asyncio.ensure_future(transport.send(Request("GET", server.url + "/stalled")))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -130,11 +127,6 @@ async def test_an_outside_cancellation_stays_a_cancellation(
 async def test_an_outside_timeout_that_coincides_with_the_watchdog_still_propagates(
     server: Server, release: asyncio.Event
 ) -> None:
-    async def slow(_: web.Request) -> web.Response:
-        await release.wait()
-        return web.json_response({})
-
-    server.route("GET", "/slow", slow)
     await server.start()
     # The watchdog and asyncio.timeout both fire around 0.1-0.125 s; whichever wins, the
     # caller sees one of the two timeouts and the task is not left cancelled.
@@ -142,7 +134,7 @@ async def test_an_outside_timeout_that_coincides_with_the_watchdog_still_propaga
     try:
         with pytest.raises((TimeoutError, errors.RequestTimeout)):
             async with asyncio.timeout(0.11):
-                await transport.send(Request("GET", server.url + "/slow"))
+                await transport.send(Request("GET", server.url + "/stalled"))
         task = asyncio.current_task()
         assert task is not None and task.cancelling() == 0
     finally:
@@ -192,11 +184,6 @@ async def test_a_timeout_in_cleanup_code_of_a_cancelled_task_is_still_a_request_
 ) -> None:
     # Cleanup that sends a request from `except CancelledError` runs with cancelling() == 1;
     # the watchdog's own cancellation must still become a RequestTimeout there.
-    async def stalled(_: web.Request) -> web.Response:
-        await release.wait()
-        return web.json_response({})
-
-    server.route("GET", "/stalled", stalled)
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.1, total=5))
     outcome: list[BaseException] = []
@@ -247,16 +234,11 @@ async def test_read_time_restarts_when_the_headers_arrive(server: Server) -> Non
 async def test_the_check_slows_down_again_once_a_tight_limit_is_no_longer_in_flight(
     server: Server, release: asyncio.Event
 ) -> None:
-    async def slow(_: web.Request) -> web.Response:
-        await release.wait()
-        return web.json_response({})
-
-    server.route("GET", "/slow", slow)
     server.script("GET", "/x", (200, {}, {"ok": 1}))
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.4, total=5))
     try:
-        long_wait = asyncio.ensure_future(transport.send(Request("GET", server.url + "/slow")))
+        long_wait = asyncio.ensure_future(transport.send(Request("GET", server.url + "/stalled")))
         await asyncio.sleep(0.01)
         tight = Request("GET", server.url + "/x", timeouts=Timeouts(read=0.02, total=5))
         await transport.send(tight)
