@@ -7,7 +7,7 @@ PUT     /accounts/token         ``{"email", "password"}`` -> ``{"token": "<JWT>"
 GET     /genres/ (and /genres)  ``{"genres": [{"name", "subgenres": [...]}, ...]}``, no auth
 POST    /musics                 201, the music schema (below)
 GET     /musics/{id}/schema     the music schema
-GET     /musics/{id}/mp3        202 ``{"id"}`` + ``Retry-After: 1`` while rendering, then audio
+GET     /musics/{id}/mp3        202 ``{"id"}`` + ``Retry-After`` while rendering, then audio
 ======  ======================  ===============================================================
 
 The schema is ``{"id", "genre", "subgenre", "music_engine_version", "bpm", "measure",
@@ -385,6 +385,10 @@ class JoplinState(Accounts):
     """``music_engine_version`` of musics created from now on."""
     audio_cache_limit: int = 256 * 1024 * 1024
     """Bytes of generated MP3 kept in memory (files are shared between musics of one length)."""
+    retry_after_seconds: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    """The ``Retry-After`` sent with the 202 of a music still rendering (whole seconds, as HTTP
+    has them). Clients honour it, so tests with short render times set 0 to poll at their own
+    pace instead of waiting a second."""
 
     users: dict[int, User] = attrs.field(factory=dict, init=False)
     genres: dict[str, Genre] = attrs.field(factory=_genre_catalogue, init=False)
@@ -680,7 +684,11 @@ async def _music_mp3(request: web.Request) -> web.Response:
     if not state.is_ready(music):
         # The reference documents this route's body as {"id": ...}: that is the "accepted,
         # still rendering" answer; the MP3 itself comes once rendering is over.
-        return json_response({"id": music.id}, status=202, headers={"Retry-After": "1"})
+        return json_response(
+            {"id": music.id},
+            status=202,
+            headers={"Retry-After": str(state.retry_after_seconds)},
+        )
     audio = state._audio_for(music)
     return bytes_response(request, audio.data, content_type="audio/mpeg", etag=audio.etag)
 

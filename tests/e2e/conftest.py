@@ -16,6 +16,8 @@ FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(render_seconds=0.2) as emulator:
+        # joplin's "still rendering" hint would make every wait take a whole second.
+        emulator.joplin.retry_after_seconds = 0
         yield emulator
 
 

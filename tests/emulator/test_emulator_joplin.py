@@ -630,6 +630,18 @@ async def _mp3_rendering(
         assert await response.json() == {"id": music_id}
 
 
+async def test_the_rendering_hint_is_settable_and_never_negative(
+    emu: Emulator, jhttp: aiohttp.ClientSession
+) -> None:
+    music_id = (await create(emu, jhttp))["id"]
+    emu.joplin.retry_after_seconds = 0
+    async with jhttp.get(url(emu, f"/musics/{music_id}/mp3")) as response:
+        assert (response.status, response.headers["Retry-After"]) == (202, "0")
+    with pytest.raises(ValueError, match="retry_after_seconds"):
+        emu.joplin.retry_after_seconds = -1
+    assert emu.joplin.retry_after_seconds == 0
+
+
 async def test_mp3_is_202_while_rendering_then_the_audio(
     emu: Emulator, jhttp: aiohttp.ClientSession
 ) -> None:

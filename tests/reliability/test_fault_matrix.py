@@ -117,6 +117,7 @@ async def run_case(op: Operation, fault: FaultCase, tmp_path: Path) -> Result:
     folder.mkdir()
     async with asyncio.timeout(HARD_DEADLINE):
         async with Emulator(render_seconds=0.05, clock=clock) as emu:
+            emu.joplin.retry_after_seconds = 0  # polls at the case's pace, not once a second
             overrides: dict[str, Any] = {}
             if op.no_user_token:
                 overrides["musescore"] = musescore_config(emu, with_token=False)
