@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
 
 import mutagen.mp3
@@ -77,6 +78,19 @@ async def test_mp3_stream_and_not_ready(emu: Emulator, kit: Client) -> None:
     assert data == emu.joplin.audio_bytes(job.id)
     with pytest.raises(errors.NotFoundError):
         _ = [chunk async for chunk in kit.joplin.musics.mp3("no-such-music")]
+
+
+async def test_the_rendering_retry_after_spaces_the_polls(emu: Emulator, kit: Client) -> None:
+    # The 202's Retry-After (1 s) outweighs the poll policy's 0.05-0.1 s: the music renders in
+    # 0.5 s, yet the job is probed once, then again only after the hint.
+    emu.joplin.retry_after_seconds = 1
+    emu.joplin.render_seconds = 0.5
+    job = await kit.joplin.musics.create("electronic", "house", 5_000, "dynamic:1")
+    started = time.monotonic()
+    await job.wait(timeout=5)
+    assert time.monotonic() - started >= 0.95
+    probes = [r.status for r in emu.requests if r.path.endswith("/mp3")]
+    assert probes == [202, 206]
 
 
 async def test_expired_jwt_is_renewed_without_the_caller_noticing(
