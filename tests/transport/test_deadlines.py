@@ -19,14 +19,7 @@ from imuzekit import errors
 from imuzekit._http import Request, Timeouts
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import Transport
-from tests.transport.test_transport import Server
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    srv = Server()
-    yield srv
-    await srv.stop()
+from tests.transport.conftest import Server
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -19,61 +18,9 @@ from imuzekit._http import Request, Response, Timeouts
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import Transport
 from imuzekit.auth import LoginResult, TokenLogin
+from tests.transport.conftest import Server
 
 FAST = RetryPolicy(backoff_base=0.01, backoff_max=0.02)
-
-
-class Server:
-    """A scripted aiohttp server: each route answers from a queue of (status, headers, body)."""
-
-    def __init__(self) -> None:
-        self.app = web.Application()
-        self.hits: dict[str, int] = {}
-        self.seen: list[web.Request] = []
-        self.times: list[float] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    def route(self, method: str, path: str, handler: Callable[[web.Request], Any]) -> None:
-        async def wrapped(request: web.Request) -> web.StreamResponse:
-            key = f"{method} {path}"
-            self.hits[key] = self.hits.get(key, 0) + 1
-            self.seen.append(request)
-            self.times.append(time.monotonic())
-            result = handler(request)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result  # type: ignore[no-any-return]
-
-        self.app.router.add_route(method, path, wrapped)
-
-    def script(self, method: str, path: str, *answers: tuple[int, dict[str, str], Any]) -> None:
-        queue = list(answers)
-
-        def handler(_: web.Request) -> web.Response:
-            status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
-            return web.json_response(body, status=status, headers=headers)
-
-        self.route(method, path, handler)
-
-    async def start(self) -> None:
-        self.runner = web.AppRunner(self.app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    srv = Server()
-    yield srv
-    await srv.stop()
 
 
 @pytest.fixture

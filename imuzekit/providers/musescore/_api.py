@@ -236,21 +236,25 @@ def build_time(
     base_url: str, score_id: int, *, secret: str | None = None, fmt: str = "json"
 ) -> Request:
     """``GET /score/{id}/time.{fmt}``."""
-    check_int("score_id", score_id, minimum=1)
-    params = _secret_params(secret)
-    return _request(
-        "GET", _path(base_url, "score", score_id, "time", fmt=_check_format(fmt)), params=params
-    )
+    return _build_score_data(base_url, score_id, "time", secret, fmt)
 
 
 def build_space(
     base_url: str, score_id: int, *, secret: str | None = None, fmt: str = "json"
 ) -> Request:
     """``GET /score/{id}/space.{fmt}``."""
+    return _build_score_data(base_url, score_id, "space", secret, fmt)
+
+
+def _build_score_data(
+    base_url: str, score_id: int, leaf: str, secret: str | None, fmt: str
+) -> Request:
+    """``GET /score/{id}/{leaf}.{fmt}``: a score's measure timings or positions."""
     check_int("score_id", score_id, minimum=1)
-    params = _secret_params(secret)
     return _request(
-        "GET", _path(base_url, "score", score_id, "space", fmt=_check_format(fmt)), params=params
+        "GET",
+        _path(base_url, "score", score_id, leaf, fmt=_check_format(fmt)),
+        params=_secret_params(secret),
     )
 
 
