@@ -49,8 +49,16 @@ _HEAD_BYTES = 4096  # enough for a format signature, or an ID3 header and the fr
 _MAX_NAME_BYTES = (
     150  # well under the 255-byte limit of common filesystems, leaving room for suffixes
 )
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
-_RESERVED = re.compile(r"(?i)^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$")
+# Control characters (C0, DEL, C1), lone surrogates (os.fsdecode's escapes of undecodable
+# bytes, which UTF-8 cannot encode) and the characters Windows refuses become `_`.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f\ud800-\udfff<>:"/\\|?*]+')
+# Windows' device names, case-insensitive, with or without an extension (`con.mp3`), and with
+# spaces before the extension (Windows trims them): the superscript ports and the console
+# buffers are reserved too.
+_RESERVED = re.compile(
+    r"(?i)^(con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]|conin\$|conout\$)"
+    r" *(\..*)?$"
+)
 
 
 @attrs.frozen
@@ -80,9 +88,11 @@ def safe_filename(name: str, suffix: str = "") -> str:
     """A file name made from ``name`` that is safe on every common filesystem.
 
     No path separators, ``..``, control or reserved characters, no Windows device names, NFC
-    normalised (so look-alike Unicode spellings map to one name), bounded length.
+    normalised (so look-alike Unicode spellings map to one name), bounded length. Invisible
+    format characters (Unicode category `Cf`: bidi overrides such as U+202E, zero-width joiners,
+    the byte-order mark, the soft hyphen) are removed, so the name on disk reads as it displays.
     """
-    text = unicodedata.normalize("NFC", name)
+    text = _strip_format_characters(unicodedata.normalize("NFC", name))
     text = _UNSAFE.sub("_", text)
     text = " ".join(text.split())
     text = text.strip(" .")
@@ -92,8 +102,16 @@ def safe_filename(name: str, suffix: str = "") -> str:
         text = "download"
     if _RESERVED.match(text):
         text = f"_{text}"
-    clean_suffix = _UNSAFE.sub("", suffix)[:16]
+    clean_suffix = _UNSAFE.sub("", _strip_format_characters(suffix))[:16]
     return f"{text}{clean_suffix}"
+
+
+def _strip_format_characters(text: str) -> str:
+    # A bidi override makes `evil\u202egnp.exe` display as `evilexe.png`; zero-width characters
+    # make two different names look identical. Removing (not replacing) keeps the visible text.
+    if text.isascii():
+        return text
+    return "".join(char for char in text if unicodedata.category(char) != "Cf")
 
 
 def _spec_for(source: Any) -> DownloadSpec:
