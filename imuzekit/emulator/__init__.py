@@ -47,17 +47,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
-from ._app import (
-    Credentials,
-    ExtraUrls,
-    LoggedRequest,
-    Provider,
-    RequestLog,
-    build_root_app,
-)
+from . import imuze
 from ._clock import Clock
 from ._faults import Fault, Faults
-from .imuze import ImuzeState, RenderSeconds
+from ._kit.provider import Credentials, ExtraUrls, Provider
+from ._kit.root import LoggedRequest, RequestLog, build_root_app
+from ._kit.routes import Mount
+from ._kit.timing import RenderSeconds
+from .imuze import ImuzeState
 from .joplin import JoplinState
 from .mureka import MurekaState
 from .musescore import MuseScoreState
@@ -143,6 +140,18 @@ class Emulator:
             self.musescore.name: self.musescore,
         }
 
+    def _mounts(self) -> list[Mount]:
+        """Every provider's applications, built afresh (each start builds a new root app)."""
+        joplin, mureka, musescore = self.joplin, self.mureka, self.musescore
+        return [
+            *imuze.mounts(self.imuze),
+            Mount(joplin.name, joplin.prefix, joplin.build_app()),
+            Mount(mureka.name, mureka.prefix, mureka.build_app()),
+            *mureka.build_extra_apps(),
+            Mount(musescore.name, musescore.prefix, musescore.build_app()),
+            *musescore.build_extra_apps(),
+        ]
+
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -151,7 +160,7 @@ class Emulator:
             if self._runner is not None:
                 return
             app = build_root_app(
-                self.providers.values(), clock=self.clock, faults=self.faults, log=self._log
+                self._mounts(), clock=self.clock, faults=self.faults, log=self._log
             )
             runner = web.AppRunner(
                 app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT

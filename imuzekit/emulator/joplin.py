@@ -38,25 +38,20 @@ from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
-from ._app import (
+from ._clock import Clock
+from ._kit.accounts import DEMO_EMAIL, DEMO_PASSWORD, Accounts, User
+from ._kit.http import (
     MAX_BODY_BYTES,
     BadJSON,
-    Credentials,
     bytes_response,
     json_error,
     json_response,
     read_json,
 )
-from ._clock import Clock
+from ._kit.provider import Credentials
+from ._kit.timing import RenderSeconds
+from ._kit.timing import check_render_seconds as _check_render_seconds
 from ._mp3 import Audio, AudioCache, mp3_bytes
-from .imuze import (
-    DEMO_EMAIL,
-    DEMO_PASSWORD,
-    Accounts,
-    RenderSeconds,
-    User,
-    _check_render_seconds,
-)
 
 __all__ = [
     "DEMO_EMAIL",

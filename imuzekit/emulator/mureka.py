@@ -45,19 +45,21 @@ from typing import Any, ClassVar, Final
 import attrs
 from aiohttp import web
 
-from ._app import (
+from ._clock import Clock
+from ._kit.http import (
     MAX_BODY_BYTES,
     BadJSON,
-    Credentials,
-    ExtraApp,
     bytes_response,
     json_error,
     json_response,
     read_json,
 )
-from ._clock import Clock
+from ._kit.media import COVER_PNG as _PNG
+from ._kit.provider import Credentials
+from ._kit.routes import Mount
+from ._kit.timing import RenderSeconds
+from ._kit.timing import check_render_seconds as _check_render_seconds
 from ._mp3 import Audio, AudioCache, mp3_bytes
-from .imuze import _PNG, RenderSeconds, _check_render_seconds
 
 __all__ = [
     "ACCOUNT_ERRORS",
@@ -890,9 +892,9 @@ class MurekaState:
         """Build the API application (see `build_app`)."""
         return build_app(self)
 
-    def build_extra_apps(self) -> Sequence[ExtraApp]:
+    def build_extra_apps(self) -> Sequence[Mount]:
         """The CDN, mounted at `cdn_prefix` and logged as ``/cdn/...`` (see `build_cdn_app`)."""
-        return [ExtraApp(self.cdn_prefix, "/cdn", build_cdn_app(self))]
+        return [Mount(self.name, self.cdn_prefix, build_cdn_app(self), "/cdn")]
 
 
 # ------------------------------------------------------------------------------------------------

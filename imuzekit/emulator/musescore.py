@@ -85,7 +85,6 @@ import attrs
 from aiohttp import web
 from authlib.oauth1.rfc5849 import signature as oauth_signature
 
-from ._app import MAX_BODY_BYTES, Credentials, ExtraApp, bytes_response, json_error
 from ._clock import Clock
 from ._files import (
     DRUMSET_PROGRAM,
@@ -100,8 +99,12 @@ from ._files import (
     png_image,
     read_mscz,
 )
+from ._kit.http import MAX_BODY_BYTES, bytes_response, json_error
+from ._kit.provider import Credentials
+from ._kit.routes import Mount
+from ._kit.timing import RenderSeconds
+from ._kit.timing import check_render_seconds as _check_render_seconds
 from ._mp3 import mp3_bytes
-from .imuze import RenderSeconds, _check_render_seconds
 
 __all__ = [
     "DEMO_CONSUMER_KEY",
@@ -1382,12 +1385,12 @@ class MuseScoreState:
         """Build the REST application (see `build_app`)."""
         return build_app(self)
 
-    def build_extra_apps(self) -> Sequence[ExtraApp]:
+    def build_extra_apps(self) -> Sequence[Mount]:
         """OAuth endpoints, site pages and static files, each under its own label."""
         return [
-            ExtraApp(self.oauth_prefix, "/oauth", build_oauth_app(self)),
-            ExtraApp(self.site_prefix, "/site", build_site_app(self)),
-            ExtraApp(self.static_prefix, "/static", build_static_app(self)),
+            Mount(self.name, self.oauth_prefix, build_oauth_app(self), "/oauth"),
+            Mount(self.name, self.site_prefix, build_site_app(self), "/site"),
+            Mount(self.name, self.static_prefix, build_static_app(self), "/static"),
         ]
 
 

@@ -1,18 +1,14 @@
-"""The root application shared by every emulated provider.
+"""The root application every emulated provider is mounted on.
 
-Each provider module (``imuze.py``, ``joplin.py``, ``mureka.py``) exposes a state object
-satisfying `Provider`; `build_root_app` mounts each provider's own `web.Application` under its
-prefix with ``add_subapp`` (plus, for a provider that also has `ExtraApps`, the applications it
-serves outside its base URL, such as Mureka's CDN) and wraps everything in one middleware that
+`build_root_app` mounts each provider's applications (each a `Mount`: the provider's own at its
+base URL, plus those it serves outside it, such as Mureka's CDN) with ``add_subapp`` and wraps
+everything in one middleware that
 
 - identifies the provider and the path relative to its base URL,
 - applies the first matching `Fault` (delay, reset, injected status, response corruption),
 - turns every error, aiohttp's own 404/405/413 included, into the JSON error shape
   ``{"error": "...", "code": N}``,
 - records a `LoggedRequest` and bumps the exact per-route counters.
-
-It also holds the small response helpers providers share (`json_response`, `json_error`,
-`bytes_response` with Range support), so that the byte-serving rules are the same everywhere.
 """
 
 from __future__ import annotations
@@ -20,61 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import json
 import logging
 import math
 import socket
 import struct
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping
 
 import attrs
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from multidict import CIMultiDict
 
-from ._clock import Clock
-from ._faults import Fault, Faults
+from imuzekit.emulator._clock import Clock
+from imuzekit.emulator._faults import Fault, Faults
 
-__all__ = [
-    "MAX_BODY_BYTES",
-    "BadJSON",
-    "Credentials",
-    "ExtraApp",
-    "ExtraApps",
-    "ExtraUrls",
-    "LoggedRequest",
-    "Provider",
-    "RequestLog",
-    "build_root_app",
-    "bytes_response",
-    "json_error",
-    "json_response",
-    "read_json",
-]
+from .http import MAX_BODY_BYTES, json_error, json_response
+from .routes import Handler, Mount
+
+__all__ = ["LoggedRequest", "RequestLog", "build_root_app"]
 
 _logger = logging.getLogger("imuzekit.emulator")
-
-MAX_BODY_BYTES = 2 * 1024 * 1024
-"""Largest request body any emulated endpoint accepts (aiohttp answers 413 beyond it)."""
-
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@attrs.frozen
-class Credentials:
-    """Demo credentials of one emulated provider (`emu.credentials["imuze"]`).
-
-    `token` is a pre-issued, currently valid API token; `extra` holds provider-specific values
-    that do not fit the email/password/token trio.
-    """
-
-    email: str | None = None
-    password: str | None = None
-    token: str | None = None
-    extra: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -139,57 +102,6 @@ class RequestLog:
         self.counters.clear()
 
 
-class Provider(Protocol):
-    """What the root application needs from one emulated provider's state."""
-
-    @property
-    def name(self) -> str:
-        """Short provider name, the key in `emu.urls` and `emu.credentials`."""
-
-    @property
-    def prefix(self) -> str:
-        """Path prefix the provider is mounted under (``/imuze/api/4``), no trailing slash."""
-
-    def build_app(self) -> web.Application:
-        """Build the provider's application; called on every emulator start."""
-
-    def credentials(self) -> Credentials:
-        """The provider's current demo credentials."""
-
-
-@attrs.frozen
-class ExtraApp:
-    """An application a provider serves outside its base URL (a CDN, public pages).
-
-    Its requests are logged, counted and matched by faults under the provider's name, with
-    `label` in place of `prefix`: Mureka's CDN at ``/mureka/cdn`` with label ``/cdn`` logs
-    ``GET /mureka/cdn/<key>.mp3`` as ``/cdn/<key>.mp3`` (fault pattern ``"GET /cdn/*"``).
-    """
-
-    prefix: str
-    """Absolute path prefix the application is mounted under, no trailing slash."""
-    label: str
-    """What replaces `prefix` in logged paths, routes and fault matching."""
-    app: web.Application
-
-
-@runtime_checkable
-class ExtraApps(Protocol):
-    """A provider that also serves applications outside its base URL."""
-
-    def build_extra_apps(self) -> Sequence[ExtraApp]:
-        """Build the extra applications; called on every emulator start."""
-
-
-@runtime_checkable
-class ExtraUrls(Protocol):
-    """A provider with URLs besides its base URL (OAuth endpoints, a site, static files)."""
-
-    @property
-    def extra_urls(self) -> Mapping[str, str]:
-        """Extra keys of ``emu.urls`` and their absolute paths (the emulator adds the origin)."""
-
-
 @attrs.frozen
 class _Mount:
     name: str
@@ -199,127 +111,6 @@ class _Mount:
 
 
 _MOUNT = web.AppKey("imuzekit_emulator_mount", _Mount)
-
-
-# --------------------------------------------------------------------------------------------
-# Response helpers shared by the providers
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def json_response(
-    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """A JSON response (``application/json; charset=utf-8``)."""
-    return web.Response(
-        text=_dumps(data), status=status, content_type="application/json", headers=headers
-    )
-
-
-def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """The providers' error shape: ``{"error": message, "code": status}``."""
-    return json_response({"error": message, "code": status}, status=status, headers=headers)
-
-
-class BadJSON(ValueError):
-    """The request body is not valid JSON (its message says why, for a 400)."""
-
-
-async def read_json(request: web.Request) -> Any:
-    """Parse the request body as JSON whatever its Content-Type, raising `BadJSON` if invalid.
-
-    Bodies beyond `MAX_BODY_BYTES` raise aiohttp's 413, which the middleware renders as JSON.
-    """
-    raw = await request.read()
-    if not raw:
-        raise BadJSON("Request body is empty; expected a JSON object")
-    try:
-        return json.loads(raw)
-    # ValueError covers bad syntax, bad UTF-8 and integers past Python's digit limit;
-    # RecursionError a pathologically nested document.
-    except (ValueError, RecursionError):
-        raise BadJSON("Request body is not valid JSON") from None
-
-
-def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """Return (first, last) inclusive, None to ignore the header, or raise `_Unsatisfiable`.
-
-    Following RFC 9110, a header we cannot read (other unit, bad syntax, several ranges) is
-    ignored and the full body is sent.
-    """
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first_text, dash, last_text = spec.strip().partition("-")
-    if not (dash and (first_text or last_text) and _digits(first_text) and _digits(last_text)):
-        return None
-    if not first_text:
-        suffix = int(last_text)
-        if suffix == 0 or size == 0:
-            raise _Unsatisfiable
-        return max(0, size - suffix), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
-        return None
-    if first >= size:
-        raise _Unsatisfiable
-    last = min(int(last_text), size - 1) if last_text else size - 1
-    return first, last
-
-
-def _digits(text: str) -> bool:
-    """Empty, or plain ASCII digits short enough for a cheap int()."""
-    return not text or (len(text) <= 20 and text.isascii() and text.isdigit())
-
-
-class _Unsatisfiable(Exception):
-    pass
-
-
-def bytes_response(
-    request: web.Request,
-    data: bytes,
-    *,
-    content_type: str,
-    etag: str,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    """Serve `data` the way a CDN does: ETag, If-None-Match, Range and If-Range.
-
-    `etag` is the quoted strong validator. ``Range: bytes=a-b`` / ``a-`` / ``-n`` answer 206 with
-    ``Content-Range``; an unsatisfiable range answers 416 with ``Content-Range: bytes */size``.
-    HEAD is handled by aiohttp (same headers, no body).
-    """
-    size = len(data)
-    base: dict[str, str] = {"Accept-Ranges": "bytes", "ETag": etag}
-    if headers:
-        base.update(headers)
-    if request.headers.get(hdrs.IF_NONE_MATCH) == etag:
-        return web.Response(status=304, headers=base)
-    range_header = request.headers.get(hdrs.RANGE)
-    if range_header is not None:
-        if_range = request.headers.get(hdrs.IF_RANGE)
-        if if_range is None or if_range == etag:
-            try:
-                span = _parse_byte_range(range_header, size)
-            except _Unsatisfiable:
-                return json_error(
-                    416,
-                    "Range not satisfiable",
-                    headers={**base, "Content-Range": f"bytes */{size}"},
-                )
-            if span is not None:
-                first, last = span
-                base["Content-Range"] = f"bytes {first}-{last}/{size}"
-                return web.Response(
-                    body=data[first : last + 1],
-                    status=206,
-                    content_type=content_type,
-                    headers=base,
-                )
-    return web.Response(body=data, content_type=content_type, headers=base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +128,7 @@ def _http_exception_response(exc: web.HTTPException) -> web.Response:
     return json_error(exc.status, message, headers=headers)
 
 
-async def _call(handler: _Handler, request: web.Request) -> web.StreamResponse:
+async def _call(handler: Handler, request: web.Request) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -409,7 +200,7 @@ async def _corrupt_body(
 
 
 async def _respond_with_fault(
-    request: web.Request, handler: _Handler, fault: Fault, faults: Faults
+    request: web.Request, handler: Handler, fault: Fault, faults: Faults
 ) -> tuple[web.StreamResponse, int]:
     if fault.delay:
         await asyncio.sleep(fault.delay)
@@ -441,7 +232,7 @@ async def _respond_with_fault(
 
 def _make_middleware(clock: Clock, faults: Faults, log: RequestLog) -> Middleware:
     @web.middleware
-    async def emulate(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
         at = clock.now()
         wall = time.monotonic()
         match_info = request.match_info
@@ -494,18 +285,13 @@ def _make_middleware(clock: Clock, faults: Faults, log: RequestLog) -> Middlewar
 
 
 def build_root_app(
-    providers: Iterable[Provider], *, clock: Clock, faults: Faults, log: RequestLog
+    mounts: Iterable[Mount], *, clock: Clock, faults: Faults, log: RequestLog
 ) -> web.Application:
-    """Build the application the emulator serves: every provider mounted under its prefix."""
+    """Build the application the emulator serves: every provider application at its prefix."""
     root = web.Application(
         middlewares=[_make_middleware(clock, faults, log)], client_max_size=MAX_BODY_BYTES
     )
-    for provider in providers:
-        sub = provider.build_app()
-        sub[_MOUNT] = _Mount(provider.name, provider.prefix)
-        root.add_subapp(provider.prefix, sub)
-        if isinstance(provider, ExtraApps):
-            for extra in provider.build_extra_apps():
-                extra.app[_MOUNT] = _Mount(provider.name, extra.prefix, extra.label)
-                root.add_subapp(extra.prefix, extra.app)
+    for mount in mounts:
+        mount.app[_MOUNT] = _Mount(mount.name, mount.prefix, mount.label)
+        root.add_subapp(mount.prefix, mount.app)
     return root
