@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
-from . import imuze
+from . import imuze, joplin
 from ._clock import Clock
 from ._faults import Fault, Faults
 from ._kit.provider import Credentials, ExtraUrls, Provider
@@ -142,10 +142,10 @@ class Emulator:
 
     def _mounts(self) -> list[Mount]:
         """Every provider's applications, built afresh (each start builds a new root app)."""
-        joplin, mureka, musescore = self.joplin, self.mureka, self.musescore
+        mureka, musescore = self.mureka, self.musescore
         return [
             *imuze.mounts(self.imuze),
-            Mount(joplin.name, joplin.prefix, joplin.build_app()),
+            *joplin.mounts(self.joplin),
             Mount(mureka.name, mureka.prefix, mureka.build_app()),
             *mureka.build_extra_apps(),
             Mount(musescore.name, musescore.prefix, musescore.build_app()),

@@ -8,6 +8,10 @@ registry and picks the fault that applies.
 Effects, in the order the server applies them:
 
 1. ``delay``: sleep that many seconds (real time) first; alone, the request then proceeds.
+   With ``read_first=True`` the request body is read in full before the delay, so the handler
+   acts even if the client has gone meanwhile: a provider that accepted a create and makes it
+   seconds later (without it, a client that disconnects during the delay makes the handler
+   fail on the lost body, and nothing is created).
 2. ``reset``: drop the TCP connection without answering.
 3. ``status``: answer that status without running the handler (JSON body unless ``body``);
    ``retry_after`` adds ``Retry-After`` (whole seconds, rounded up) and ``retry-after-ms``.
@@ -85,6 +89,9 @@ class Fault:
     """Seconds announced in ``Retry-After`` (rounded up) and ``retry-after-ms``."""
     delay: float | None = None
     """Real seconds to wait before anything else."""
+    read_first: bool = False
+    """Read the whole request body before `delay`, so the handler acts even if the client
+    has gone by then."""
     reset: bool = False
     """Drop the connection without answering."""
     truncate: int | None = None
@@ -155,6 +162,7 @@ class Faults:
         garbage: bool = False,
         ignore_range: bool = False,
         after_handler: bool = False,
+        read_first: bool = False,
     ) -> Fault:
         """Register a fault and return it (its `hits` counts the requests it affects).
 
@@ -173,6 +181,8 @@ class Faults:
             raise ValueError(f"status must be an HTTP status in 200..599, got {status!r}")
         if body is not None and status is None:
             raise ValueError("body is only sent with an injected status; pass status=...")
+        if read_first and not delay:
+            raise ValueError("read_first only makes sense with a delay=...")
         if after_handler and status is None and not reset:
             raise ValueError("after_handler needs status=... or reset=True to replace the answer")
         for name, value in (
@@ -199,6 +209,7 @@ class Faults:
             garbage=garbage,
             ignore_range=ignore_range,
             after_handler=after_handler,
+            read_first=read_first,
         )
         self._faults.append(fault)
         return fault

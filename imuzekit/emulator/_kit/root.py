@@ -202,6 +202,10 @@ async def _corrupt_body(
 async def _respond_with_fault(
     request: web.Request, handler: Handler, fault: Fault, faults: Faults
 ) -> tuple[web.StreamResponse, int]:
+    if fault.read_first:
+        # The whole request is received (aiohttp keeps the body), so the handler still acts
+        # when the client is gone by the time the delay ends.
+        await request.read()
     if fault.delay:
         await asyncio.sleep(fault.delay)
     if fault.after_handler:
