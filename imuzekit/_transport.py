@@ -11,6 +11,7 @@ mapping and request logging (never a credential).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
@@ -19,15 +20,25 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from imuzekit import errors
+from imuzekit._convert import loads_json
 from imuzekit._http import Auth, Body, Request, Response, Sender, Timeouts, redact_url
-from imuzekit._retry import RetryPolicy, backoff_delay, parse_retry_after
+from imuzekit._retry import (
+    RETRY_AFTER_CEILING,
+    RetryPolicy,
+    backoff_delay,
+    deadline_left,
+    parse_retry_after,
+)
 
-__all__ = ["Auth", "Sender", "StreamResponse", "Transport"]  # protocols re-exported for convenience
+# Protocols re-exported for convenience.
+__all__ = ["Auth", "Sender", "StreamResponse", "Transport", "plain_http_host"]
 
 _log = logging.getLogger("imuzekit.transport")
 
@@ -36,20 +47,43 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class _Gate:
-    """A shared pause: after a 429 with Retry-After, no request with this key leaves until then."""
+    """A shared pause: after a 429 with Retry-After, no request with this key leaves until then.
+
+    A pause is never longer than the pausing request's ``RetryPolicy.max_retry_after``, and
+    nobody waits for it longer than they may: a request whose own ``max_retry_after``, or
+    whose caller's deadline (`imuzekit._retry.deadline_scope`), comes before the pause ends
+    gets :class:`~imuzekit.errors.RateLimitError` with the remaining pause, at once.
+    """
 
     __slots__ = ("until",)
 
     def __init__(self) -> None:
         self.until = 0.0
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, limit: float) -> None:
+        """Pause for ``seconds``, but at most ``limit`` (finite: ``parse_retry_after``'s)."""
+        seconds = min(seconds, limit, RETRY_AFTER_CEILING)
         self.until = max(self.until, time.monotonic() + seconds)
 
-    async def wait(self) -> None:
+    async def wait(self, request: Request, policy: RetryPolicy) -> None:
+        """Wait out the pause, or raise RateLimitError when it outlasts what the caller allows."""
         # Loop: another 429 may extend the pause while we sleep. A deadline, not an event, so
         # sleeping is the right primitive here.
-        while (remaining := self.until - time.monotonic()) > 0:  # noqa: ASYNC110
+        while (remaining := self.until - time.monotonic()) > 0:
+            allowed = policy.max_retry_after
+            left = deadline_left()
+            if left is not None and left < allowed:
+                allowed = left
+            if remaining > allowed:
+                raise errors.RateLimitError(
+                    f"{request.provider or 'the provider'} is rate-limited for another "
+                    f"{remaining:.3g} s (after a 429), longer than this call may wait",
+                    retry_after=remaining,
+                    status=429,
+                    provider=request.provider,
+                    method=request.method,
+                    url=redact_url(request.full_url),
+                )
             await asyncio.sleep(remaining)
 
 
@@ -236,7 +270,7 @@ class StreamResponse:
                 method=self.request.method,
                 url=redact_url(self.url),
                 provider=self.request.provider,
-            ) from exc
+            ) from _scrubbed(exc)
 
 
 _URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>)]+""")
@@ -273,7 +307,11 @@ class Transport:
         self.user_agent = user_agent
         self._auth: dict[str, Auth] = {}
         self._gates: dict[str, _Gate] = {}
+        # Providers whose credentials were checked for plain http:// (one warning each).
+        self._cleartext_checked: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
+        # The loop the session was opened on: the pool, its sockets and timers belong to it.
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._limits: dict[Timeouts, _Limits] = {}
         self._last_limits: tuple[Timeouts, _Limits] | None = None
@@ -306,14 +344,29 @@ class Transport:
         self._deadlines.close()
         session, self._session = self._session, None
         if session is not None and not session.closed:
-            await session.close()
+            owner = self._session_loop
+            if owner is None or owner is asyncio.get_running_loop():
+                await session.close()
+            elif owner.is_running():
+                # Closed from another loop (after a LoopMismatchError): the pool is closed on
+                # the loop it belongs to. A loop that is gone took its sockets with it.
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), owner))
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise errors.ClientClosedError(
                 "this imuzekit Client is closed; create a new Client to send more requests"
             )
+        loop = asyncio.get_running_loop()
+        if self._session is not None and loop is not self._session_loop:
+            # Without this check aiohttp fails deep inside (often "Event loop is closed"), which
+            # reads as a connection failure and is retried for a second before surfacing.
+            raise errors.LoopMismatchError(
+                "this imuzekit Client belongs to the event loop it first sent on; create one "
+                "Client per event loop (per asyncio.run) instead of sharing one"
+            )
         if self._session is None:
+            self._session_loop = loop
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
                 ssl=self.verify_ssl,
@@ -339,6 +392,22 @@ class Transport:
         self._last_limits = (timeouts, cached)
         return cached
 
+    def _check_cleartext(self, request: Request) -> None:
+        """Warn once per provider when its credentials go over plain http:// to a remote host.
+
+        Decided on the provider's first authenticated request (before a login is sent): all of
+        a provider's requests share its configured base URL.
+        """
+        self._cleartext_checked.add(request.provider)
+        host = plain_http_host(request.url)
+        if host is not None:
+            _log.warning(
+                "%s: credentials are sent over plain http:// to %s, readable by anyone on the "
+                "way; use an https:// base URL",
+                request.provider or "a provider",
+                host,
+            )
+
     # -- sending -------------------------------------------------------------------------
 
     async def send(self, request: Request, *, ok_statuses: Collection[int] = ()) -> Response:
@@ -350,6 +419,8 @@ class Transport:
         """
         policy = request.retry or self.retry
         auth = self._auth.get(request.provider) if request.auth else None
+        if auth is not None and request.provider not in self._cleartext_checked:
+            self._check_cleartext(request)
         key = request.rate_key or request.provider
         gate = self._gates.get(key) or self.gate(key)
         relogged = False
@@ -359,7 +430,7 @@ class Transport:
             # Wait out a rate-limit pause first, then sign: a signature or token made before a
             # long pause could be stale when the request finally leaves.
             if gate.until and gate.until > time.monotonic():  # paused after a 429
-                await gate.wait()
+                await gate.wait(request, policy)
             header = None
             if auth is None:
                 prepared = request
@@ -389,7 +460,9 @@ class Transport:
             retry_after = parse_retry_after(response.headers)
             too_long = retry_after is not None and retry_after > policy.max_retry_after
             if status == 429 and too_long and retry_after is not None:
-                gate.pause(retry_after)  # the others must not run into the same wall
+                # The others must not run into the same wall, but one answer must not freeze
+                # the provider for a day either: the pause is capped at max_retry_after.
+                gate.pause(retry_after, policy.max_retry_after)
             if (
                 not too_long
                 and attempt < policy.max_attempts
@@ -397,21 +470,26 @@ class Transport:
             ):
                 if status == 429 and retry_after is not None:
                     # Everyone sending through this gate waits, not only this task.
-                    gate.pause(retry_after)
+                    gate.pause(retry_after, policy.max_retry_after)
                     if _log.isEnabledFor(logging.INFO):
                         _log.info("%s paused for %.3fs after 429", request.provider, retry_after)
                 else:
-                    delay = backoff_delay(attempt, policy)
-                    await asyncio.sleep(max(delay, retry_after or 0.0))
+                    delay = max(backoff_delay(attempt, policy), retry_after or 0.0)
+                    left = deadline_left()
+                    if left is not None and delay > left:
+                        # The caller's deadline comes first: its error now, not a retry later.
+                        raise self.error_for(response, retry_after)
+                    await asyncio.sleep(delay)
                 continue
             raise self.error_for(response, retry_after)
 
     async def _send_once(
         self, request: Request, attempt: int, auth_header: tuple[str, str] | None = None
     ) -> Response:
-        # close() clears _session, so this is _get_session() without the call in the common case.
+        # close() clears _session, so this is _get_session() without the call in the common case
+        # (same session, same loop).
         session = self._session
-        if session is None:
+        if session is None or self._session_loop is not asyncio.get_running_loop():
             session = self._get_session()
         started = time.monotonic()
         debug = _log.isEnabledFor(logging.DEBUG)
@@ -534,12 +612,14 @@ class Transport:
         """
         policy = request.retry or self.retry
         auth = self._auth.get(request.provider) if request.auth else None
+        if auth is not None and request.provider not in self._cleartext_checked:
+            self._check_cleartext(request)
         attempt = 0
         relogged = False
         while True:
             attempt += 1
             gate = self.gate(request.rate_key or request.provider)
-            await gate.wait()
+            await gate.wait(request, policy)
             prepared = await auth.apply(request, self) if auth is not None else request
             session = self._get_session()
             # Counted like send()'s requests: this one holds a pooled connection until the
@@ -576,13 +656,16 @@ class Transport:
                             continue
                     retry_after = parse_retry_after(raw.headers)
                     if raw.status == 429 and retry_after is not None:
-                        gate.pause(retry_after)  # the whole provider waits, as in send()
+                        # The whole provider waits, as in send(), at most max_retry_after.
+                        gate.pause(retry_after, policy.max_retry_after)
                     if (
                         attempt < policy.max_attempts
                         and policy.should_retry_status(raw.status, idempotent=request.is_idempotent)
                         and (retry_after is None or retry_after <= policy.max_retry_after)
                     ):
-                        await asyncio.sleep(backoff_delay(attempt, policy))
+                        # A 503's Retry-After is honoured as in send() (a 429's is the gate's).
+                        delay = backoff_delay(attempt, policy)
+                        await asyncio.sleep(max(delay, retry_after or 0.0))
                         continue
                     raise self.error_for(response, retry_after)
                 yield StreamResponse(raw, prepared)
@@ -647,8 +730,67 @@ def _encode_body(request: Request) -> Any:
     return form
 
 
+def plain_http_host(url: str) -> str | None:
+    """The host of ``url`` when credentials sent there would cross a network unencrypted.
+
+    That is an ``http://`` URL to a host other than loopback (``localhost`` and its
+    subdomains, 127.0.0.0/8, ``::1``); None for ``https://``, loopback and unparsable URLs.
+    """
+    if url[:7].lower() != "http://":
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name other than localhost: it may resolve anywhere
+    return host
+
+
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+def _scrubbed(exc: BaseException) -> BaseException:
+    """``exc`` with what aiohttp keeps of the request removed, before it is chained to ours.
+
+    aiohttp's response errors (``TooManyRedirects``, ``ClientResponseError``...) keep the
+    request's headers (the ``Authorization`` token) and URL (signed query values) in
+    ``request_info``, and the redirect responses in ``history``: all of which would show in
+    the ``repr`` and ``args`` of the chained cause. The headers and history go; the URLs stay,
+    redacted.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        info = exc.request_info
+        safe = aiohttp.RequestInfo(
+            URL(redact_url(str(info.url))),
+            info.method,
+            _NO_HEADERS,
+            URL(redact_url(str(info.real_url))),
+        )
+        exc.request_info = safe
+        exc.history = ()
+        exc.args = (safe, ())
+    elif isinstance(exc, aiohttp.InvalidURL):
+        url = redact_url(str(exc.url))
+        exc._url = url
+        exc.args = (url, exc.description) if exc.description else (url,)
+    return exc
+
+
 def _wire_error(exc: BaseException, request: Request) -> errors.TransportError:
-    """Map an aiohttp/OS exception to our tree, noting whether the server may have received it."""
+    """Map an aiohttp/OS exception to our tree, noting whether the server may have received it.
+
+    ``exc`` is scrubbed of request headers and signed URLs (see `_scrubbed`), since the
+    caller chains it as the cause.
+    """
+    _scrubbed(exc)
     error: type[errors.TransportError] = errors.TransportError
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         error, what, sent = errors.RequestTimeout, "connect timed out", False
@@ -673,7 +815,8 @@ def _decode_error_body(response: Response) -> Any:
     if not response.body:
         return None
     try:
-        return json.loads(response.body)
+        # Bounded nesting: a hostile body stays an APIError of its status, never RecursionError.
+        return loads_json(response.body)
     except (ValueError, UnicodeDecodeError):
         return response.text()[:2000]
 

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from imuzekit import errors
 from imuzekit._http import Request, Response, Sender
-from imuzekit._retry import parse_retry_after
+from imuzekit._retry import deadline_scope, parse_retry_after
 from imuzekit.jobs.job import Job, JobStatus
 
 __all__ = ["BatchDriver", "Poller"]
@@ -76,7 +76,12 @@ class _Entry:
         self.failures = 0
         self.in_flight = False
         self.direct = False  # missing from the last batch: poll it on its own next time
-        self.waiters: list[tuple[asyncio.Future[None], bool]] = []
+        # (future, until_change, deadline in loop time) of everyone waiting on the job.
+        self.waiters: list[tuple[asyncio.Future[None], bool, float]] = []
+
+    def deadline(self) -> float | None:
+        """The latest deadline of the waiters: no poll of this job need wait beyond it."""
+        return max((deadline for _, _, deadline in self.waiters), default=None)
 
 
 class Poller:
@@ -136,7 +141,7 @@ class Poller:
             self._ensure_task()
             self._wake()
         future: asyncio.Future[None] = loop.create_future()
-        waiter = (future, until_change)
+        waiter = (future, until_change, deadline)
         entry.waiters.append(waiter)
         try:
             async with asyncio.timeout_at(deadline):
@@ -196,7 +201,7 @@ class Poller:
         if self._entries.get(id(entry.job)) is entry:
             del self._entries[id(entry.job)]
 
-    def _drop_waiter(self, entry: _Entry, waiter: tuple[asyncio.Future[None], bool]) -> None:
+    def _drop_waiter(self, entry: _Entry, waiter: tuple[asyncio.Future[None], bool, float]) -> None:
         with contextlib.suppress(ValueError):
             entry.waiters.remove(waiter)
         if not entry.waiters:
@@ -204,7 +209,7 @@ class Poller:
 
     def _resolve(self, entry: _Entry, error: BaseException | None, *, all_waiters: bool) -> None:
         """Wake waiters: all of them (done or error), or only the until-change ones."""
-        for future, until_change in list(entry.waiters):
+        for future, until_change, _ in list(entry.waiters):
             if future.done() or not (all_waiters or until_change):
                 continue
             if error is None:
@@ -294,11 +299,15 @@ class Poller:
         previous = {job_id: group[0].job.result for job_id, group in by_id.items()}
         seen: dict[str, JobStatus[Any]] = {}
         page = 1
+        # A paused provider (after a 429) makes this batch fail at once rather than outwait
+        # every waiter: it is then retried like any transient failure.
+        deadlines = [d for d in (entry.deadline() for entry in entries) if d is not None]
         try:
             while True:
                 await self._pace()
                 self.requests += 1
-                response = await self._sender.send(driver.batch_request(page, list(by_id)))
+                with deadline_scope(max(deadlines, default=None)):
+                    response = await self._sender.send(driver.batch_request(page, list(by_id)))
                 statuses, more = driver.parse_batch(response, page, previous)
                 seen.update({k: v for k, v in statuses.items() if k in by_id})
                 if not more or len(seen) == len(by_id) or page >= _MAX_BATCH_PAGES:
@@ -333,7 +342,10 @@ class Poller:
         job = entry.job
         try:
             await self._pace()
-            response = await self._fetch_one(job)
+            # No waiter left by then: a poll stuck behind a paused provider must not outlive
+            # every deadline (the gate raises RateLimitError instead, retried like a 429).
+            with deadline_scope(entry.deadline()):
+                response = await self._fetch_one(job)
             status = job.driver.parse_status(job.id, response, job.result)
             entry.direct = False
             self._apply(entry, status, parse_retry_after(response.headers))
