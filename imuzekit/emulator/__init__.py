@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
-from . import imuze, joplin
+from . import imuze, joplin, mureka
 from ._clock import Clock
 from ._faults import Fault, Faults
 from ._kit.provider import Credentials, ExtraUrls, Provider
@@ -142,12 +142,11 @@ class Emulator:
 
     def _mounts(self) -> list[Mount]:
         """Every provider's applications, built afresh (each start builds a new root app)."""
-        mureka, musescore = self.mureka, self.musescore
+        musescore = self.musescore
         return [
             *imuze.mounts(self.imuze),
             *joplin.mounts(self.joplin),
-            Mount(mureka.name, mureka.prefix, mureka.build_app()),
-            *mureka.build_extra_apps(),
+            *mureka.mounts(self.mureka),
             Mount(musescore.name, musescore.prefix, musescore.build_app()),
             *musescore.build_extra_apps(),
         ]
