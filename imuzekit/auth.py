@@ -4,7 +4,8 @@
   useapi.net's ``Bearer``), optionally obtained by logging in with email and password, renewed
   once on a 401 and, when the token says when it expires, shortly before it does.
 
-Credentials are held privately and never appear in reprs, logs or error messages.
+Credentials are held privately and never appear in reprs, logs or error messages; the answer to
+a refused login is withheld from the error (``APIError.body`` is None), since it may echo them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 
 import attrs
 
@@ -133,10 +135,38 @@ class TokenLogin:
                 raise errors.ConfigurationError(
                     f"{self.provider}: the token expired and no email/password is configured"
                 )
-            response = await sender.send(self._login())
-            result = self._parse(response)
+            try:
+                response = await sender.send(self._login())
+                result = self._parse(response)
+            except errors.APIError as exc:
+                _withhold(exc)
+                raise
+            except errors.ParseError as exc:
+                exc.body = None  # a login answer holds a token, or may echo the password
+                raise
             self._token = result.token
             self._expires_at = result.expires_at
             self._issued_at = self._clock()
             self.logins += 1
             return result.token
+
+
+def _withhold(exc: errors.APIError) -> None:
+    """Strip from ``exc`` what the provider answered to a failed login (it may echo credentials).
+
+    The status, request id, method and (redacted) URL stay; ``body`` becomes None and the
+    message no longer quotes the provider.
+    """
+    exc.body = None
+    exc.message = (
+        f"the login failed ({_reason(exc.status)}); the answer is withheld because it "
+        "may echo credentials"
+    )
+    exc.args = (exc.message,)
+
+
+def _reason(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"

@@ -123,9 +123,11 @@ async def test_a_paused_gate_raises_rather_than_outwait_the_callers_deadline() -
 
         # A caller with a 0.3 s deadline learns at once how long the provider is paused.
         started = time.monotonic()
-        with deadline_scope(asyncio.get_running_loop().time() + 0.3):
-            with pytest.raises(errors.RateLimitError) as info:
-                await kit.imuze.songs.get(int(job.id))
+        with (
+            deadline_scope(asyncio.get_running_loop().time() + 0.3),
+            pytest.raises(errors.RateLimitError) as info,
+        ):
+            await kit.imuze.songs.get(int(job.id))
         assert time.monotonic() - started < 0.2
         assert info.value.retry_after is not None and 29 < info.value.retry_after <= 30
         assert info.value.status == 429 and info.value.provider == "imuze"
@@ -151,3 +153,205 @@ async def test_a_paused_gate_raises_rather_than_outwait_the_callers_deadline() -
             )
         assert time.monotonic() - started < 0.2
         assert info.value.retry_after is not None and info.value.retry_after > 29
+
+
+# -- point 8: secrets out of reach -------------------------------------------------------------
+
+IMUZE_TOKEN = "imuze-raw-token-5f2a9c1e"
+MUREKA_TOKEN = "mureka-bearer-token-77d1e0"
+SIGNATURE = "oauth-signature-4b8e2f"
+PASSWORD = "hunter2-password-91"
+ECHOED_TOKEN = "echoed-token-3c7d55"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """Every exception reachable from ``exc`` through ``__cause__`` and ``__context__``."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+
+
+def _chain_texts(exc: BaseException) -> dict[str, str]:
+    texts = {}
+    for n, e in enumerate(_chain(exc)):
+        name = f"{type(e).__name__} #{n}"
+        texts[f"repr {name}"] = repr(e)
+        texts[f"str {name}"] = str(e)
+        texts[f"args {name}"] = repr(e.args)
+        texts[f"vars {name}"] = repr(getattr(e, "__dict__", {}))
+    return texts
+
+
+async def _redirect_loop() -> Server:
+    srv = Server()
+
+    def loop(request: web.Request) -> web.Response:
+        # Back to itself, query and all: aiohttp keeps following (same origin, so the
+        # Authorization header goes along) until it gives up with TooManyRedirects.
+        raise web.HTTPFound(str(request.rel_url))
+
+    srv.route("GET", "/loop", loop)
+    await srv.start()
+    return srv
+
+
+@pytest.mark.parametrize(
+    ("provider", "auth"),
+    [
+        ("imuze", TokenLogin(provider="imuze", token=IMUZE_TOKEN)),
+        ("mureka", TokenLogin(provider="mureka", token=MUREKA_TOKEN, scheme="Bearer")),
+    ],
+)
+@pytest.mark.parametrize("streamed", [False, True], ids=["send", "stream"])
+async def test_a_redirect_loop_leaves_no_credential_in_the_raised_chain(
+    provider: str, auth: TokenLogin, streamed: bool
+) -> None:
+    srv = await _redirect_loop()
+    transport = Transport(retry=RetryPolicy.none())
+    transport.set_auth(provider, auth)
+    request = Request(
+        "GET", f"{srv.url}/loop", provider=provider, params=(("oauth_signature", SIGNATURE),)
+    )
+
+    async def fetch() -> None:
+        if streamed:
+            async with transport.stream(request):
+                pass
+        else:
+            await transport.send(request)
+
+    try:
+        with pytest.raises(errors.TransportError) as info:
+            await fetch()
+    finally:
+        await transport.close()
+        await srv.stop()
+    chain = list(_chain(info.value))
+    assert "TooManyRedirects" in {type(e).__name__ for e in chain}  # the cause is kept...
+    assert "TooManyRedirects" in str(info.value)
+    # ...without the request's headers (the token) or the signed query value.
+    secrets = [IMUZE_TOKEN, MUREKA_TOKEN, SIGNATURE]
+    assert find_leaks(secrets, _chain_texts(info.value)) == []
+
+
+class _Answers:
+    """A Sender whose login answer is scripted (no network)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+    async def send(self, request: Request, *, ok_statuses: Collection[int] = ()) -> Response:
+        response = Response(self.status, {}, self.body, request=request)
+        if self.status >= 400:
+            raise Transport().error_for(response)
+        return response
+
+
+@pytest.mark.parametrize("status", [400, 401, 429, 500])
+async def test_a_failed_login_answer_is_withheld_from_the_error(status: int) -> None:
+    echo = (
+        f'{{"error": "wrong password {PASSWORD} for demo", "token": "{ECHOED_TOKEN}"}}'
+    ).encode()
+    hook = TokenLogin(
+        provider="imuze",
+        login=lambda: Request(
+            "POST", "http://127.0.0.1:9/login", provider="imuze", json={"p": PASSWORD}, auth=False
+        ),
+        parse=lambda r: LoginResult(token="never"),
+    )
+    with pytest.raises(errors.APIError) as info:
+        await hook.apply(
+            Request("GET", "http://127.0.0.1:9/x", provider="imuze"), _Answers(status, echo)
+        )
+    error = info.value
+    assert type(error) is errors.error_for_status(status)
+    assert error.status == status and error.provider == "imuze"
+    assert error.body is None  # withheld: None, not the provider's text
+    assert "withheld" in str(error)
+    assert find_leaks([PASSWORD, ECHOED_TOKEN], _chain_texts(error)) == []
+
+
+async def test_an_unreadable_login_answer_is_withheld_from_the_parse_error() -> None:
+    def parse(response: Response) -> LoginResult:
+        raise errors.ParseError("no token", body=response.text())
+
+    hook = TokenLogin(
+        provider="joplin",
+        login=lambda: Request("PUT", "http://127.0.0.1:9/token", auth=False),
+        parse=parse,
+    )
+    body = f'{{"tokn": "{ECHOED_TOKEN}"}}'.encode()
+    with pytest.raises(errors.ParseError) as info:
+        await hook.apply(Request("GET", "http://127.0.0.1:9/x"), _Answers(200, body))
+    assert info.value.body is None
+    assert find_leaks([ECHOED_TOKEN], _chain_texts(info.value)) == []
+
+
+async def test_a_wrong_password_against_the_emulator_is_withheld() -> None:
+    async with Emulator() as emu:
+        wrong = ImuzeConfig(
+            email="demo@imuzekit.test", password=PASSWORD, base_url=emu.urls["imuze"]
+        )
+        async with Client(imuze=wrong, retry=RetryPolicy.none()) as kit:
+            with pytest.raises(errors.AuthenticationError) as info:
+                await kit.imuze.songs.get(1)
+    assert info.value.status == 401 and info.value.body is None
+    assert find_leaks([PASSWORD], _chain_texts(info.value)) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://music.example.test/api", "music.example.test"),
+        ("HTTP://Music.Example.Test:8080/api", "music.example.test"),
+        ("http://10.0.0.7/api", "10.0.0.7"),
+        ("http://[2001:db8::1]:80/api", "2001:db8::1"),
+        ("http://localhost.example.test/api", "localhost.example.test"),
+        ("https://music.example.test/api", None),
+        ("http://127.0.0.1:9/api", None),
+        ("http://127.3.4.5/api", None),
+        ("http://[::1]:8080/api", None),
+        ("http://localhost:8080/api", None),
+        ("http://LOCALHOST/api", None),
+        ("http://api.localhost/x", None),
+        ("http:///nohost", None),
+    ],
+)
+def test_plain_http_host_flags_only_remote_cleartext(url: str, host: str | None) -> None:
+    assert plain_http_host(url) == host
+
+
+async def test_credentials_over_plain_http_warn_once_per_provider(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = Transport()
+    sent: list[Request] = []
+
+    async def answer(request: Request, attempt: int, header: Any = None) -> Response:
+        sent.append(request)  # nothing leaves the machine: the send is answered here
+        return Response(200, {}, b"{}", request=request)
+
+    monkeypatch.setattr(transport, "_send_once", answer)
+    for provider, token in [("imuze", IMUZE_TOKEN), ("mureka", MUREKA_TOKEN), ("joplin", "x")]:
+        transport.set_auth(provider, TokenLogin(provider=provider, token=token))
+    remote, local = "http://music.example.test", "http://127.0.0.1:9"
+    with caplog.at_level(logging.WARNING, logger="imuzekit.transport"):
+        for _ in range(3):
+            await transport.send(Request("GET", f"{remote}/a", provider="imuze"))
+            await transport.send(Request("GET", f"{remote}/b", provider="mureka"))
+            await transport.send(Request("GET", f"{local}/c", provider="joplin"))
+            # Without credentials nothing is at stake.
+            await transport.send(Request("GET", f"{remote}/d", provider="musescore", auth=False))
+    await transport.close()
+    assert len(sent) == 12
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage().split(":")[0] for r in warnings] == ["imuze", "mureka"]
+    assert all("music.example.test" in r.getMessage() for r in warnings)
+    assert find_leaks([IMUZE_TOKEN, MUREKA_TOKEN], {"log": caplog.text}) == []
