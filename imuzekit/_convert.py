@@ -10,6 +10,7 @@ path of the offending value (``$.response[3].id``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import typing
 from collections.abc import Callable, Mapping
@@ -20,9 +21,88 @@ import cattrs
 from cattrs.errors import IterableValidationNote
 from cattrs.gen import make_dict_structure_fn
 
-__all__ = ["alias_keys", "make_converter"]
+__all__ = ["MAX_JSON_DEPTH", "JSONTooDeepError", "alias_keys", "loads_json", "make_converter"]
 
 T = TypeVar("T")
+
+MAX_JSON_DEPTH = 128
+"""How deeply JSON from outside (answers, error bodies, job tokens) may nest.
+
+Real answers nest fewer than 10 levels. Python's decoder and every recursive walk over a
+decoded value (structuring, ``repr``, re-encoding) raise `RecursionError` somewhere near 1,000
+levels, depending on how deep the stack already is: refusing more than this leaves them a wide
+margin wherever the value goes afterwards."""
+
+
+class JSONTooDeepError(ValueError):
+    """JSON text nested deeper than `MAX_JSON_DEPTH` levels (a `ValueError`, like every other
+    undecodable text, so callers that map `ValueError` to their typed error keep doing so)."""
+
+
+def loads_json(text: str | bytes) -> Any:
+    """`json.loads` that never raises `RecursionError`.
+
+    Nesting deeper than `MAX_JSON_DEPTH` raises `JSONTooDeepError`, whether the decoder itself
+    ran out of stack or the value decoded but would break a later walk over it. The one place
+    where JSON from outside is decoded: callers map `ValueError` to `ParseError` (answers) or
+    `ValidationError` (tokens).
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JSONTooDeepError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    # So deep a nesting needs at least as many brackets: nearly every answer stops here.
+    if isinstance(text, str):
+        opened = text.count("[") + text.count("{")
+    else:
+        opened = text.count(b"[") + text.count(b"{")
+    if opened > MAX_JSON_DEPTH:
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        if not _shallow_brackets(data) and _depth(value) > MAX_JSON_DEPTH:
+            raise JSONTooDeepError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+# Every bracket becomes "[" or "]", everything else is dropped: what is left is the nesting.
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _shallow_brackets(data: bytes) -> bool:
+    """True when the brackets of ``data`` provably nest at most `MAX_JSON_DEPTH` deep.
+
+    Each round removes the innermost level (``replace`` does not rescan what it joins), all in
+    C: far cheaper than walking the decoded value. False (unsure) also when brackets inside
+    strings leave an unbalanced rest; the caller then walks the value.
+    """
+    nesting = data.translate(_SQUARE, _NOT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        if not nesting:
+            return True
+        inner = nesting.replace(b"[]", b"")
+        if len(inner) == len(nesting):
+            return False
+        nesting = inner
+    return not nesting
+
+
+def _depth(value: Any) -> int:
+    # Iterative: a recursive walk would itself hit the limit it measures.
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if type(node) is dict:
+            children: Any = node.values()
+        elif type(node) is list:
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _structure_int(value: Any, _: type) -> int:

@@ -2,7 +2,8 @@
 
 Providers build :class:`Request` values and parse :class:`Response` values; only
 ``imuzekit._transport`` turns one into the other. Nothing here performs I/O, and this module
-imports nothing from the rest of the package (an import-linter contract checks it).
+imports from the rest of the package only the argument checks, which import only the errors
+(an import-linter contract checks that it imports nothing else).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from imuzekit._checks import checked, seconds
 
 __all__ = [
     "Auth",
@@ -61,11 +64,20 @@ class Timeouts:
     For API calls, ``read`` and ``total`` are checked by one watchdog per Client rather than a
     timer per request (cheaper by about 10 µs a call), so they expire up to a quarter of the
     smallest limit in flight late, and never more than a second late.
+
+    Each limit is a number of seconds above 0, or None; anything else (a negative, 0, NaN,
+    infinity, a string) raises :class:`~imuzekit.errors.ValidationError` naming the field.
     """
 
-    connect: float | None = 10.0
-    read: float | None = 60.0
-    total: float | None = 300.0
+    connect: float | None = attrs.field(
+        default=10.0, validator=checked(seconds, positive=True, optional=True)
+    )
+    read: float | None = attrs.field(
+        default=60.0, validator=checked(seconds, positive=True, optional=True)
+    )
+    total: float | None = attrs.field(
+        default=300.0, validator=checked(seconds, positive=True, optional=True)
+    )
 
 
 class Body(enum.Enum):

@@ -349,8 +349,10 @@ class Transport:
                 await session.close()
             elif owner.is_running():
                 # Closed from another loop (after a LoopMismatchError): the pool is closed on
-                # the loop it belongs to. A loop that is gone took its sockets with it.
+                # the loop it belongs to, which runs in another thread.
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), owner))
+            elif not owner.is_closed():
+                self._session = session  # a later close() on its own loop can still close it
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:

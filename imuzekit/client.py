@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import attrs
 
 from imuzekit import errors
+from imuzekit._checks import flag, integer, seconds
 from imuzekit._http import Request, Response, Timeouts
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport
@@ -222,10 +223,21 @@ class Client:
         download_chunk_size: int = 256 * 1024,
         max_status_rps: float = 50.0,
     ) -> None:
-        if max_connections < 1:
-            raise errors.ValidationError("max_connections", "must be >= 1")
-        if max_status_rps <= 0:
-            raise errors.ValidationError("max_status_rps", "must be > 0")
+        # Checked here, not where first used: a wrong setting fails now, naming itself.
+        integer("max_connections", max_connections)
+        integer("max_body_bytes", max_body_bytes)
+        integer("download_chunk_size", download_chunk_size)
+        seconds("max_status_rps", max_status_rps, positive=True)
+        flag("verify_ssl", verify_ssl)
+        for name, value, kind in (
+            ("retry", retry, RetryPolicy),
+            ("timeouts", timeouts, Timeouts),
+            ("poll", poll, PollPolicy),
+        ):
+            if value is not None and not isinstance(value, kind):
+                raise errors.ValidationError(
+                    name, f"must be a {kind.__name__} or None, got {type(value).__name__}"
+                )
         self.max_status_rps = max_status_rps
         self._configs: dict[str, Any] = {
             "imuze": imuze,
@@ -486,6 +498,7 @@ class Client:
         otherwise): it costs about as much CPU as the transfer, so it is asked for, not default.
         """
         self._check_open()
+        integer("concurrency", concurrency)
         async for result in self._downloader.download_many(
             sources,
             dest_dir,
@@ -506,6 +519,9 @@ class Client:
         reason) and ``job.last_error`` (the exception that ended the wait, if any).
         """
         self._check_open()
+        if timeout is not None:
+            # Checked before any wait starts: settle() would file it under each job instead.
+            seconds("timeout", timeout, positive=True)
 
         async def settle(job: J) -> J:
             try:
@@ -530,5 +546,12 @@ class Client:
         if provider not in _CONFIGS:
             raise errors.ValidationError("token", f"unknown provider {provider!r}")
         namespace = getattr(self, provider)
-        job: Job[Any] = namespace.resume(kind, job_id, data)
+        try:
+            job: Job[Any] = namespace.resume(kind, job_id, data)
+        except errors.ValidationError:
+            raise
+        except (errors.ParseError, ValueError, TypeError) as exc:
+            # A token's fields that do not fit the provider's job (an id that is not a number,
+            # data of the wrong shape) are a bad token, not a bad answer.
+            raise errors.ValidationError("token", f"does not describe a {provider} job") from exc
         return job

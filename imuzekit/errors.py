@@ -7,6 +7,7 @@ wrong on the wire or at the provider::
     ImuzekitError
     ├── ConfigurationError          a provider or credential is missing
     ├── ClientClosedError           the Client was used after it was closed
+    ├── LoopMismatchError           the Client was used from a second event loop
     ├── ValidationError             a request was refused before it was sent (names the field)
     ├── TransportError              connection failed / reset / TLS
     │   └── RequestTimeout
@@ -26,7 +27,9 @@ wrong on the wire or at the provider::
         └── IntegrityError          size/hash/format check failed; nothing is left at dest
 
 Messages never contain credentials: request URLs are reported with sensitive query values
-redacted, and bodies are kept as the provider sent them (providers do not echo secrets).
+redacted, and bodies are kept as the provider sent them, except the answer to a failed login,
+which is withheld (``body`` is None) because it may echo the credentials. Causes chained from
+the HTTP library keep neither the request's headers nor its unredacted URL.
 
 This module imports nothing from the rest of the package (an import-linter contract checks it).
 """
@@ -46,6 +49,7 @@ __all__ = [
     "IntegrityError",
     "JobFailed",
     "JobTimeout",
+    "LoopMismatchError",
     "NotFoundError",
     "NotReadyError",
     "ParseError",
@@ -70,6 +74,14 @@ class ConfigurationError(ImuzekitError):
 
 class ClientClosedError(ImuzekitError, RuntimeError):
     """The Client (or its connection pool) was used after ``close()``; create a new one."""
+
+
+class LoopMismatchError(ImuzekitError, RuntimeError):
+    """The Client was used from an event loop other than the one it first sent on.
+
+    Its connection pool belongs to that loop; create one Client per event loop (per
+    ``asyncio.run``). Raised at once, before anything is sent.
+    """
 
 
 class ValidationError(ImuzekitError, ValueError):
@@ -179,7 +191,9 @@ class RateLimitError(APIError):
 
     ``retry_after`` is the wait in seconds the provider asked for, or None when it said nothing.
     Raised once retries are exhausted, or at once when the asked wait exceeds
-    ``RetryPolicy.max_retry_after``.
+    ``RetryPolicy.max_retry_after``. Also raised, without sending anything, while the provider
+    is paused after an earlier 429 for longer than the call may wait (its ``max_retry_after``
+    or its caller's deadline, such as a job wait's); ``retry_after`` is then the pause left.
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import attrs
 
 from imuzekit import errors
+from imuzekit._checks import checked, flag, seconds
+from imuzekit._convert import JSONTooDeepError, loads_json
 from imuzekit._http import Request, Response
 from imuzekit.jobs._state import TERMINAL, JobState, next_state
 
@@ -38,6 +40,19 @@ T_co = TypeVar("T_co", covariant=True)
 TOKEN_VERSION = 1
 
 
+def _multiplier(name: str, value: Any) -> float:
+    number: float = seconds(name, value)
+    if number < 1:
+        raise errors.ValidationError(name, f"must be >= 1, got {number}")
+    return number
+
+
+def _check_timeout(value: Any) -> float:
+    """A ``timeout=`` argument of a wait, given (not None): finite seconds above 0."""
+    number: float = seconds("timeout", value, positive=True)
+    return number
+
+
 @attrs.frozen
 class PollPolicy:
     """How a job is polled.
@@ -49,15 +64,18 @@ class PollPolicy:
     status response is honoured when longer. ``timeout``: the default deadline of ``wait()``
     (15 min; a polling loop without a deadline is a hang waiting to happen). ``stall_after``:
     give up with :class:`~imuzekit.errors.JobTimeout` when the state has not changed for that
-    long (None: never).
+    long (None: never). A wrong type or range (a negative, NaN, infinity, ``multiplier`` below
+    1) raises :class:`~imuzekit.errors.ValidationError` naming the field.
     """
 
-    initial: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
-    max_interval: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
-    jitter: bool = True
-    timeout: float = attrs.field(default=900.0, validator=attrs.validators.gt(0))
-    stall_after: float | None = None
+    initial: float = attrs.field(default=2.0, validator=checked(seconds))
+    max_interval: float = attrs.field(default=10.0, validator=checked(seconds, positive=True))
+    multiplier: float = attrs.field(default=2.0, validator=checked(_multiplier))
+    jitter: bool = attrs.field(default=True, validator=checked(flag))
+    timeout: float = attrs.field(default=900.0, validator=checked(seconds, positive=True))
+    stall_after: float | None = attrs.field(
+        default=None, validator=checked(seconds, positive=True, optional=True)
+    )
 
     def interval(self, polls: int, rand: Callable[[], float]) -> float:
         """The wait before poll number ``polls`` (0-based): backoff, capped, with full jitter."""
@@ -228,7 +246,7 @@ class Job(Generic[T]):
         :class:`~imuzekit.errors.JobTimeout` when ``timeout`` (default ``PollPolicy.timeout``)
         passes or the job stalls; the job may still finish remotely (keep ``token()``).
         """
-        limit = self.policy.timeout if timeout is None else timeout
+        limit = self.policy.timeout if timeout is None else _check_timeout(timeout)
         if not self.done:
             deadline = asyncio.get_running_loop().time() + limit
             await self._poller.wait(self, deadline=deadline)
@@ -250,7 +268,7 @@ class Job(Generic[T]):
         Raises :class:`~imuzekit.errors.JobTimeout` like :meth:`wait`; it does not raise
         :class:`~imuzekit.errors.JobFailed` (the last snapshot shows FAILED).
         """
-        limit = self.policy.timeout if timeout is None else timeout
+        limit = self.policy.timeout if timeout is None else _check_timeout(timeout)
         deadline = asyncio.get_running_loop().time() + limit
         yield self.snapshot()
         while not self.done:
@@ -275,8 +293,12 @@ class Job(Generic[T]):
 
 def parse_token(token: str) -> tuple[str, str, str, Mapping[str, Any]]:
     """Split a job token into (provider, kind, id, data); ValidationError when it is not one."""
+    if not isinstance(token, str | bytes):
+        raise errors.ValidationError("token", f"must be a string, got {type(token).__name__}")
     try:
-        payload = json.loads(token)
+        payload = loads_json(token)
+    except JSONTooDeepError as exc:
+        raise errors.ValidationError("token", f"not a job token ({exc})") from None
     except (TypeError, ValueError) as exc:
         raise errors.ValidationError("token", "not a job token (invalid JSON)") from exc
     if not isinstance(payload, dict) or "imuzekit_job" not in payload:
@@ -287,9 +309,12 @@ def parse_token(token: str) -> tuple[str, str, str, Mapping[str, Any]]:
             "token", f"token version {version!r} is not supported (expected {TOKEN_VERSION})"
         )
     try:
-        provider, kind, job_id = str(payload["provider"]), str(payload["kind"]), str(payload["id"])
+        fields = payload["provider"], payload["kind"], payload["id"]
     except KeyError as exc:
         raise errors.ValidationError("token", f"missing {exc.args[0]!r}") from exc
+    if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in fields):
+        raise errors.ValidationError("token", "'provider', 'kind' and 'id' must be strings")
+    provider, kind, job_id = (str(v) for v in fields)
     data = payload.get("data") or {}
     if not isinstance(data, dict):
         raise errors.ValidationError("token", "'data' must be an object")

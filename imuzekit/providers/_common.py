@@ -8,7 +8,6 @@ naming the field, before anything is sent.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from collections.abc import Collection, Mapping
@@ -19,7 +18,7 @@ import cattrs
 from cattrs import transform_error
 
 from imuzekit import errors
-from imuzekit._convert import make_converter
+from imuzekit._convert import JSONTooDeepError, loads_json, make_converter
 from imuzekit._http import Response
 
 __all__ = [
@@ -63,8 +62,13 @@ def decode_json(response: Response, *, secret: bool = False) -> Any:
         if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
             # An object or array in UTF-8 (which RFC 8259 requires of JSON between systems):
             # decoded directly, without json.loads's guess at UTF-16/32, as aiohttp does.
-            return json.loads(body.decode("utf-8", "surrogatepass"))
-        return json.loads(body)
+            return loads_json(body.decode("utf-8", "surrogatepass"))
+        return loads_json(body)
+    except JSONTooDeepError as exc:
+        raise errors.ParseError(
+            f"{response.request.provider or 'provider'} answered {response.status} with {exc}",
+            body=None,
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         snippet = "<login answer withheld>" if secret else response.text()[:200]
         raise errors.ParseError(
@@ -78,6 +82,11 @@ def structure(data: Any, cls: type[T], *, path: str = "$") -> T:
     """Structure ``data`` into ``cls``; ParseError naming the first bad path otherwise."""
     try:
         return converter().structure(data, cls)
+    except RecursionError:
+        # Decoded answers nest at most MAX_JSON_DEPTH levels; this guards other callers.
+        raise errors.ParseError(
+            f"cannot read {cls.__name__}: nested too deeply", path=path
+        ) from None
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
         messages = transform_error(exc, path=path)
         first = messages[0] if messages else str(exc)

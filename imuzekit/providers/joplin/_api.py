@@ -13,7 +13,6 @@ Seed 000. Notes on the wire format:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 
 from imuzekit import errors
+from imuzekit._convert import loads_json
 from imuzekit._http import Request, Response
 from imuzekit.auth import LoginResult
 from imuzekit.jobs import JobState, JobStatus
@@ -98,7 +98,7 @@ def jwt_expiry(token: str) -> float | None:
     the server answers 401.
     """
     try:
-        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
+        claims = loads_json(jws.extract_compact(token.encode("ascii")).payload)
     except (JoseError, ValueError, UnicodeError, TypeError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None

@@ -12,7 +12,6 @@ Seed 004. Notes on the wire format:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from imuzekit import errors
+from imuzekit._convert import loads_json
 from imuzekit._http import FilePart, Request, Response
 from imuzekit._paging import Page
 from imuzekit.jobs import JobState, JobStatus
@@ -422,7 +422,7 @@ def parse_token(response: Response) -> OAuthToken:
     data: Any
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except ValueError as exc:
             raise errors.ParseError("the token answer is not valid JSON", body=None) from exc
     else:
