@@ -4,8 +4,10 @@
 :class:`~imuzekit._http.Response` values over one shared ``aiohttp.ClientSession``. It owns
 everything that is about the wire rather than about a provider: authentication hooks (with one
 re-login on 401), retries (see :mod:`imuzekit._retry` for the rules that keep paid creations from
-being sent twice), timeouts, the shared rate-limit pause after a 429, body size limits, error
-mapping and request logging (never a credential).
+being sent twice), timeouts, the shared rate-limit pause after a 429 (never longer than
+``RetryPolicy.max_retry_after``, never waited for past a caller's deadline), body size limits,
+error mapping and request logging (never a credential; a warning when credentials would travel
+over plain ``http://`` to a remote host).
 """
 
 from __future__ import annotations
@@ -417,7 +419,10 @@ class Transport:
 
         Returns the response for 1xx-3xx statuses and for any status in ``ok_statuses``;
         raises the :class:`~imuzekit.errors.APIError` subclass of the status otherwise, or
-        :class:`~imuzekit.errors.TransportError` when no response could be had.
+        :class:`~imuzekit.errors.TransportError` when no response could be had. While the
+        provider is paused after a 429 for longer than the request's ``max_retry_after`` or
+        the caller's deadline (`imuzekit._retry.deadline_scope`) allow, it raises
+        :class:`~imuzekit.errors.RateLimitError` with the pause left, without sending.
         """
         policy = request.retry or self.retry
         auth = self._auth.get(request.provider) if request.auth else None

@@ -18,10 +18,12 @@ its jobs are polled one by one instead.
 Batched jobs share the scheduler's tick, so their intervals are not jittered (jitter would only
 make the earliest job due sooner); per-job polls use full jitter so that thousands of jobs
 created together do not poll in lockstep. A ``Retry-After`` on a status response postpones that
-job. Transient failures (5xx, 429, connection problems) are retried on the next tick with
-backoff (after five in a row the error reaches the waiters); a permanent one (401 after
-re-login, 404, an unreadable body, a status parser that fails) is raised to the waiters at once
-and kept on ``job.last_error``.
+job. A poll never waits for a provider paused after a 429 beyond the latest deadline of its
+job's waiters (`imuzekit._retry.deadline_scope`): it fails at once with ``RateLimitError``
+instead, and is retried like any 429. Transient failures (5xx, 429, connection problems) are
+retried on the next tick with backoff (after five in a row the error reaches the waiters); a
+permanent one (401 after re-login, 404, an unreadable body, a status parser that fails) is
+raised to the waiters at once and kept on ``job.last_error``.
 """
 
 from __future__ import annotations
