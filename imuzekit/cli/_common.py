@@ -9,7 +9,7 @@ import enum
 import json
 import pathlib
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import attrs
@@ -179,22 +179,51 @@ def emulator_option(func: F) -> F:
 
 @contextlib.asynccontextmanager
 async def open_client(ctx: click.Context, *, use_emulator: bool) -> AsyncIterator[Client]:
-    """A Client from the configuration (env over file over defaults), or an embedded emulator's."""
-    if use_emulator:
-        from imuzekit.emulator import Emulator
+    """A Client from the configuration (env over file over defaults), or an embedded emulator's.
 
-        async with (
-            Emulator(render_seconds=EMULATOR_RENDER_SECONDS) as emu,
-            emu.client(poll=EMULATOR_POLL) as kit,
-        ):
-            yield kit
-        return
-    from imuzekit.cli._config import load_settings
+    The client (and the emulator) close completely even when Ctrl-C arrives while they close;
+    the interruption is then reported as usual.
+    """
+    stack = contextlib.AsyncExitStack()
+    try:
+        if use_emulator:
+            from imuzekit.emulator import Emulator
 
-    state = ctx.find_object(CliState)
-    settings = load_settings(state.config_path if state else None)
-    async with settings.client() as kit:
+            emu = await stack.enter_async_context(Emulator(render_seconds=EMULATOR_RENDER_SECONDS))
+            kit = await stack.enter_async_context(emu.client(poll=EMULATOR_POLL))
+        else:
+            from imuzekit.cli._config import load_settings
+
+            state = ctx.find_object(CliState)
+            settings = load_settings(state.config_path if state else None)
+            kit = await stack.enter_async_context(settings.client())
         yield kit
+    finally:
+        await _close_despite_cancellation(stack.aclose)
+
+
+async def _close_despite_cancellation(close: Callable[[], Awaitable[object]]) -> None:
+    """Await ``close()`` to its end even if this task is cancelled meanwhile, then re-raise.
+
+    asyncio turns Ctrl-C into a cancellation of the command's task; landing in the middle of
+    closing, it used to abandon the aiohttp session half-closed ("Unclosed client session" on
+    stderr at exit). The close is short, so it finishes first; a second Ctrl-C still stops at
+    once (asyncio raises `KeyboardInterrupt` directly then).
+    """
+    import asyncio
+
+    closing = asyncio.ensure_future(close())
+    interrupted: asyncio.CancelledError | None = None
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError as exc:
+            if closing.done():  # the close itself was cancelled: nothing left to wait for
+                raise
+            interrupted = exc
+    closing.result()  # the close's own error, if it had one
+    if interrupted is not None:
+        raise interrupted
 
 
 _DURATION = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(ms|h|m|s)\s*")

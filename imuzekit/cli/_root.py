@@ -1,0 +1,161 @@
+"""The root ``imuzekit`` group: global options, one line per expected error, quiet on a closed pipe.
+
+Imported only by `imuzekit.cli.main` (and `imuzekit.cli.cli`), after the `cli` extra is known
+to be installed: this module imports click and, through the commands, rich.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from imuzekit import __version__, errors
+from imuzekit.cli._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CliState,
+    describe_error,
+)
+
+__all__ = ["cli", "run_cli"]
+
+
+class _Group(click.Group):
+    """The root group: turns expected errors into one line and an exit code."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # `--help` and `--version` print while the arguments are parsed, before `invoke`.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _leave_quietly()
+            raise click.exceptions.Exit(EXIT_OK) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`imuzekit ... | head`): what it read was complete, and a
+            # tool in a pipeline says nothing about it (click alone would exit 1).
+            _leave_quietly()
+            ctx.exit(EXIT_OK)
+        except SystemExit as exc:
+            # rich handles a broken pipe itself: stdout to /dev/null, then `SystemExit(1)`
+            # raised while handling the `BrokenPipeError` (`Console.on_broken_pipe`).
+            if isinstance(exc.__context__, BrokenPipeError):
+                _leave_quietly()
+                ctx.exit(EXIT_OK)
+            raise
+        except errors.ImuzekitError as exc:
+            _show_traceback(ctx)
+            message, code = describe_error(exc)
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(code)
+        except KeyboardInterrupt:
+            _show_traceback(ctx)
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except OSError as exc:
+            # A file we could not write or read: the OS message names it.
+            _show_traceback(ctx)
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_FAILED)
+
+
+def _leave_quietly() -> None:
+    """Point stdout at /dev/null: Python flushes it once more at exit, which would fail again.
+
+    The recipe of the `signal` module's documentation ("Note on SIGPIPE"); restoring the
+    default SIGPIPE action instead would kill the process in the middle of its cleanup.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (e.g. click's CliRunner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _show_traceback(ctx: click.Context) -> None:
+    state = ctx.find_object(CliState)
+    if state is not None and state.debug:
+        traceback.print_exc(file=sys.stderr)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imuzekit")
+@click.option(
+    "--debug", is_flag=True, help="Show tracebacks and the request log (DEBUG) on stderr."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Config file (default: $XDG_CONFIG_HOME/imuzekit/config.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, config_path: pathlib.Path | None) -> None:
+    """imuzekit: generate music with iMuze, joplin, Mureka and MuseScore from the command line.
+
+    Credentials come from IMUZEKIT_* variables over the config file over defaults
+    (`imuzekit config show`); every provider command also runs against an embedded emulator
+    with --emulator.
+    """
+    state = ctx.ensure_object(CliState)
+    state.debug = debug
+    state.config_path = config_path
+    if debug:
+        logger = logging.getLogger("imuzekit")
+        if not any(getattr(h, "_imuzekit_cli", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+            handler._imuzekit_cli = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+
+def _register() -> None:
+    from imuzekit.cli import batch, config, demo, emulator, imuze, joplin, mureka, musescore
+
+    for command in (
+        batch.batch,
+        config.config,
+        demo.demo,
+        emulator.emulator,
+        imuze.imuze,
+        joplin.joplin,
+        mureka.mureka,
+        musescore.musescore,
+    ):
+        cli.add_command(command)
+
+
+_register()
+
+
+def run_cli(argv: list[str] | None = None) -> None:
+    """Run the ``imuzekit`` group on ``argv`` (default: the process's arguments) and exit."""
+    try:
+        cli.main(args=argv, prog_name="imuzekit", obj=CliState())
+    except KeyboardInterrupt:  # outside a command (e.g. while click parses): same exit code
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
