@@ -177,11 +177,11 @@ def test_parse_token_refuses_what_is_not_text() -> None:
         parse_token(12)  # type: ignore[arg-type]
 
 
-# -- the CLI: one line and an exit code, no traceback ------------------------------------------
-
-
 class _EmulatorThread:
-    """An emulator on its own loop in a thread, outliving the event loops of the callers."""
+    """An emulator on its own loop in a thread, outliving the event loops of the callers.
+
+    (The CLI's tests, in ``tests/cli/test_typed_errors_cli.py``, use their own copy.)
+    """
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -218,29 +218,6 @@ def emu_thread() -> Iterator[_EmulatorThread]:
         yield server
     finally:
         server.close()
-
-
-def test_the_cli_reports_a_nested_answer_in_one_line(
-    emu_thread: _EmulatorThread, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from click.testing import CliRunner
-
-    from imuzekit.cli import cli
-
-    emu = emu_thread.emu
-    emu_thread.call(
-        lambda: emu.faults.add("imuze", "GET /arrangements*", status=200, body=ABYSS, times=None)
-    )
-    creds = emu_thread.call(lambda: emu.credentials["imuze"])
-    monkeypatch.setenv("IMUZEKIT_IMUZE_BASE_URL", emu_thread.call(lambda: emu.urls["imuze"]))
-    monkeypatch.setenv("IMUZEKIT_IMUZE_EMAIL", creds.email)
-    monkeypatch.setenv("IMUZEKIT_IMUZE_PASSWORD", creds.password)
-    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent-imuzekit-test")
-    result = CliRunner().invoke(cli, ["imuze", "arrangements"], catch_exceptions=False)
-    assert result.exit_code == 1, result.output
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("error: ") and "nested more than 128 levels" in line
-    assert "Traceback" not in result.output
 
 
 # -- one Client, one event loop ----------------------------------------------------------------
@@ -336,9 +313,6 @@ def test_good_settings_are_kept() -> None:
     assert PollPolicy(initial=0, stall_after=None, multiplier=1).multiplier == 1
     kit = Client(download_chunk_size=1, max_connections=1, max_status_rps=0.5)
     assert kit.max_status_rps == 0.5
-
-
-BAD_CALLS: list[tuple[str, Callable[[Client, Any], Coroutine[Any, Any, Any]]]] = []
 
 
 async def _wait(kit: Client, job: Any, timeout: Any) -> None:
