@@ -165,8 +165,10 @@ def test_ctrl_c_while_a_waited_job_closes_its_poller_leaks_nothing() -> None:
     assert b'"state":"ready"' in done.stdout  # the job's line was printed before the Ctrl-C
 
 
-@pytest.mark.parametrize("missing", ["click", "rich"])
-@pytest.mark.parametrize("how", ["script", "imuzekit", "imuzekit.cli"])
+@pytest.mark.parametrize(
+    ("missing", "how"),
+    [("click", "script"), ("rich", "script"), ("click", "imuzekit"), ("rich", "imuzekit.cli")],
+)
 def test_without_the_cli_extra_one_line_says_what_to_install(missing: str, how: str) -> None:
     done = _run([sys.executable, "-c", _WITHOUT, missing, how, "--help"])
     assert done.stdout == b""
@@ -189,5 +191,3 @@ def test_python_dash_m_imuzekit_runs_the_cli() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(b"Usage: imuzekit [OPTIONS] COMMAND [ARGS]...")
     assert done.stderr == b""
-    version = _run([sys.executable, "-m", "imuzekit", "--version"])
-    assert version.returncode == 0 and version.stdout.startswith(b"imuzekit, version ")
