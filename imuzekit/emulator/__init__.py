@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
-from . import imuze, joplin, mureka
+from . import imuze, joplin, mureka, musescore
 from ._clock import Clock
 from ._faults import Fault, Faults
 from ._kit.provider import Credentials, ExtraUrls, Provider
@@ -142,13 +142,11 @@ class Emulator:
 
     def _mounts(self) -> list[Mount]:
         """Every provider's applications, built afresh (each start builds a new root app)."""
-        musescore = self.musescore
         return [
             *imuze.mounts(self.imuze),
             *joplin.mounts(self.joplin),
             *mureka.mounts(self.mureka),
-            Mount(musescore.name, musescore.prefix, musescore.build_app()),
-            *musescore.build_extra_apps(),
+            *musescore.mounts(self.musescore),
         ]
 
     # --- lifecycle --------------------------------------------------------------------------

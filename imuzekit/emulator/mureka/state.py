@@ -29,6 +29,7 @@ from imuzekit.emulator._kit.timing import (
 )
 from imuzekit.emulator._mp3 import Audio
 
+from . import views
 from .models import (
     ACCOUNT_ERRORS,
     CREATE_ROUTES,
@@ -453,6 +454,13 @@ class MurekaState:
     def cdn_url(self, origin: str, key: str, extension: str) -> str:
         """Absolute URL of a CDN file (``<origin>/mureka/cdn/<key>.<extension>``)."""
         return f"{origin}{self.cdn_prefix}/{key}.{extension}"
+
+    # The JSON shapes, as methods too (`views` holds them, as functions of the state).
+    song_json = views.song_json
+    feed_json = views.feed_json
+    song_detail_json = views.song_detail_json
+    job_json = views.job_json
+    running_jobs_json = views.running_jobs_json
 
     def by_cdn_key(self, key: str) -> MurekaSong | MurekaAccount | None:
         """The song (MP3 and cover) or the account (profile image) a CDN key names."""

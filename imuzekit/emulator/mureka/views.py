@@ -6,11 +6,14 @@ Pure: no aiohttp. Each function reads a `MurekaState` and returns the document t
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .models import MurekaFeed, MurekaJob, MurekaSong, stage_name
 from .rules import timed_lyrics
-from .state import MurekaState
+
+if TYPE_CHECKING:
+    # Only a type here: the state imports this module to offer these functions as methods.
+    from .state import MurekaState
 
 __all__ = [
     "feed_json",
