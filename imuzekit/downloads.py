@@ -92,7 +92,8 @@ def safe_filename(name: str, suffix: str = "") -> str:
     format characters (Unicode category `Cf`: bidi overrides such as U+202E, zero-width joiners,
     the byte-order mark, the soft hyphen) are removed, so the name on disk reads as it displays.
     """
-    text = _strip_format_characters(unicodedata.normalize("NFC", name))
+    # Format characters go first: one between a letter and its accent would keep them apart.
+    text = unicodedata.normalize("NFC", _strip_format_characters(name))
     text = _UNSAFE.sub("_", text)
     text = " ".join(text.split())
     text = text.strip(" .")

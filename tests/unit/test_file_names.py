@@ -72,6 +72,12 @@ def test_no_format_character_survives_anywhere() -> None:
     assert result == "xy.mp3"
 
 
+def test_names_are_normalised_after_the_format_characters_go() -> None:
+    # `e`, ZWSP, combining acute: once the ZWSP is gone, the two combine into one `é`.
+    assert safe_filename("caf" + "e\u200b\u0301", "") == "caf\u00e9"
+    assert safe_filename("e\u200d\u0301", "") == safe_filename("\u00e9", "")
+
+
 def test_suffix_is_cleaned_like_the_name() -> None:
     assert safe_filename("x", ".\u202e3pm") == "x.3pm"
     assert safe_filename("CONOUT$", "") == "_CONOUT$"
