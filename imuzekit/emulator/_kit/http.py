@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from .accounts import Accounts, User
+
 __all__ = [
     "MAX_BODY_BYTES",
     "BadJSON",
@@ -20,10 +22,12 @@ __all__ = [
     "dumps",
     "json_error",
     "json_response",
+    "login",
     "not_found",
     "origin",
     "parse_id",
     "read_json",
+    "read_json_object",
     "unauthorized",
 ]
 
@@ -95,6 +99,35 @@ async def read_json(request: web.Request) -> Any:
     # RecursionError a pathologically nested document.
     except (ValueError, RecursionError):
         raise BadJSON("Request body is not valid JSON") from None
+
+
+async def read_json_object(
+    request: web.Request, *, not_object: str = "Request body must be a JSON object"
+) -> dict[str, Any]:
+    """The request body as a JSON object; `BadJSON` otherwise (`not_object` for another value)."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadJSON(not_object)
+    return body
+
+
+def login(
+    accounts: Accounts,
+    email: object,
+    password: object,
+    *,
+    email_problem: str,
+    password_problem: str,
+) -> User | web.Response:
+    """The account a login body opens, else the answer: a 400 naming the field, or a 401."""
+    if not isinstance(email, str) or not email:
+        return bad_request(email_problem)
+    if not isinstance(password, str) or not password:
+        return bad_request(password_problem)
+    user = accounts.login(email, password)
+    if user is None:
+        return json_error(401, "Invalid email or password")
+    return user
 
 
 def _parse_byte_range(header: str, size: int) -> tuple[int, int] | None:

@@ -16,12 +16,13 @@ from imuzekit.emulator._kit.http import (
     BadJSON,
     bad_request,
     bytes_response,
-    json_error,
     json_response,
+    login,
     not_found,
     origin,
     parse_id,
     read_json,
+    read_json_object,
     unauthorized,
 )
 from imuzekit.emulator._kit.media import COVER_PNG
@@ -77,14 +78,15 @@ async def post_token(request: web.Request) -> web.Response:
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, dict):
         return bad_request('token is required: {"token": {"email": ..., "password": ...}}')
-    email, password = token.get("email"), token.get("password")
-    if not isinstance(email, str) or not email:
-        return bad_request("token.email must be a non-empty string")
-    if not isinstance(password, str) or not password:
-        return bad_request("token.password must be a non-empty string")
-    user = state.login(email, password)
-    if user is None:
-        return json_error(401, "Invalid email or password")
+    user = login(
+        state,
+        token.get("email"),
+        token.get("password"),
+        email_problem="token.email must be a non-empty string",
+        password_problem="token.password must be a non-empty string",
+    )
+    if isinstance(user, web.Response):
+        return user
     issued = state.issue_token(user.email)
     if state.token_response_style == "token":
         return json_response({"token": issued, "user_id": user.id})
@@ -128,11 +130,9 @@ async def create_song(request: web.Request) -> web.Response:
     if user is None:
         return unauthorized()
     try:
-        body = await read_json(request)
+        body = await read_json_object(request)
     except BadJSON as exc:
         return bad_request(str(exc))
-    if not isinstance(body, dict):
-        return bad_request("Request body must be a JSON object")
     problems = song_problems(body, state.arrangements)
     if problems:
         return bad_request("; ".join(problems))

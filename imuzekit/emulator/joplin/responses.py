@@ -12,10 +12,10 @@ from imuzekit.emulator._kit.http import (
     BadJSON,
     bad_request,
     bytes_response,
-    json_error,
     json_response,
+    login,
     not_found,
-    read_json,
+    read_json_object,
     unauthorized,
 )
 from imuzekit.emulator._kit.routes import StateKey
@@ -45,19 +45,21 @@ async def put_token(request: web.Request) -> web.Response:
     """``PUT /accounts/token``: ``{"email", "password"}`` -> ``{"token": "<JWT>"}``."""
     state = state_of(request)
     try:
-        body = await read_json(request)
+        body = await read_json_object(
+            request,
+            not_object='Request body must be a JSON object: {"email": ..., "password": ...}',
+        )
     except BadJSON as exc:
         return bad_request(str(exc))
-    if not isinstance(body, dict):
-        return bad_request('Request body must be a JSON object: {"email": ..., "password": ...}')
-    email, password = body.get("email"), body.get("password")
-    if not isinstance(email, str) or not email:
-        return bad_request("email is required and must be a non-empty string")
-    if not isinstance(password, str) or not password:
-        return bad_request("password is required and must be a non-empty string")
-    user = state.login(email, password)
-    if user is None:
-        return json_error(401, "Invalid email or password")
+    user = login(
+        state,
+        body.get("email"),
+        body.get("password"),
+        email_problem="email is required and must be a non-empty string",
+        password_problem="password is required and must be a non-empty string",
+    )
+    if isinstance(user, web.Response):
+        return user
     return json_response({"token": state.issue_token(user.email)})
 
 
@@ -78,11 +80,9 @@ async def create_music(request: web.Request) -> web.Response:
     if isinstance(user, web.Response):
         return user
     try:
-        body = await read_json(request)
+        body = await read_json_object(request)
     except BadJSON as exc:
         return bad_request(str(exc))
-    if not isinstance(body, dict):
-        return bad_request("Request body must be a JSON object")
     try:
         music = state.create_music(body, owner=user.id)
     except InvalidMusic as exc:

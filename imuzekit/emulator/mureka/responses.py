@@ -21,7 +21,7 @@ from imuzekit.emulator._kit.http import (
     json_response,
     not_found,
     origin,
-    read_json,
+    read_json_object,
     unauthorized,
 )
 from imuzekit.emulator._kit.media import COVER_PNG
@@ -140,11 +140,9 @@ async def _create(request: web.Request, route: str) -> web.Response:
     if not _authorized(request, state):
         return unauthorized()
     try:
-        body = await read_json(request)
+        body = await read_json_object(request)
     except BadJSON as exc:
         return bad_request(str(exc))
-    if not isinstance(body, dict):
-        return bad_request("Request body must be a JSON object")
     try:
         job = state.create(route, body)
     except MurekaError as exc:
