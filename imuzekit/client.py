@@ -289,8 +289,13 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection pool. Safe to call twice; the client cannot be reopened."""
+        """Close the connection pool. Safe to call twice; the client cannot be reopened.
+
+        Downloads in flight end at once with :class:`~imuzekit.errors.ClientClosedError`
+        (their temporary files removed) before the pool closes.
+        """
         self._state = _State.CLOSED
+        await self._downloader.close()
         pollers = list(self._pollers.values())
         for poller in pollers:
             await poller.close()
@@ -473,8 +478,13 @@ class Client:
     ) -> Path:
         """Download ``source`` (a ready Song, ..., or a URL) to ``dest`` and return the path.
 
-        ``dest`` is a directory (the file name is derived safely from the source) or a file
-        path. An existing file is kept unless ``overwrite``. On failure nothing is left there.
+        ``dest`` is a directory (the file name is derived safely from the source) when it is
+        one, ends with a path separator, or does not exist and has no suffix (``"songs"``);
+        otherwise it is the file path (``"songs/a.mp3"``). A file already there is returned
+        as already downloaded only when it is provably this source's (imuzekit recorded this
+        source and its size on it, and any size or digest the source declares match);
+        otherwise, unless ``overwrite``, the new file takes the next free name
+        (``a-2.mp3``): the path returned is where it is. On failure nothing is left there.
         """
         self._check_open()
         return await self._downloader.download(
@@ -493,9 +503,11 @@ class Client:
     ) -> AsyncIterator[DownloadResult]:
         """Download every source into ``dest_dir``, yielding a DownloadResult as each finishes.
 
-        A failure is a result with ``.error`` (and ``path=None``), never a crash of the others.
-        ``checksum=True`` computes each file's SHA-256 on the way (``result.sha256``; None
-        otherwise): it costs about as much CPU as the transfer, so it is asked for, not default.
+        A failure is a result with ``.error`` (and ``path=None``), never a crash of the others
+        nor an exception of the iteration (a folder that cannot be created is a failed result
+        for each source). ``checksum=True`` computes each file's SHA-256 on the way
+        (``result.sha256``; None otherwise): it costs about as much CPU as the transfer, so it
+        is asked for, not default.
         """
         self._check_open()
         integer("concurrency", concurrency)

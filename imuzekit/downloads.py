@@ -1,22 +1,26 @@
 """Downloads that never leave a half-written file where a complete one is expected.
 
-Each file streams in chunks to ``<name>.part`` beside its target (its SHA-256 computed on the
-way when asked for with ``checksum=True``, or when the source names the digest to expect); a
-transfer that breaks resumes with ``Range`` when the server accepts byte ranges (otherwise it
-restarts); the total is checked against ``Content-Length``; the first bytes are
-checked against the expected format (an MP3 frame sync after any ID3 tag, ``%PDF``, ...); then
-the file is fsynced and atomically renamed into place. On any failure the ``.part`` file is
-removed and nothing is left at the destination. Memory stays at about one chunk per transfer.
+Each file streams in chunks to a temporary file of its own beside its target,
+``<name>.<random>.part`` (its SHA-256 computed on the way when asked for with
+``checksum=True``, or when the source names the digest to expect); a transfer that breaks
+resumes with ``Range`` when the server accepts byte ranges and still serves the same file
+(same ``ETag``, same total; otherwise it restarts from byte 0); the total is checked against
+``Content-Length``; the first bytes are checked against the expected format (an MP3 frame sync
+after any ID3 tag, ``%PDF``, ...); then the file is fsynced and published in one atomic step
+that never replaces another file unless ``overwrite`` (see :mod:`imuzekit._disk`). On any
+failure the temporary file is removed and nothing is left at the destination. Memory stays at
+about one chunk per transfer. A body with a ``Content-Encoding`` (the downloader asks for
+``identity``) is refused before a byte is written. Every wait on the disk has a deadline,
+``Downloader.disk_timeout``; ``close()`` ends the transfers in flight with
+:class:`~imuzekit.errors.ClientClosedError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import re
-import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
@@ -26,9 +30,8 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import attrs
 
-from imuzekit import errors
-from imuzekit._http import Request
-from imuzekit._media import Downloadable, DownloadSpec, MediaKind, looks_like
+from imuzekit import _disk, _fetch, errors
+from imuzekit._media import Downloadable, DownloadSpec, MediaKind
 from imuzekit._transport import Transport
 
 __all__ = ["DownloadResult", "Downloader", "ProgressCallback", "safe_filename"]
@@ -138,24 +141,6 @@ def _spec_for(source: Any) -> DownloadSpec:
     )
 
 
-class _Attempt:
-    """The state of one file's transfer across resumptions."""
-
-    def __init__(self, part: Path, *, hashed: bool) -> None:
-        self.part = part
-        self.hasher = hashlib.sha256() if hashed else None
-        self.size = 0
-        self.total: int | None = None
-
-    def restart(self) -> None:
-        if self.hasher is not None:
-            self.hasher = hashlib.sha256()
-        self.size = 0
-
-    def digest(self) -> str | None:
-        return None if self.hasher is None else self.hasher.hexdigest()
-
-
 class _DirectorySync:
     """Makes renames into one directory durable with as few directory fsyncs as possible.
 
@@ -178,7 +163,8 @@ class _DirectorySync:
                 return  # an fsync began after our rename and has finished (it ran under the lock)
             self._started[directory] = before + 1
             try:
-                await anyio.to_thread.run_sync(_fsync_directory, directory)
+                # Abandoned on cancel: the caller's deadline must not wait for a hung disk.
+                await anyio.to_thread.run_sync(_fsync_directory, directory, abandon_on_cancel=True)
             except BaseException:
                 # Cancelled before the thread ran: the callers counting on this fsync must
                 # run their own (no other fsync started meanwhile: we hold the lock).
@@ -188,7 +174,15 @@ class _DirectorySync:
 
 class Downloader:
     """Streams files to disk for one Client (over the Client's connection pool; ``download_many``
-    bounds how many transfers run at once, apart from any API calls in flight)."""
+    bounds how many transfers run at once, apart from any API calls in flight).
+
+    ``disk_timeout`` (seconds) bounds every wait on the disk: each thread hand-off (creating
+    the folder, fsync and publication, the directory fsync, hashing a kept file) and the wait
+    for a commit slot. A disk that does not answer in time ends the download with
+    :class:`~imuzekit.errors.DownloadError`. The network side is bounded by the transport's
+    ``Timeouts`` per attempt and ``max_attempts``; so the wait for a transfer slot of
+    ``download_many`` is bounded too, by the transfers ahead of it.
+    """
 
     def __init__(
         self,
@@ -196,19 +190,58 @@ class Downloader:
         *,
         chunk_size: int = 256 * 1024,
         max_attempts: int = 4,
+        disk_timeout: float = 60.0,
     ) -> None:
         self._transport = transport
         self.chunk_size = chunk_size
         self.max_attempts = max_attempts
-        self._active: set[Path] = set()
+        self.disk_timeout = disk_timeout
         self._directories = _DirectorySync()
+        self._swept: set[Path] = set()  # folders already rid of dead writers' temporary files
+        # Downloads in flight (their tasks), and those that close() cancelled.
+        self._tasks: dict[asyncio.Task[Any], None] = {}
+        self._closing: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    async def close(self) -> None:
+        """End every download in flight with :class:`~imuzekit.errors.ClientClosedError`.
+
+        Waits (at most ``disk_timeout``) for them to remove their temporary files. Later
+        downloads raise ``ClientClosedError`` at once.
+        """
+        self._closed = True
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current and not task.done()]
+        for task in tasks:
+            self._closing.add(task)
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.disk_timeout)
 
     def target_for(self, spec: DownloadSpec, dest: str | os.PathLike[str]) -> Path:
-        """Where ``spec`` lands: inside ``dest`` when it is a directory, else ``dest`` itself."""
+        """Where ``spec`` lands: inside ``dest`` when it is a directory, else ``dest`` itself.
+
+        ``dest`` is a directory when it is one, when it ends with a path separator, or when it
+        does not exist and has no suffix (``"songs"`` is a folder to create, ``"a.mp3"`` a file).
+        """
         path = Path(dest)
-        if path.is_dir() or str(dest).endswith(("/", os.sep)):
+        if (
+            path.is_dir()
+            or str(dest).endswith(("/", os.sep))
+            or (not path.suffix and not os.path.lexists(path))
+        ):
             return path / safe_filename(spec.name, spec.suffix)
         return path
+
+    async def _disk(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking file system call in a thread, giving up after ``disk_timeout``."""
+        try:
+            with anyio.fail_after(self.disk_timeout):
+                return await anyio.to_thread.run_sync(func, *args, abandon_on_cancel=True)
+        except TimeoutError as exc:
+            raise errors.DownloadError(
+                f"the disk did not answer within {self.disk_timeout:g} s ({what})"
+            ) from exc
 
     async def download(
         self,
@@ -218,7 +251,13 @@ class Downloader:
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> Path:
-        """Download ``source`` (a model with a file, a DownloadSpec or a URL) to ``dest``."""
+        """Download ``source`` (a model with a file, a DownloadSpec or a URL) to ``dest``.
+
+        See :meth:`target_for` for what ``dest`` means. An existing file there is returned as
+        already downloaded only when it is provably this source's (its recorded source and
+        size, and any size or digest the source declares); otherwise the new file takes the
+        next free name (``name-2.mp3``), which is the path returned.
+        """
         try:
             result = await self._download(
                 _spec_for(source), dest, overwrite=overwrite, on_progress=on_progress, source=source
@@ -240,15 +279,27 @@ class Downloader:
     ) -> AsyncIterator[DownloadResult]:
         """Download every source into ``dest_dir``, yielding each result as it finishes.
 
-        At most ``concurrency`` transfers run at once (a limit separate from API calls). A
-        failure is a result with ``.error``; it never stops the others. Two sources whose names
-        collide get distinct files (``name-2.mp3``). ``checksum=True`` fills each result's
-        ``sha256``.
+        At most ``concurrency`` transfers run at once (a limit separate from API calls). It
+        never raises for a download: every failure (a folder that cannot be created included)
+        is a result with ``.error``, and never stops the others. Two sources whose names
+        collide get distinct files (``name-2.mp3``), as does a source whose name is taken by
+        a file that is not provably its own. ``checksum=True`` fills each result's ``sha256``.
         """
         if concurrency < 1:
             raise errors.ValidationError("concurrency", f"must be >= 1, got {concurrency}")
         directory = Path(dest_dir)
-        await anyio.to_thread.run_sync(lambda: directory.mkdir(parents=True, exist_ok=True))
+        try:
+            await self._prepare(directory)
+        except (OSError, errors.DownloadError) as exc:
+            failure = exc if isinstance(exc, errors.DownloadError) else None
+            for source in sources:
+                error = failure or errors.DownloadError(
+                    f"cannot create {os.fspath(directory)!r}: {exc}"
+                )
+                if failure is None:
+                    error.__cause__ = exc
+                yield DownloadResult(source=source, path=None, error=error)
+            return
         limiter = anyio.CapacityLimiter(concurrency)
         committing = anyio.CapacityLimiter(concurrency)
         taken: set[str] = set()
@@ -285,6 +336,12 @@ class Downloader:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _prepare(self, directory: Path) -> None:
+        """Create ``directory``; the first time, remove dead writers' temporary files in it."""
+        sweep = directory not in self._swept
+        await self._disk("creating the folder", _disk.prepare_directory, directory, sweep)
+        self._swept.add(directory)
+
     async def _download(
         self,
         spec: DownloadSpec,
@@ -297,216 +354,128 @@ class Downloader:
         slot: anyio.CapacityLimiter | None = None,
         commit_slot: anyio.CapacityLimiter | None = None,
     ) -> DownloadResult:
-        """Download one file; ``slot`` (download_many's limit) is held for the transfer only
-        and ``commit_slot`` while the file is fsynced and renamed: the disk's wait must not idle
-        the network, and neither may run unbounded."""
+        """Download one file, ended by :meth:`close` with ``ClientClosedError``."""
+        if self._closed:
+            raise errors.ClientClosedError(
+                "this imuzekit Client is closed; create a new Client to download more"
+            )
+        task = asyncio.current_task()
+        baseline = 0
+        if task is not None:
+            baseline = task.cancelling()
+            self._tasks[task] = None
+        try:
+            return await self._download_one(
+                spec, dest, overwrite, on_progress, source, checksum, slot, commit_slot
+            )
+        except asyncio.CancelledError:
+            # close()'s cancellation, unless the task was also cancelled from outside.
+            if task is not None and task in self._closing and task.uncancel() <= baseline:
+                raise errors.ClientClosedError(
+                    "the Client was closed while this download was in flight"
+                ) from None
+            raise
+        finally:
+            if task is not None:
+                self._tasks.pop(task, None)
+                self._closing.discard(task)
+
+    async def _download_one(
+        self,
+        spec: DownloadSpec,
+        dest: str | os.PathLike[str],
+        overwrite: bool,
+        on_progress: ProgressCallback | None,
+        source: Any,
+        checksum: bool,
+        slot: anyio.CapacityLimiter | None,
+        commit_slot: anyio.CapacityLimiter | None,
+    ) -> DownloadResult:
+        """``slot`` (download_many's limit) is held for the transfer only and ``commit_slot``
+        while the file is fsynced and published: the disk's wait must not idle the network,
+        and neither may run unbounded."""
         target = self.target_for(spec, dest)
-        if target.exists() and not overwrite:
-            # Files only ever appear at their target by an atomic rename of a verified .part,
-            # so an existing file is a complete earlier download.
-            if checksum:
-                size, digest = await anyio.to_thread.run_sync(_hash_file, target)
+        if not overwrite:
+            found = await self._disk(
+                "checking the existing file",
+                lambda: _disk.kept(
+                    target, spec.url, size=spec.size, sha256=spec.sha256, checksum=checksum
+                ),
+            )
+            if found is not None:
+                size, digest = found
                 return DownloadResult(source=source, path=target, size=size, sha256=digest)
-            size = (await anyio.to_thread.run_sync(target.stat)).st_size
-            return DownloadResult(source=source, path=target, size=size)
-        if not target.parent.is_dir():
-            await anyio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
-        # `<file>.part`, so a crashed run's leftover is simply overwritten next time; a second
-        # transfer to the same target in this process gets a name of its own instead of
-        # sharing (and corrupting) the first one's file.
-        part = target.with_name(f"{target.name}.part")
-        if part in self._active:
-            part = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
-        self._active.add(part)
-        attempt = _Attempt(part, hashed=checksum or bool(spec.sha256))
+        await self._prepare(target.parent)
+        attempt = _fetch.Attempt(hashed=checksum or bool(spec.sha256))
         handle: BinaryIO | None = None
+        part: Path | None = None
+        commit: _disk.Commit | None = None
         holds_commit_slot = False
         try:
             # The file is opened inside the slot: ten thousand sources waiting for one of
             # `concurrency` slots must not hold ten thousand open files.
             async with slot if slot is not None else contextlib.nullcontext():
-                handle = open(part, "wb")  # noqa: ASYNC230, SIM115 - closed by _commit or below
-                await self._transfer(spec, attempt, on_progress, handle)
+                part, handle = _disk.open_part(target)
+                await _fetch.transfer(
+                    self._transport,
+                    spec,
+                    attempt,
+                    on_progress,
+                    handle,
+                    chunk_size=self.chunk_size,
+                    max_attempts=self.max_attempts,
+                )
                 # Taken before the transfer slot is given back: at most `concurrency` files
                 # commit at once, and a slow disk holds the next transfers back instead of
-                # letting open files pile up.
+                # letting open files pile up. Its holders are bounded by disk_timeout, and so
+                # is this wait.
                 if commit_slot is not None:
-                    await commit_slot.acquire()
+                    try:
+                        with anyio.fail_after(self.disk_timeout):
+                            await commit_slot.acquire()
+                    except TimeoutError as exc:
+                        raise errors.DownloadError(
+                            f"{_fetch.label(spec)}: no commit slot within {self.disk_timeout:g} s "
+                            "(the disk is not keeping up)"
+                        ) from exc
                     holds_commit_slot = True
+            record = _disk.record_for(spec.url, attempt.size, attempt.etag)
+            commit = _disk.Commit(
+                handle, part, target, url=spec.url, record=record, overwrite=overwrite
+            )
+            handle = None  # the commit owns it now
             # One thread hand-off for the whole commit: each costs ~100 µs of the loop.
-            await anyio.to_thread.run_sync(_commit, handle, part, target)
+            final: Path = await self._disk("fsync and publication", commit.run)
+            commit = None
             if commit_slot is not None and holds_commit_slot:
                 holds_commit_slot = False
                 commit_slot.release()
             # The rename is durable once the directory is: shared with the others finishing now.
-            await self._directories.sync(target.parent)
+            try:
+                with anyio.fail_after(self.disk_timeout):
+                    await self._directories.sync(final.parent)
+            except TimeoutError as exc:
+                raise errors.DownloadError(
+                    f"{_fetch.label(spec)}: published at {final.name!r}, but the disk did not "
+                    f"confirm it within {self.disk_timeout:g} s (directory fsync)"
+                ) from exc
         except BaseException:
+            if commit is not None:
+                commit.abandon()
             if handle is not None:
                 handle.close()
-            await anyio.to_thread.run_sync(_remove, part)
+            if part is not None:
+                with contextlib.suppress(errors.DownloadError):  # a hung disk: swept later
+                    await self._disk("removing the temporary file", _remove, part)
             raise
         finally:
             if commit_slot is not None and holds_commit_slot:
                 commit_slot.release()
-            self._active.discard(part)
-        return DownloadResult(
-            source=source, path=target, size=attempt.size, sha256=attempt.digest()
-        )
-
-    async def _transfer(
-        self,
-        spec: DownloadSpec,
-        attempt: _Attempt,
-        on_progress: ProgressCallback | None,
-        handle: BinaryIO,
-    ) -> None:
-        """Fill ``handle`` with the body, resuming or restarting after broken transfers, and
-        check the total (the caller commits the file)."""
-        failures = 0
-        resumable = False
-        validator: str | None = None  # ETag of the first answer: a resume must get that file
-        while True:
-            request = Request(
-                "GET",
-                spec.url,
-                provider=spec.provider,
-                auth=spec.auth,
-                headers={"Accept-Encoding": "identity"},
-            )
-            offset = attempt.size if resumable else 0
-            if offset:
-                request = request.with_header("Range", f"bytes={offset}-")
-                if validator:
-                    request = request.with_header("If-Range", validator)
-            else:
-                attempt.restart()
-                handle.seek(0)
-                handle.truncate()
-            try:
-                async with self._transport.stream(request, ok_statuses=(416,)) as response:
-                    content_range = response.headers.get("Content-Range")
-                    if response.status == 416:
-                        real = _range_total(content_range, unsatisfied=True)
-                        if offset and real == offset and attempt.total in (None, real):
-                            attempt.total = offset  # we already hold every byte
-                        else:
-                            raise errors.IntegrityError(
-                                f"{_label(spec)}: the server declared {attempt.total} bytes "
-                                f"but has only {attempt.size}"
-                            )
-                    elif (
-                        response.status == 206
-                        and not 0 <= (skip := offset - _range_start(content_range)) <= offset
-                    ):
-                        # A range starting after what we hold (or unreadable): never take
-                        # it for the whole file; start over without Range.
-                        resumable = False
-                        raise errors.TransportError(
-                            f"{_label(spec)}: the server sent bytes from another offset"
-                        )
-                    else:
-                        if response.status != 206 and offset:
-                            # The server ignored our Range: start over from the first byte.
-                            attempt.restart()
-                            handle.seek(0)
-                            handle.truncate()
-                        if response.headers.get("Accept-Ranges", "").lower() == "bytes":
-                            resumable = True
-                        validator = validator or response.headers.get("ETag")
-                        if response.status == 206:
-                            attempt.total = _range_total(content_range)
-                        else:
-                            attempt.total = response.content_length
-                            skip = 0
-                        # A range that starts before our offset (servers that align ranges
-                        # to blocks) repeats bytes we hold: drop them. If-Range with the
-                        # ETag makes sure they are the same file's bytes.
-                        await self._receive(spec, attempt, response, handle, on_progress, skip)
-                self._verify(spec, attempt)
-                return
-            except errors.TransportError as exc:
-                failures += 1
-                if failures >= self.max_attempts:
-                    if attempt.total is not None and attempt.size < attempt.total:
-                        raise errors.IntegrityError(
-                            f"{_label(spec)}: received {attempt.size} of {attempt.total} "
-                            f"bytes after {failures} attempts ({exc})"
-                        ) from exc
-                    raise errors.DownloadError(
-                        f"{_label(spec)}: transfer failed after {failures} attempts: {exc}"
-                    ) from exc
-
-    async def _receive(
-        self,
-        spec: DownloadSpec,
-        attempt: _Attempt,
-        response: Any,
-        handle: BinaryIO,
-        on_progress: ProgressCallback | None,
-        skip: int = 0,
-    ) -> None:
-        """Write the body (after dropping ``skip`` bytes we hold already), checking the format
-        once the first bytes of the file are in."""
-        head = bytearray() if attempt.size == 0 else None
-        hasher = attempt.hasher
-        async for chunk in response.chunks(self.chunk_size):
-            if skip:
-                dropped = min(skip, len(chunk))
-                chunk, skip = chunk[dropped:], skip - dropped
-                if not chunk:
-                    continue
-            if head is not None:
-                head += chunk[: _HEAD_BYTES - len(head)]
-                if len(head) >= _HEAD_BYTES:
-                    _check_head(spec, bytes(head))
-                    head = None
-            # On the loop: a write into the page cache costs less than a thread hand-off
-            # (measured: batching writes into a worker thread made transfers slower).
-            handle.write(chunk)
-            if hasher is not None:
-                hasher.update(chunk)
-            attempt.size += len(chunk)
-            if on_progress is not None:
-                on_progress(attempt.size, attempt.total)
-        if head is not None:
-            _check_head(spec, bytes(head))  # a file shorter than the head
-
-    @staticmethod
-    def _verify(spec: DownloadSpec, attempt: _Attempt) -> None:
-        if attempt.total is not None and attempt.size != attempt.total:
-            raise errors.IntegrityError(
-                f"{_label(spec)}: received {attempt.size} bytes, expected {attempt.total}"
-            )
-        if spec.size is not None and attempt.size != spec.size:
-            raise errors.IntegrityError(
-                f"{_label(spec)}: received {attempt.size} bytes, expected {spec.size}"
-            )
-        if spec.sha256 and attempt.digest() != spec.sha256.lower():
-            raise errors.IntegrityError(f"{_label(spec)}: SHA-256 mismatch")
+        return DownloadResult(source=source, path=final, size=attempt.size, sha256=attempt.digest())
 
 
-def _label(spec: DownloadSpec) -> str:
-    return spec.name[:60]
-
-
-def _check_head(spec: DownloadSpec, chunk: bytes) -> None:
-    if not chunk:
-        raise errors.IntegrityError(f"{_label(spec)}: the server sent an empty file")
-    if not looks_like(spec.kind, chunk[:_HEAD_BYTES]):
-        raise errors.IntegrityError(
-            f"{_label(spec)}: the body is not a {spec.kind.value} file (starts with {chunk[:8]!r})"
-        )
-
-
-def _range_start(content_range: str | None) -> int:
-    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", content_range or "")
-    return int(match.group(1)) if match else -1
-
-
-def _range_total(content_range: str | None, *, unsatisfied: bool = False) -> int | None:
-    pattern = r"bytes \*/(\d+)" if unsatisfied else r"bytes \d+-\d+/(\d+)"
-    match = re.match(pattern, content_range or "")
-    return int(match.group(1)) if match else None
+# The one way to hash a file on disk (the batch runner uses it too).
+_hash_file = _disk.hash_file
 
 
 def _unique(directory: Path, name: str, taken: set[str]) -> Path:
@@ -520,22 +489,6 @@ def _unique(directory: Path, name: str, taken: set[str]) -> Path:
         counter += 1
     taken.add(candidate)
     return directory / candidate
-
-
-def _hash_file(path: Path) -> tuple[int, str]:
-    """``(size, SHA-256 hex digest)`` of a file on disk (blocking: run it in a thread)."""
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256")
-        return handle.tell(), digest.hexdigest()
-
-
-def _commit(handle: Any, part: Path, target: Path) -> None:
-    """Make the verified ``part`` durable and move it into place: fsync, close, rename."""
-    handle.flush()
-    os.fsync(handle.fileno())
-    # Closed before the rename: Windows cannot rename a file that is open.
-    handle.close()
-    os.replace(part, target)
 
 
 def _fsync_directory(directory: Path) -> None:
