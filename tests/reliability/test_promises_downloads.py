@@ -10,6 +10,7 @@ import asyncio
 import fcntl
 import gzip
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -81,6 +82,64 @@ async def test_two_clients_racing_to_one_target_publish_exactly_the_source_bytes
         assert path.read_bytes() == expected
     assert target.read_bytes() == expected
     assert not list(tmp_path.glob("*.part"))
+
+
+_CHILD = """
+import asyncio, sys
+from imuzekit import Client
+
+async def main() -> None:
+    async with Client() as kit:
+        print(await kit.download(sys.argv[1], sys.argv[2]))
+
+asyncio.run(main())
+"""
+
+
+async def test_another_process_downloading_to_the_same_target_never_corrupts_it(
+    server: Server, tmp_path: Path
+) -> None:
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    release = asyncio.Event()
+    served: list[int] = []
+
+    async def handler(_: web.Request) -> web.Response:
+        served.append(len(served))
+        if len(served) == 1:
+            # Ours is held until the other process has run from start to end: our temporary
+            # file stays open (and locked) all that time.
+            await release.wait()
+        return web.Response(body=body, headers={"ETag": '"one"'})
+
+    server.route("GET", "/shared.bin", handler)
+    await server.start()
+    target = tmp_path / "shared.bin"
+    async with Client(retry=FAST_RETRY) as kit:
+        ours = asyncio.ensure_future(kit.download(f"{server.url}/shared.bin", target))
+        try:
+            while not served:
+                await asyncio.sleep(0.01)
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _CHILD,
+                f"{server.url}/shared.bin",
+                str(target),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await child.communicate()
+            assert child.returncode == 0, err.decode()[-2000:]
+            assert Path(out.decode().strip()) == target
+            assert not ours.done()
+            assert len(list(tmp_path.glob("*.part"))) == 1  # ours: the other left it alone
+            assert target.read_bytes() == body
+        finally:
+            release.set()
+        path = await ours
+    assert path == target  # the same source, published first by the other: adopted
+    assert target.read_bytes() == body
+    assert _regular_files(tmp_path) == ["shared.bin"]
 
 
 async def test_a_planted_part_symlink_leaves_its_target_untouched(
