@@ -338,8 +338,11 @@ class Downloader:
 
     async def _prepare(self, directory: Path) -> None:
         """Create ``directory``; the first time, remove dead writers' temporary files in it."""
-        sweep = directory not in self._swept
-        await self._disk("creating the folder", _disk.prepare_directory, directory, sweep)
+        if directory in self._swept:
+            if not directory.is_dir():  # noqa: ASYNC240 - one stat: cheaper than a hand-off
+                await self._disk("creating the folder", _disk.prepare_directory, directory, False)
+            return
+        await self._disk("creating the folder", _disk.prepare_directory, directory, True)
         self._swept.add(directory)
 
     async def _download(
@@ -395,7 +398,9 @@ class Downloader:
         while the file is fsynced and published: the disk's wait must not idle the network,
         and neither may run unbounded."""
         target = self.target_for(spec, dest)
-        if not overwrite:
+        # Most targets do not exist yet: that is known from one stat on the loop, cheaper
+        # than the thread hand-off that checking an existing file needs.
+        if not overwrite and os.path.lexists(target):  # noqa: ASYNC240
             found = await self._disk(
                 "checking the existing file",
                 lambda: _disk.kept(
