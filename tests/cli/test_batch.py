@@ -257,12 +257,13 @@ def test_an_interrupted_create_is_found_on_the_next_run(
     )
     out = tmp_path / "out"
     journal_path = out / "imuzekit-batch.sqlite"
-    # Stage a crash: every line went to submitting; only some creates reached the provider.
+    # Stage a crash: every line went to submitting; only some creates reached the provider,
+    # and their landing windows have passed (settle_by is now).
     with Journal(journal_path) as journal:
         journal.sync(load_manifest(manifest))
         rows = {row.key: row for row in journal.lines()}
         for key in rows:
-            journal.transition(key, "submitting", count_attempt=True)
+            journal.transition(key, "submitting", count_attempt=True, settle_by=time.time())
     made = marked_params(rows["made"])
     emu_thread.call(
         lambda: emu.imuze.create_song(
@@ -357,7 +358,8 @@ async def test_mureka_reconciliation_finds_running_jobs_and_finished_feeds(
         journal.sync(manifest)
         rows = {row.key: row for row in journal.lines()}
         for key in rows:
-            journal.transition(key, "submitting")
+            # A crash long enough ago that the creates' landing windows have passed.
+            journal.transition(key, "submitting", settle_by=time.time())
         account = kit.mureka.accounts[0]
         emu.mureka.create("create-advanced", marked_params(rows["finished"]), account=account)
         emu.clock.advance(10)  # "finished" is complete and off the running list

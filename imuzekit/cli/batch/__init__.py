@@ -36,7 +36,14 @@ from imuzekit.cli.batch._journal import (
     RunLock,
 )
 from imuzekit.cli.batch._manifest import ManifestError, load_manifest
-from imuzekit.cli.batch._runner import BatchOptions, BatchRunner, journal_path_for, summarize
+from imuzekit.cli.batch._runner import (
+    DEFAULT_CREATE_TIMEOUT,
+    BatchOptions,
+    BatchRunner,
+    journal_path_for,
+    landing_window,
+    summarize,
+)
 
 __all__ = ["batch"]
 
@@ -75,6 +82,15 @@ def batch() -> None:
     help="Send again the lines whose first create may or may not have reached the provider.",
 )
 @click.option("--retry-failed", is_flag=True, help="Send again the lines that failed.")
+@click.option(
+    "--create-timeout",
+    type=click.FloatRange(0.1, 3600.0),
+    default=DEFAULT_CREATE_TIMEOUT,
+    show_default=True,
+    help="Seconds a create may take in all (every attempt); a line found in `submitting` is "
+    "sent again only once this plus a margin (itself, at most 30 s) has passed since it was "
+    f"committed ({landing_window(DEFAULT_CREATE_TIMEOUT):g} s by default).",
+)
 @emulator_option
 @json_option
 @click.pass_context
@@ -86,6 +102,7 @@ def run_batch(
     concurrency: int,
     resubmit_uncertain: bool,
     retry_failed: bool,
+    create_timeout: float,
     use_emulator: bool,
     as_json: bool,
 ) -> None:
@@ -106,6 +123,7 @@ def run_batch(
         concurrency=concurrency,
         resubmit_uncertain=resubmit_uncertain,
         retry_failed=retry_failed,
+        create_timeout=create_timeout,
     )
     err = Console(stderr=True)
 

@@ -1,18 +1,28 @@
 """The batch journal: one SQLite row per manifest line, one committed transaction per change.
 
-Schema (version 1)::
+Schema (version 2; a version 1 journal is upgraded in place when opened)::
 
     meta(name PRIMARY KEY, value)          batch_id (random: the markers' salt), schema_version
     lines(key PRIMARY KEY, line, provider, kind, request, digest, marker, state, token,
-          remote_id, result, error, attempts, updated_at)
+          remote_id, result, error, attempts, updated_at, settle_by)
     files(key, idx, remote_id, path, size, sha256, PRIMARY KEY (key, idx))
+    targets(key, idx, path, PRIMARY KEY (key, idx))        the file names this batch claimed
     events(id, key, at, from_state, to_state, detail)      every transition, for the record
 
 A line moves ``pending -> submitting -> submitted -> ready -> downloaded``, or to ``failed``
 or ``uncertain``; :data:`TRANSITIONS` lists every allowed move. ``submitting`` is committed
 *before* the create request is sent and ``submitted`` (with the job token) right after the
 answer, so a crash between the two leaves ``submitting``: the next run reconciles that line
-against the provider before anything is sent again.
+against the provider before anything is sent again. ``submitting`` also records ``settle_by``,
+the wall-clock time (``time.time()``, comparable across processes) until which the create could
+still land: reconciliation concludes "absent" only after it.
+
+Files: each downloaded file gets its ``files`` row (path, size, SHA-256) as soon as it is
+written, and its name is claimed in ``targets`` (while free on disk) before the download starts;
+a batch only ever adopts a file its own journal recorded with the same size and SHA-256.
+
+The journal is always opened, and locked (:class:`RunLock`), by its real path: a symlink or
+another relative spelling reaches the same lock.
 
 WAL mode with ``synchronous=FULL``: a committed transition survives a crash or power loss. The
 connection is used from worker threads, one call at a time (:class:`AsyncJournal` serialises
@@ -46,10 +56,13 @@ __all__ = [
     "Journal",
     "JournalError",
     "LineRecord",
+    "RunLock",
+    "TransitionError",
     "marker_for",
+    "real_path",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 STATES = (
     "pending",
     "submitting",
@@ -60,6 +73,8 @@ STATES = (
     "uncertain",
 )
 TRANSITIONS: dict[str, frozenset[str]] = {
+    # A move to the same state is not a move: it is refused unless listed here (none is). Above
+    # all, submitting -> submitting would let a second sender send a line's create again.
     "pending": frozenset({"submitting", "failed"}),
     # From submitting: the answer (submitted), a refusal (failed, or pending when the provider
     # surely created nothing, e.g. a 429), or reconciliation (submitted/ready when found,
@@ -88,7 +103,8 @@ CREATE TABLE IF NOT EXISTS lines (
     result TEXT,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    settle_by REAL
 );
 CREATE INDEX IF NOT EXISTS lines_state ON lines (state);
 CREATE TABLE IF NOT EXISTS files (
@@ -98,6 +114,12 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL,
     size INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
+    PRIMARY KEY (key, idx)
+);
+CREATE TABLE IF NOT EXISTS targets (
+    key TEXT NOT NULL REFERENCES lines (key),
+    idx INTEGER NOT NULL,
+    path TEXT NOT NULL,
     PRIMARY KEY (key, idx)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -115,6 +137,17 @@ T = TypeVar("T")
 
 class JournalError(Exception):
     """The journal cannot be used (another run holds it, a changed line, a bad file)."""
+
+
+class TransitionError(JournalError):
+    """A line cannot make this move (:data:`TRANSITIONS`), e.g. a second sender of a line
+    already in ``submitting``."""
+
+    def __init__(self, key: str, from_state: str, to_state: str) -> None:
+        super().__init__(f"line {key!r} cannot go from {from_state} to {to_state}")
+        self.key = key
+        self.from_state = from_state
+        self.to_state = to_state
 
 
 def marker_for(batch_id: str, key: str) -> str:
@@ -146,6 +179,8 @@ class LineRecord:
     error: str | None
     attempts: int
     updated_at: float
+    settle_by: float | None = None
+    """While ``submitting``: the wall-clock time until which the create could still land."""
 
     @property
     def params(self) -> dict[str, Any]:
@@ -172,6 +207,9 @@ class Journal:
     def __init__(self, path: pathlib.Path, *, create: bool = True) -> None:
         if not create and not path.is_file():
             raise JournalError(f"no journal at {path}")
+        # The real path: SQLite names its -wal and -shm files after the path it is given, so a
+        # symlink must not make a second set of them (nor a second lock).
+        path = real_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         try:
@@ -191,6 +229,11 @@ class Journal:
                 db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
+                if self._meta("schema_version") == "1":
+                    # Version 2 added settle_by (NULL: reconciliation assumes the window
+                    # started at updated_at) and the targets table (created above).
+                    db.execute("ALTER TABLE lines ADD COLUMN settle_by REAL")
+                    db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", ("2",))
             version = self._meta("schema_version")
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{path} is not a usable journal: {exc}") from exc
@@ -256,6 +299,20 @@ class Journal:
             query, args = query + " WHERE key = ?", (key,)
         rows = self._db.execute(query + " ORDER BY key, idx", args).fetchall()
         return [FileRecord(**dict(row)) for row in rows]
+
+    def file(self, key: str, idx: int) -> FileRecord | None:
+        """The recorded file ``idx`` (1-based) of a line, if this journal wrote it."""
+        row = self._db.execute(
+            "SELECT * FROM files WHERE key = ? AND idx = ?", (key, idx)
+        ).fetchone()
+        return FileRecord(**dict(row)) if row is not None else None
+
+    def target(self, key: str, idx: int) -> str | None:
+        """The path claimed for a line's file ``idx`` (see :meth:`claim`), if any."""
+        row = self._db.execute(
+            "SELECT path FROM targets WHERE key = ? AND idx = ?", (key, idx)
+        ).fetchone()
+        return str(row["path"]) if row is not None else None
 
     def counts(self) -> dict[str, int]:
         """How many lines are in each state (every state listed)."""
@@ -338,22 +395,25 @@ class Journal:
     ) -> LineRecord:
         """Move a line to ``to_state`` (setting ``fields``) in one committed transaction.
 
-        Refuses a move that :data:`TRANSITIONS` does not allow (JournalError). ``error`` is
-        cleared unless given.
+        Refuses a move that :data:`TRANSITIONS` does not allow (`TransitionError`), checked
+        inside the transaction: of two senders of one line, only the first gets ``submitting``.
+        ``error`` is cleared unless given; ``settle_by`` is kept only in ``submitting``.
         """
-        allowed = {"token", "remote_id", "result", "error"}
+        allowed = {"token", "remote_id", "result", "error", "settle_by"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown journal fields {sorted(unknown)}")
         fields.setdefault("error", None)
+        if to_state != "submitting":
+            fields["settle_by"] = None
         now = time.time()
         with self._transaction() as db:
             row = db.execute("SELECT state FROM lines WHERE key = ?", (key,)).fetchone()
             if row is None:
                 raise JournalError(f"no line {key!r} in the journal")
             from_state = row["state"]
-            if to_state != from_state and to_state not in TRANSITIONS[from_state]:
-                raise JournalError(f"line {key!r} cannot go from {from_state} to {to_state}")
+            if to_state not in TRANSITIONS[from_state]:
+                raise TransitionError(key, from_state, to_state)
             sets = ", ".join(f"{name} = ?" for name in fields)
             attempts = ", attempts = attempts + 1" if count_attempt else ""
             db.execute(
@@ -375,6 +435,51 @@ class Journal:
                 (error, time.time(), key),
             )
 
+    def claim(self, key: str, idx: int, wanted: pathlib.Path) -> pathlib.Path:
+        """Claim a fresh file name for a line's file ``idx``: ``wanted``, or else
+        ``<stem>.2<suffix>``, ``<stem>.3<suffix>``, ... (the first that neither exists on
+        disk nor is claimed by another file of this journal, compared case-insensitively).
+
+        Committed before the download starts, so a file later found under the name can only
+        be this batch's own.
+        """
+        with self._transaction() as db:
+            taken = {
+                str(row["path"]).casefold()
+                for row in db.execute(
+                    "SELECT path FROM targets WHERE NOT (key = ? AND idx = ?)", (key, idx)
+                )
+            }
+            candidate, number = wanted, 1
+            while str(candidate).casefold() in taken or os.path.lexists(candidate):
+                number += 1
+                candidate = wanted.with_name(f"{wanted.stem}.{number}{wanted.suffix}")
+            db.execute(
+                "INSERT OR REPLACE INTO targets (key, idx, path) VALUES (?, ?, ?)",
+                (key, idx, str(candidate)),
+            )
+        return candidate
+
+    def file_written(self, record: FileRecord) -> None:
+        """Record one written file (path, size, SHA-256) at once, before the line is done."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO files (key, idx, remote_id, path, size, sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.key,
+                    record.idx,
+                    record.remote_id,
+                    record.path,
+                    record.size,
+                    record.sha256,
+                ),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO targets (key, idx, path) VALUES (?, ?, ?)",
+                (record.key, record.idx, record.path),
+            )
+
     def downloaded(self, key: str, files: Sequence[FileRecord]) -> LineRecord:
         """Record the line's files and move it to ``downloaded``, in one transaction."""
         now = time.time()
@@ -382,7 +487,7 @@ class Journal:
             row = db.execute("SELECT state FROM lines WHERE key = ?", (key,)).fetchone()
             if row is None or row["state"] != "ready":
                 state = row["state"] if row is not None else "missing"
-                raise JournalError(f"line {key!r} cannot go from {state} to downloaded")
+                raise TransitionError(key, state, "downloaded")
             db.execute("DELETE FROM files WHERE key = ?", (key,))
             db.executemany(
                 "INSERT INTO files (key, idx, remote_id, path, size, sha256)"
@@ -400,6 +505,11 @@ class Journal:
             )
             record = db.execute("SELECT * FROM lines WHERE key = ?", (key,)).fetchone()
         return LineRecord(**dict(record))
+
+
+def real_path(path: pathlib.Path) -> pathlib.Path:
+    """``path`` absolute, with every symlink resolved (the journal's one identity)."""
+    return pathlib.Path(os.path.realpath(path))
 
 
 class AsyncJournal:
@@ -442,6 +552,8 @@ class RunLock:
     """
 
     def __init__(self, journal_path: pathlib.Path) -> None:
+        # By the real path: a symlink or "a/../journal.sqlite" must find the same lock.
+        journal_path = real_path(journal_path)
         self.path = journal_path.with_name(journal_path.name + ".lock")
         self._fd: int | None = None
 

@@ -22,10 +22,13 @@ from imuzekit.providers.joplin import Energy, Movement, Structure
 
 __all__ = [
     "MANIFEST_SCHEMA_ID",
+    "MUREKA_SONGS",
     "VARIANTS",
     "ManifestError",
     "ManifestLine",
     "Variant",
+    "file_name",
+    "file_stems",
     "load_manifest",
     "manifest_schema",
     "movements",
@@ -34,6 +37,8 @@ __all__ = [
 
 MANIFEST_SCHEMA_ID = "https://imuzekit.invalid/schemas/batch-manifest-line.json"
 MAX_KEY_LENGTH = 200
+MUREKA_SONGS = 2
+"""Songs a Mureka generation makes (its feed's files: ``<key>-1``, ``<key>-2``)."""
 Kind = Literal["string", "integer", "boolean", "tags", "structure"]
 
 
@@ -379,14 +384,29 @@ def _lines(path: pathlib.Path) -> Iterator[tuple[int, str]]:
         raise ManifestError(0, None, f"{path} is not UTF-8 text: {exc.reason}") from None
 
 
+def file_name(key: str, provider: str, index: int, suffix: str) -> str:
+    """The name of a line's file ``index`` (1-based): ``<key><suffix>``, and for Mureka,
+    whose generations make several songs, always ``<key>-<index><suffix>``."""
+    from imuzekit import safe_filename
+
+    base = safe_filename(key)
+    return f"{base}-{index}{suffix}" if provider == "mureka" else f"{base}{suffix}"
+
+
+def file_stems(key: str, provider: str) -> list[str]:
+    """The names (without suffix) a line's files take, case-folded: what must not collide."""
+    count = MUREKA_SONGS if provider == "mureka" else 1
+    return [file_name(key, provider, i, "").casefold() for i in range(1, count + 1)]
+
+
 def load_manifest(path: pathlib.Path) -> list[ManifestLine]:
     """Every line of the manifest, validated; ManifestError at the first bad one.
 
     Blank lines are skipped (line numbers still count them). Keys must be unique, also once
-    turned into file names (case-insensitively, for macOS and Windows file systems).
+    turned into file names, including a Mureka line's ``<key>-1``/``<key>-2`` (compared
+    case-folded always: the output directory may be on a case-insensitive file system, as on
+    macOS and Windows, and a manifest should not work on one machine only).
     """
-    from imuzekit import safe_filename
-
     lines: list[ManifestLine] = []
     keys: dict[str, int] = {}
     names: dict[str, tuple[int, str]] = {}
@@ -397,15 +417,17 @@ def load_manifest(path: pathlib.Path) -> list[ManifestLine]:
                 number, "key", f"{line.key!r} is already the key of line {keys[line.key]}"
             )
         keys[line.key] = number
-        name = safe_filename(line.key).casefold()
-        if name in names:
-            other_line, other_key = names[name]
-            raise ManifestError(
-                number,
-                "key",
-                f"{line.key!r} and {other_key!r} (line {other_line}) would name the same file",
-            )
-        names[name] = (number, line.key)
+        stems = file_stems(line.key, line.provider)
+        for name in stems:
+            if name in names:
+                other_line, other_key = names[name]
+                raise ManifestError(
+                    number,
+                    "key",
+                    f"{line.key!r} and {other_key!r} (line {other_line}) would name the same "
+                    f"file ({name!r})",
+                )
+        names.update(dict.fromkeys(stems, (number, line.key)))
         lines.append(line)
     if not lines:
         raise ManifestError(0, None, f"{path} has no requests")

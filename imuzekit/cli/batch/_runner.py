@@ -1,22 +1,28 @@
 """The batch engine: submit, resume, reconcile, wait and download, recording every step.
 
-Per line: ``pending`` -> commit ``submitting`` -> send the create -> commit ``submitted`` with
-``job.token()`` -> wait (``kit.resume(token)`` after a restart) -> commit ``ready`` -> download
-to ``<out>/<key>.mp3`` (``<key>-1.mp3``, ``<key>-2.mp3`` for a Mureka feed's two songs) ->
-commit ``downloaded`` with each file's path, size and SHA-256.
+Per line: ``pending`` -> commit ``submitting`` (with ``settle_by``) -> send the create ->
+commit ``submitted`` with ``job.token()`` -> wait (``kit.resume(token)`` after a restart) ->
+commit ``ready`` -> download to ``<out>/<key>.mp3`` (``<key>-1.mp3``, ``<key>-2.mp3`` for a
+Mureka feed's songs), each file recorded (path, size, SHA-256) once written -> commit
+``downloaded``.
 
 A line found in ``submitting`` (the create may or may not have reached the provider) is never
 simply sent again. Lines whose provider can be searched carry a marker (``ik:<12 hex>``) in the
 title: iMuze's song list and Mureka's running jobs and feeds are searched for it; found, the
-line continues from there; surely absent, it goes back to ``pending``. Joplin (no list) and
-Mureka ``create`` (no title) lines become ``uncertain``, resubmitted only on request.
+line continues from there. Not found, it is surely absent only once its landing window has
+passed (``settle_by``: the create timeout plus a margin after ``submitting`` was committed);
+before that the run waits and looks again. Joplin (no list) and Mureka ``create`` (no title)
+lines become ``uncertain``, resubmitted only on request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pathlib
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -24,7 +30,7 @@ from typing import Any
 import anyio
 import attrs
 
-from imuzekit import Client, Job, errors, safe_filename
+from imuzekit import Client, Job, errors
 from imuzekit.cli._common import describe_error
 from imuzekit.cli._progress import ByteMeter, StateBoard
 from imuzekit.cli.batch._journal import (
@@ -32,11 +38,18 @@ from imuzekit.cli.batch._journal import (
     AsyncJournal,
     FileRecord,
     LineRecord,
+    TransitionError,
 )
-from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, movements
+from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, file_name, movements
 from imuzekit.downloads import _hash_file  # the downloader's own: one way to hash a file
 
-__all__ = ["BatchOptions", "BatchRunner", "marked_params"]
+__all__ = [
+    "DEFAULT_CREATE_TIMEOUT",
+    "BatchOptions",
+    "BatchRunner",
+    "landing_window",
+    "marked_params",
+]
 
 _MARKER = re.compile(r"ik:[0-9a-f]{12}")
 # How long reconciliation waits for a Mureka feed seen half-made to show its job or finish.
@@ -45,16 +58,38 @@ _MUREKA_SETTLE_SECONDS = 1.0
 # Rounds of "process, then reconcile what an ambiguous error left in submitting".
 _ROUNDS = 3
 _TITLE_LIMITS = {"imuze": 255, "mureka": 50}
+# The landing window's margin over the create timeout: the create timeout again, at most this.
+# It covers a provider that finishes acting on a request after the client stopped waiting for
+# the answer, and the wall clocks of two processes (or machines) disagreeing a little.
+_LANDING_MARGIN_MAX = 30.0
+DEFAULT_CREATE_TIMEOUT = 120.0
+
+
+def landing_window(create_timeout: float) -> float:
+    """Seconds after ``submitting`` is committed during which its create could still land:
+    the create timeout (every attempt and wait of the create call) plus a margin."""
+    return create_timeout + min(create_timeout, _LANDING_MARGIN_MAX)
 
 
 @attrs.frozen
 class BatchOptions:
-    """What ``imuzekit batch run`` was asked to do."""
+    """What ``imuzekit batch run`` was asked to do.
+
+    ``create_timeout`` bounds each create call as a whole (connection, every attempt and the
+    waits between them); past it the line stays ``submitting`` and is reconciled. It fixes the
+    landing window (:func:`landing_window`).
+    """
 
     out: pathlib.Path
     concurrency: int = 16
     resubmit_uncertain: bool = False
     retry_failed: bool = False
+    create_timeout: float = DEFAULT_CREATE_TIMEOUT
+
+    @property
+    def window(self) -> float:
+        """The landing window of this run's creates, in seconds."""
+        return landing_window(self.create_timeout)
 
 
 def _with_marker(title: str | None, marker: str, limit: int) -> str:
@@ -128,6 +163,8 @@ class BatchRunner:
         self.say = say
         self.states: dict[str, str] = {}
         self._given_up: set[str] = set()
+        # submitting lines not found yet whose create could still land: key -> settle_by.
+        self._waiting: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(options.concurrency)
         self._meter = ByteMeter(board.add_bytes if board is not None else lambda *_: None)
 
@@ -189,12 +226,18 @@ class BatchRunner:
                 row.state == "uncertain" and self.options.resubmit_uncertain
             ):
                 await self._move(row.key, "pending", detail=f"resubmitting a {row.state} line")
-        for round_ in range(_ROUNDS):
-            stuck = [row for row in await self._lines("submitting") if row.key in wanted]
+        rounds = 0
+        while True:
+            stuck = [
+                row
+                for row in await self._lines("submitting")
+                if row.key in wanted and row.key not in self._given_up
+            ]
+            self._waiting.clear()
             if stuck:
                 self.say(
                     f"reconciling {len(stuck)} line(s) whose create may have been sent"
-                    + (" by an interrupted run" if round_ == 0 else "")
+                    + (" by an interrupted run" if rounds == 0 else "")
                 )
                 await self.reconcile(stuck)
             todo = [
@@ -202,16 +245,50 @@ class BatchRunner:
                 for row in await self._lines("ready", "submitted", "pending")
                 if row.key in wanted and row.key not in self._given_up
             ]
-            if not todo:
+            if todo and rounds < _ROUNDS:
+                rounds += 1
+                order = {"ready": 0, "submitted": 1, "pending": 2}
+                todo.sort(key=lambda r: (order[r.state], r.line))
+                async with anyio.create_task_group() as group:
+                    for row in todo:
+                        group.start_soon(self._process, row)
+                continue
+            if not self._waiting or not await self._await_landing():
                 break
-            order = {"ready": 0, "submitted": 1, "pending": 2}
-            todo.sort(key=lambda r: (order[r.state], r.line))
-            async with anyio.create_task_group() as group:
-                for row in todo:
-                    group.start_soon(self._process, row)
         if self.board is not None:
             self.board.finish_bytes()
         return [row for row in await self._lines() if row.key in wanted]
+
+    async def _await_landing(self) -> bool:
+        """Sleep until the first waiting line's landing window has passed, then return True
+        (look again); False when none may be waited for (they became ``uncertain``)."""
+        now = time.time()
+        # settle_by was set by this run or an earlier one from the wall clock; one further away
+        # than a whole window (a longer timeout then, or a clock set back) is not waited for.
+        limit = now + self.options.window + 1.0
+        for key, settle_by in list(self._waiting.items()):
+            if settle_by > limit:
+                del self._waiting[key]
+                await self._move(
+                    key,
+                    "uncertain",
+                    error=(
+                        "not found yet, and the create could still land until "
+                        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(settle_by))}; "
+                        f"after that, `imuzekit batch resolve {key}` or run with "
+                        "--resubmit-uncertain"
+                    ),
+                )
+        if not self._waiting:
+            return False
+        first = min(self._waiting.values())
+        self.say(
+            f"{len(self._waiting)} line(s) not found yet; their create could still land: "
+            f"looking again in {max(0.0, first - now):.1f} s"
+        )
+        # A little past settle_by, so the look happens after it on this clock.
+        await anyio.sleep(max(0.0, first - now) + 0.05)
+        return True
 
     # -- one line -------------------------------------------------------------------------
 
@@ -253,9 +330,30 @@ class BatchRunner:
 
     async def _submit(self, row: LineRecord) -> Job[Any] | None:
         params = marked_params(row)
-        await self._move(row.key, "submitting", count_attempt=True)
         try:
-            job = await self._create(row, params)
+            # Wall-clock: another process (the next run) compares it with its own time.time().
+            await self._move(
+                row.key,
+                "submitting",
+                count_attempt=True,
+                settle_by=time.time() + self.options.window,
+            )
+        except TransitionError as exc:
+            # Another sender committed this line first: it is theirs to send.
+            await self._note(row.key, f"not sent: {exc}")
+            return None
+        try:
+            with anyio.fail_after(self.options.create_timeout):
+                job = await self._create(row, params)
+        except TimeoutError:
+            # The request may have reached the provider: reconciliation decides, after the
+            # landing window.
+            await self._note(
+                row.key,
+                f"create answer lost: no answer within {self.options.create_timeout:g} s",
+                give_up=False,
+            )
+            return None
         except errors.ImuzekitError as exc:
             target = _refusal(exc)
             if target is None:
@@ -306,25 +404,56 @@ class BatchRunner:
             raise errors.ParseError(f"line {row.key!r} is ready but its journal row has no files")
         return files
 
-    def _target(self, row: LineRecord, index: int, count: int, source: Any) -> pathlib.Path:
+    def _target(self, row: LineRecord, index: int, source: Any) -> pathlib.Path:
+        """The file's natural name: ``<key>.mp3``; a Mureka line's songs are always
+        ``<key>-<n>.mp3`` (the names manifest validation keeps apart)."""
         suffix = source.download_spec().suffix or ".mp3"
-        base = safe_filename(row.key)
-        name = f"{base}-{index}{suffix}" if count > 1 else f"{base}{suffix}"
-        return self.options.out / name
+        return self.options.out / file_name(row.key, row.provider, index, suffix)
+
+    async def _own_file(self, row: LineRecord, index: int, remote_id: str) -> FileRecord | None:
+        """This journal's record of the file when the file on disk is still exactly it (same
+        path, size and SHA-256), else None."""
+        known = await self.journal.call(self.journal.journal.file, row.key, index)
+        if known is None or known.remote_id != remote_id:
+            return None
+        found = await anyio.to_thread.run_sync(_hash_if_file, pathlib.Path(known.path))
+        return known if found == (known.size, known.sha256) else None
+
+    async def _claim(self, row: LineRecord, index: int, source: Any) -> pathlib.Path:
+        """A path that does not exist, claimed in the journal for this file."""
+        journal = self.journal.journal
+        claimed = await self.journal.call(journal.target, row.key, index)
+        known = await self.journal.call(journal.file, row.key, index)
+        if claimed is not None and (known is None or known.path != claimed):
+            path = pathlib.Path(claimed)
+            # Claimed while free on disk and not recorded: an earlier run of this batch
+            # finished writing it and died before recording it. Ours: write it again.
+            with contextlib.suppress(FileNotFoundError):
+                await anyio.to_thread.run_sync(os.unlink, path)
+            return path
+        natural = self._target(row, index, source)
+        return await self.journal.call(journal.claim, row.key, index, natural)
 
     async def _download(self, row: LineRecord, files: Sequence[tuple[str, Any]]) -> None:
         records: list[FileRecord] = []
         for index, (remote_id, source) in enumerate(files, 1):
-            target = self._target(row, index, len(files), source)
+            own = await self._own_file(row, index, remote_id)
+            if own is not None:
+                records.append(own)
+                continue
+            # Never a file this journal did not record: a fresh, claimed name instead.
+            target = await self._claim(row, index, source)
             try:
-                # The SDK writes <name>.part and renames it once complete and verified; a file
-                # already at the target is an earlier run's complete download, kept as is.
+                # The SDK writes <name>.part and renames it once complete and verified; the
+                # path it returns is the one recorded.
                 path = await self.kit.download(source, target, on_progress=self._meter.callback())
             except (errors.ImuzekitError, OSError) as exc:
                 await self._note(row.key, f"download failed: {_message(exc)}")
                 return
             size, digest = await anyio.to_thread.run_sync(_hash_file, path)
-            records.append(FileRecord(row.key, index, remote_id, str(path), size, digest))
+            written = FileRecord(row.key, index, remote_id, str(path), size, digest)
+            await self.journal.call(self.journal.journal.file_written, written)
+            records.append(written)
         record = await self.journal.call(self.journal.journal.downloaded, row.key, records)
         self.states[row.key] = record.state
         self._show()
@@ -364,9 +493,7 @@ class BatchRunner:
         for row in rows:
             song_id = found.get(row.key)
             if song_id is None:
-                await self._move(
-                    row.key, "pending", detail="reconciled: no song has its marker; sending again"
-                )
+                await self._absent(row, "no song has its marker")
                 continue
             job = self.kit.imuze.songs.job(song_id)
             await self._move(
@@ -437,11 +564,27 @@ class BatchRunner:
                     "was not found; run again later",
                 )
             else:
-                await self._move(
-                    row.key,
-                    "pending",
-                    detail="reconciled: no Mureka job or feed has its marker; sending again",
-                )
+                await self._absent(row, "no Mureka job or feed has its marker")
+
+    async def _absent(self, row: LineRecord, why: str) -> None:
+        """A searched line was not found: ``pending`` (send again) once its landing window
+        has passed; until then it stays ``submitting`` and the run looks again later."""
+        # A journal from before settle_by was recorded: the window started at updated_at.
+        settle_by = row.settle_by or row.updated_at + self.options.window
+        now = time.time()
+        if now >= settle_by:
+            await self._move(row.key, "pending", detail=f"reconciled: {why}; sending again")
+            return
+        self._waiting[row.key] = settle_by
+        await self._note(
+            row.key,
+            f"{why} yet; the create could still land for {settle_by - now:.1f} s",
+            give_up=False,
+        )
+
+
+def _hash_if_file(path: pathlib.Path) -> tuple[int, str] | None:
+    return _hash_file(path) if path.is_file() else None
 
 
 def summarize(lines: Sequence[LineRecord]) -> dict[str, int]:
