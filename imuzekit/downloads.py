@@ -39,6 +39,8 @@ __all__ = ["DownloadResult", "Downloader", "ProgressCallback", "safe_filename"]
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``on_progress(bytes_done, bytes_total_or_None)`` after each chunk."""
 
+_DISK_THREADS = 32  # blocking file system calls of one Downloader at once
+
 _SUFFIX_KINDS = {
     ".mp3": MediaKind.MP3,
     ".pdf": MediaKind.PDF,
@@ -202,6 +204,9 @@ class Downloader:
         self._tasks: dict[asyncio.Task[Any], None] = {}
         self._closing: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # Threads of its own: calls abandoned on a hung disk keep their thread until the disk
+        # answers, and must not use up the default pool the rest of the program shares.
+        self._threads: anyio.CapacityLimiter | None = None
 
     async def close(self) -> None:
         """End every download in flight with :class:`~imuzekit.errors.ClientClosedError`.
@@ -236,8 +241,12 @@ class Downloader:
     async def _disk(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking file system call in a thread, giving up after ``disk_timeout``."""
         try:
+            if self._threads is None:
+                self._threads = anyio.CapacityLimiter(_DISK_THREADS)
             with anyio.fail_after(self.disk_timeout):
-                return await anyio.to_thread.run_sync(func, *args, abandon_on_cancel=True)
+                return await anyio.to_thread.run_sync(
+                    func, *args, abandon_on_cancel=True, limiter=self._threads
+                )
         except TimeoutError as exc:
             raise errors.DownloadError(
                 f"the disk did not answer within {self.disk_timeout:g} s ({what})"
