@@ -20,7 +20,7 @@ import attrs
 from imuzekit import errors
 from imuzekit._http import Request, Response, Sender
 
-__all__ = ["LoginResult", "TokenLogin"]
+__all__ = ["LoginResult", "TokenLogin", "withhold_login_answer"]
 
 
 @attrs.frozen
@@ -139,10 +139,10 @@ class TokenLogin:
                 response = await sender.send(self._login())
                 result = self._parse(response)
             except errors.APIError as exc:
-                _withhold(exc)
+                withhold_login_answer(exc)
                 raise
             except errors.ParseError as exc:
-                exc.body = None  # a login answer holds a token, or may echo the password
+                withhold_login_answer(exc)
                 raise
             self._token = result.token
             self._expires_at = result.expires_at
@@ -151,13 +151,17 @@ class TokenLogin:
             return result.token
 
 
-def _withhold(exc: errors.APIError) -> None:
+def withhold_login_answer(exc: errors.APIError | errors.ParseError) -> None:
     """Strip from ``exc`` what the provider answered to a failed login (it may echo credentials).
 
-    The status, request id, method and (redacted) URL stay; ``body`` becomes None and the
-    message no longer quotes the provider.
+    Used for every answer that carries or may echo a credential: token logins, JWT logins and
+    MuseScore's OAuth token steps. The status, request id, method and (redacted) URL stay;
+    ``body`` becomes None and an `APIError`'s message no longer quotes the provider. A
+    `ParseError` keeps its message (it names the path, never the value).
     """
     exc.body = None
+    if isinstance(exc, errors.ParseError):
+        return
     exc.message = (
         f"the login failed ({_reason(exc.status)}); the answer is withheld because it "
         "may echo credentials"

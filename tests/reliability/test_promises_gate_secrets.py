@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from imuzekit import Client, ImuzeConfig, PollPolicy, RetryPolicy, errors
+from imuzekit import Client, ImuzeConfig, MuseScoreConfig, PollPolicy, RetryPolicy, errors
 from imuzekit._http import Request, Response
 from imuzekit._retry import RETRY_AFTER_CEILING, deadline_scope, parse_retry_after
 from imuzekit._transport import Transport, plain_http_host
 from imuzekit.auth import LoginResult, TokenLogin
 from imuzekit.emulator import Emulator
 from tests.reliability._secrets import find_leaks
-from tests.transport.conftest import Server
+from tests.transport.conftest import Server, server  # noqa: F401 (a fixture)
 
 CAP = 0.4  # max_retry_after of these clients: every pause is at most this long
 BOUND = 2.5  # what "at once / within a short bound" means here (the old code hung for a day)
@@ -355,3 +355,37 @@ async def test_credentials_over_plain_http_warn_once_per_provider(
     assert [r.getMessage().split(":")[0] for r in warnings] == ["imuze", "mureka"]
     assert all("music.example.test" in r.getMessage() for r in warnings)
     assert find_leaks([IMUZE_TOKEN, MUREKA_TOKEN], {"log": caplog.text}) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, "oauth_problem=signature_invalid&echo={secret}&oauth_token_secret={secret}"),
+        (400, '{{"error": "bad consumer secret {secret}"}}'),
+        (200, "<html>oops {secret}</html>"),  # an unreadable answer: a ParseError
+    ],
+    ids=["401-form", "400-json", "200-unreadable"],
+)
+async def test_a_refused_musescore_token_step_is_withheld(
+    server: Server, status: int, body: str
+) -> None:
+    """MuseScore's OAuth token steps are logins too: their refusals may echo the secrets."""
+    secret = "consumer-secret-" + "7" * 12
+    server.route(
+        "POST",
+        "/oauth/request_token",
+        lambda _: web.Response(status=status, text=body.format(secret=secret)),
+    )
+    await server.start()
+    config = MuseScoreConfig(
+        consumer_key="key",
+        consumer_secret=secret,
+        base_url=server.url + "/services/rest",
+        oauth_url=server.url + "/oauth",
+    )
+    async with Client(musescore=config, retry=RetryPolicy.none()) as kit:
+        with pytest.raises((errors.APIError, errors.ParseError)) as info:
+            await kit.musescore.oauth.request_token()
+    assert server.hits == {"POST /oauth/request_token": 1}
+    assert info.value.body is None
+    assert find_leaks([secret], _chain_texts(info.value)) == []

@@ -20,8 +20,9 @@ import anyio
 import attrs
 
 from imuzekit import errors
-from imuzekit._http import Sender
+from imuzekit._http import Request, Sender
 from imuzekit._paging import Paginator
+from imuzekit.auth import withhold_login_answer
 from imuzekit.jobs import Job, PollPolicy
 from imuzekit.jobs._poller import Poller
 from imuzekit.providers._common import check_int
@@ -90,7 +91,15 @@ class OAuthAPI:
             token_secret="",
             callback=check_callback(callback),
         )
-        return _api.parse_token(await self._api.sender.send(request))
+        return await self._token_step(request)
+
+    async def _token_step(self, request: Request) -> OAuthToken:
+        # A refused token step may echo the consumer key, the token or its secret: withheld.
+        try:
+            return _api.parse_token(await self._api.sender.send(request))
+        except (errors.APIError, errors.ParseError) as exc:
+            withhold_login_answer(exc)
+            raise
 
     def authorize_url(self, request_token: OAuthToken | str) -> str:
         """Step 2: where the user approves the request token (then reads the verifier)."""
@@ -112,7 +121,7 @@ class OAuthAPI:
             token_secret=request_token.oauth_token_secret,
             verifier=check_verifier(verifier),
         )
-        token = _api.parse_token(await self._api.sender.send(request))
+        token = await self._token_step(request)
         credentials = self._api.hook.credentials
         credentials.token = token.oauth_token
         credentials.token_secret = token.oauth_token_secret
