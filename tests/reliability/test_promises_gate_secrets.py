@@ -30,7 +30,7 @@ from imuzekit._transport import Transport, plain_http_host
 from imuzekit.auth import LoginResult, TokenLogin
 from imuzekit.emulator import Emulator
 from tests.reliability._secrets import find_leaks
-from tests.transport.conftest import Server, server  # noqa: F401 (a fixture)
+from tests.transport.conftest import Server
 
 CAP = 0.4  # max_retry_after of these clients: every pause is at most this long
 BOUND = 2.5  # what "at once / within a short bound" means here (the old code hung for a day)
@@ -366,11 +366,10 @@ async def test_credentials_over_plain_http_warn_once_per_provider(
     ],
     ids=["401-form", "400-json", "200-unreadable"],
 )
-async def test_a_refused_musescore_token_step_is_withheld(
-    server: Server, status: int, body: str
-) -> None:
+async def test_a_refused_musescore_token_step_is_withheld(status: int, body: str) -> None:
     """MuseScore's OAuth token steps are logins too: their refusals may echo the secrets."""
     secret = "consumer-secret-" + "7" * 12
+    server = Server()
     server.route(
         "POST",
         "/oauth/request_token",
@@ -383,9 +382,12 @@ async def test_a_refused_musescore_token_step_is_withheld(
         base_url=server.url + "/services/rest",
         oauth_url=server.url + "/oauth",
     )
-    async with Client(musescore=config, retry=RetryPolicy.none()) as kit:
-        with pytest.raises((errors.APIError, errors.ParseError)) as info:
-            await kit.musescore.oauth.request_token()
+    try:
+        async with Client(musescore=config, retry=RetryPolicy.none()) as kit:
+            with pytest.raises((errors.APIError, errors.ParseError)) as info:
+                await kit.musescore.oauth.request_token()
+    finally:
+        await server.stop()
     assert server.hits == {"POST /oauth/request_token": 1}
     assert info.value.body is None
     assert find_leaks([secret], _chain_texts(info.value)) == []
