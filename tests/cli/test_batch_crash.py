@@ -151,8 +151,8 @@ def test_batch_resumes_after_sigkill_at_five_points(
         str(journal),
         "--concurrency",
         "32",
-        # Lines killed in submitting are sent again only after their landing window (twice
-        # this, here 4 s): the default (150 s) would outlast the test.
+        # Lines killed in submitting are sent again only once their landing window has passed
+        # (twice this, here 4 s): the default (100 s) would outlast the test.
         "--create-timeout",
         "2",
     )

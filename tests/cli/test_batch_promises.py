@@ -32,7 +32,7 @@ from tests.cli.conftest import (
 from tests.cli.test_batch import _manifest, _song, _tune, check_files
 
 CREATE_DELAY = 3.0  # seconds the emulator holds a create before it acts
-CREATE_TIMEOUT = "2"  # the batch's create timeout here: a 4 s landing window
+CREATE_TIMEOUT = "2"  # each request's bound here: a 4 s landing window
 
 _CREATES = {
     "imuze": ("POST /songs", lambda emu: emu.imuze.songs_created),
@@ -92,6 +92,40 @@ def test_a_create_in_flight_at_sigkill_is_never_sent_twice(
     assert emu_thread.call(lambda: emu.count(provider, "POST", pattern.split()[1])) == 1
     assert journal_rows(journal, "SELECT state, attempts FROM lines") == [("downloaded", 1)]
     assert check_files(emu_thread, journal) == (1 if provider == "imuze" else 2)
+
+
+def test_a_create_sent_late_by_its_sender_is_still_waited_for(
+    emu_thread: EmulatorThread, emu_env: dict[str, str], tmp_path: pathlib.Path
+) -> None:
+    # The first create is refused with a 429 asking for 3 s; the second leaves 3 s after the
+    # line was committed (as a Mureka create leaves after waiting for a free slot) and takes
+    # 3 s to land. The sender's heartbeat keeps settle_by a window ahead until it dies.
+    emu = emu_thread.emu
+    emu_thread.call(lambda: emu.faults.add("imuze", "POST /songs", status=429, retry_after=3))
+    late = emu_thread.call(
+        lambda: emu.faults.add("imuze", "POST /songs", delay=CREATE_DELAY, read_first=True)
+    )
+    manifest = _manifest(tmp_path / "m.jsonl", [_song("late")])
+    out, journal = tmp_path / "out", tmp_path / "journal.sqlite"
+    command = cli_command(
+        "batch", "run", str(manifest), "--out", str(out), "--journal", str(journal),
+        "--create-timeout", CREATE_TIMEOUT,
+    )  # fmt: skip
+    env = child_env(emu_thread.env())
+    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) as child:
+        deadline = time.monotonic() + 20
+        while emu_thread.call(lambda: late.hits) < 1:
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        arrived = time.monotonic()
+        time.sleep(0.1)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    resumed = subprocess.run(command, env=env, capture_output=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    time.sleep(max(0.0, arrived + CREATE_DELAY + 0.3 - time.monotonic()))
+    assert emu_thread.call(lambda: emu.imuze.songs_created) == 1
+    assert journal_rows(journal, "SELECT state, attempts FROM lines") == [("downloaded", 1)]
 
 
 def test_a_line_whose_create_could_land_much_later_is_left_uncertain(
@@ -249,3 +283,30 @@ def test_a_second_sender_of_a_line_is_refused_by_the_journal(tmp_path: pathlib.P
             first.transition("s1", "submitted", token="{}", remote_id="2")
     events = journal_rows(path, "SELECT from_state, to_state FROM events ORDER BY id")
     assert events == [(None, "pending"), ("pending", "submitting"), ("submitting", "submitted")]
+
+
+def test_a_version_1_journal_is_upgraded_and_its_submitting_lines_keep_a_window(
+    tmp_path: pathlib.Path,
+) -> None:
+    from imuzekit import Timeouts
+    from imuzekit.cli.batch._runner import landing_window
+
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        journal.sync(load_manifest(_manifest(tmp_path / "m.jsonl", [_song("s1")])))
+        journal.transition("s1", "submitting", count_attempt=True, settle_by=time.time() + 9)
+    # Made back into a version 1 journal (no settle_by, no targets).
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("ALTER TABLE lines DROP COLUMN settle_by")
+        db.execute("DROP TABLE targets")
+        db.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
+    db.close()
+    with Journal(path) as journal:
+        (line,) = journal.lines()
+        assert (line.state, line.settle_by) == ("submitting", None)
+        assert journal.target("s1", 1) is None
+    assert journal_rows(path, "SELECT value FROM meta WHERE name = 'schema_version'") == [("2",)]
+    assert landing_window(Timeouts()) == 100  # (10 s connect + 60 s read) + 30 s
+    assert landing_window(Timeouts(connect=2, total=2)) == 4
+    assert landing_window(Timeouts(connect=None, read=None, total=None)) == 630

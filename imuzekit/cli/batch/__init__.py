@@ -13,6 +13,7 @@ import asyncio
 import pathlib
 from typing import Any
 
+import attrs
 import click
 from rich.console import Console
 from rich.table import Table
@@ -37,11 +38,9 @@ from imuzekit.cli.batch._journal import (
 )
 from imuzekit.cli.batch._manifest import ManifestError, load_manifest
 from imuzekit.cli.batch._runner import (
-    DEFAULT_CREATE_TIMEOUT,
     BatchOptions,
     BatchRunner,
     journal_path_for,
-    landing_window,
     summarize,
 )
 
@@ -85,11 +84,10 @@ def batch() -> None:
 @click.option(
     "--create-timeout",
     type=click.FloatRange(0.1, 3600.0),
-    default=DEFAULT_CREATE_TIMEOUT,
-    show_default=True,
-    help="Seconds a create may take in all (every attempt); a line found in `submitting` is "
-    "sent again only once this plus a margin (itself, at most 30 s) has passed since it was "
-    f"committed ({landing_window(DEFAULT_CREATE_TIMEOUT):g} s by default).",
+    default=None,
+    help="Seconds each request may take in all (default: the Client's 10 s connect + 60 s "
+    "read). A create caught by a crash is sent again only once this plus a margin (as much "
+    "again, at most 30 s; 100 s by default) has passed since its sender stopped.",
 )
 @emulator_option
 @json_option
@@ -102,7 +100,7 @@ def run_batch(
     concurrency: int,
     resubmit_uncertain: bool,
     retry_failed: bool,
-    create_timeout: float,
+    create_timeout: float | None,
     use_emulator: bool,
     as_json: bool,
 ) -> None:
@@ -123,7 +121,6 @@ def run_batch(
         concurrency=concurrency,
         resubmit_uncertain=resubmit_uncertain,
         retry_failed=retry_failed,
-        create_timeout=create_timeout,
     )
     err = Console(stderr=True)
 
@@ -133,6 +130,14 @@ def run_batch(
 
     async def main() -> list[LineRecord]:
         async with open_client(ctx, use_emulator=use_emulator) as kit:
+            if create_timeout is not None:
+                # Every attempt's bound; the runner derives its landing window from it.
+                timeouts = kit.transport.timeouts
+                kit.transport.timeouts = attrs.evolve(
+                    timeouts,
+                    connect=min(timeouts.connect or create_timeout, create_timeout),
+                    total=create_timeout,
+                )
             store = await AsyncJournal.open(path)
             try:
                 board = StateBoard(err, STATES, enabled=err.is_terminal and not as_json)

@@ -427,12 +427,23 @@ class Journal:
             record = db.execute("SELECT * FROM lines WHERE key = ?", (key,)).fetchone()
         return LineRecord(**dict(record))
 
-    def note_error(self, key: str, error: str) -> None:
-        """Record an error on a line without changing its state (e.g. a download to retry)."""
+    def note_error(self, key: str, error: str, *, settle_by: float | None = None) -> None:
+        """Record an error on a line without changing its state (e.g. a download to retry);
+        ``settle_by`` (a ``submitting`` line's create answer was lost) is set when given."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE lines SET error = ?, updated_at = ? WHERE key = ?",
-                (error, time.time(), key),
+                "UPDATE lines SET error = ?, updated_at = ?,"
+                " settle_by = CASE WHEN ? IS NULL THEN settle_by ELSE ? END WHERE key = ?",
+                (error, time.time(), settle_by, settle_by, key),
+            )
+
+    def extend(self, key: str, settle_by: float) -> None:
+        """Move a ``submitting`` line's settle_by later (its sender is alive and may send)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE lines SET settle_by = MAX(COALESCE(settle_by, 0), ?)"
+                " WHERE key = ? AND state = 'submitting'",
+                (settle_by, key),
             )
 
     def claim(self, key: str, idx: int, wanted: pathlib.Path) -> pathlib.Path:

@@ -9,17 +9,16 @@ Mureka feed's songs), each file recorded (path, size, SHA-256) once written -> c
 A line found in ``submitting`` (the create may or may not have reached the provider) is never
 simply sent again. Lines whose provider can be searched carry a marker (``ik:<12 hex>``) in the
 title: iMuze's song list and Mureka's running jobs and feeds are searched for it; found, the
-line continues from there. Not found, it is surely absent only once its landing window has
-passed (``settle_by``: the create timeout plus a margin after ``submitting`` was committed);
-before that the run waits and looks again. Joplin (no list) and Mureka ``create`` (no title)
+line continues from there. Not found, it is surely absent only once ``settle_by`` has passed:
+the create could land until a landing window (:func:`landing_window`) after its sender stopped,
+and the sender keeps ``settle_by`` ahead of that while it runs; before that the run waits and
+looks again. Joplin (no list) and Mureka ``create`` (no title)
 lines become ``uncertain``, resubmitted only on request.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import pathlib
 import re
 import time
@@ -30,9 +29,10 @@ from typing import Any
 import anyio
 import attrs
 
-from imuzekit import Client, Job, errors
+from imuzekit import Client, Job, Timeouts, errors
 from imuzekit.cli._common import describe_error
 from imuzekit.cli._progress import ByteMeter, StateBoard
+from imuzekit.cli.batch._files import claim_target, own_file
 from imuzekit.cli.batch._journal import (
     STATES,
     AsyncJournal,
@@ -44,7 +44,6 @@ from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, file_name,
 from imuzekit.downloads import _hash_file  # the downloader's own: one way to hash a file
 
 __all__ = [
-    "DEFAULT_CREATE_TIMEOUT",
     "BatchOptions",
     "BatchRunner",
     "landing_window",
@@ -58,38 +57,33 @@ _MUREKA_SETTLE_SECONDS = 1.0
 # Rounds of "process, then reconcile what an ambiguous error left in submitting".
 _ROUNDS = 3
 _TITLE_LIMITS = {"imuze": 255, "mureka": 50}
-# The landing window's margin over the create timeout: the create timeout again, at most this.
-# It covers a provider that finishes acting on a request after the client stopped waiting for
-# the answer, and the wall clocks of two processes (or machines) disagreeing a little.
+# The landing window's margin: the request's own bound again, at most this. It covers a
+# provider that finishes acting on a request after the client stopped waiting for the answer,
+# and the wall clocks of two processes (or machines) disagreeing a little.
 _LANDING_MARGIN_MAX = 30.0
-DEFAULT_CREATE_TIMEOUT = 120.0
+_UNBOUNDED = 600.0  # what a request with no time limit at all is assumed to take at most
 
 
-def landing_window(create_timeout: float) -> float:
-    """Seconds after ``submitting`` is committed during which its create could still land:
-    the create timeout (every attempt and wait of the create call) plus a margin."""
-    return create_timeout + min(create_timeout, _LANDING_MARGIN_MAX)
+def landing_window(timeouts: Timeouts) -> float:
+    """Seconds after a create request's sender stopped (answered, gave up, or died) during
+    which the provider could still act on it: the time the client waits for the answer to
+    start (``connect + read``, or ``total`` when shorter) plus a margin of as much again, at
+    most 30 s. The Client's defaults (10 + 60 s) give 100 s."""
+    limits = [timeouts.total]
+    if timeouts.connect is not None and timeouts.read is not None:
+        limits.append(timeouts.connect + timeouts.read)
+    bound = min((x for x in limits if x is not None), default=_UNBOUNDED)
+    return bound + min(bound, _LANDING_MARGIN_MAX)
 
 
 @attrs.frozen
 class BatchOptions:
-    """What ``imuzekit batch run`` was asked to do.
-
-    ``create_timeout`` bounds each create call as a whole (connection, every attempt and the
-    waits between them); past it the line stays ``submitting`` and is reconciled. It fixes the
-    landing window (:func:`landing_window`).
-    """
+    """What ``imuzekit batch run`` was asked to do."""
 
     out: pathlib.Path
     concurrency: int = 16
     resubmit_uncertain: bool = False
     retry_failed: bool = False
-    create_timeout: float = DEFAULT_CREATE_TIMEOUT
-
-    @property
-    def window(self) -> float:
-        """The landing window of this run's creates, in seconds."""
-        return landing_window(self.create_timeout)
 
 
 def _with_marker(title: str | None, marker: str, limit: int) -> str:
@@ -165,6 +159,10 @@ class BatchRunner:
         self._given_up: set[str] = set()
         # submitting lines not found yet whose create could still land: key -> settle_by.
         self._waiting: dict[str, float] = {}
+        # The landing window of this run's creates; a live sender pushes its line's settle_by
+        # to "now + window + beat" every beat, so settle_by outlasts its death by a window.
+        self.window = landing_window(kit.transport.timeouts)
+        self._beat = self.window / 3
         self._limiter = anyio.CapacityLimiter(options.concurrency)
         self._meter = ByteMeter(board.add_bytes if board is not None else lambda *_: None)
 
@@ -265,7 +263,7 @@ class BatchRunner:
         now = time.time()
         # settle_by was set by this run or an earlier one from the wall clock; one further away
         # than a whole window (a longer timeout then, or a clock set back) is not waited for.
-        limit = now + self.options.window + 1.0
+        limit = now + self.window + self._beat + 1.0
         for key, settle_by in list(self._waiting.items()):
             if settle_by > limit:
                 del self._waiting[key]
@@ -281,13 +279,9 @@ class BatchRunner:
                 )
         if not self._waiting:
             return False
-        first = min(self._waiting.values())
-        self.say(
-            f"{len(self._waiting)} line(s) not found yet; their create could still land: "
-            f"looking again in {max(0.0, first - now):.1f} s"
-        )
-        # A little past settle_by, so the look happens after it on this clock.
-        await anyio.sleep(max(0.0, first - now) + 0.05)
+        wait = max(0.0, min(self._waiting.values()) - now)
+        self.say(f"{len(self._waiting)} line(s) could still land: looking again in {wait:.1f} s")
+        await anyio.sleep(wait + 0.05)  # a little past settle_by, on this clock
         return True
 
     # -- one line -------------------------------------------------------------------------
@@ -333,37 +327,57 @@ class BatchRunner:
         try:
             # Wall-clock: another process (the next run) compares it with its own time.time().
             await self._move(
-                row.key,
-                "submitting",
-                count_attempt=True,
-                settle_by=time.time() + self.options.window,
+                row.key, "submitting", count_attempt=True, settle_by=self._settle_by(self._beat)
             )
         except TransitionError as exc:
             # Another sender committed this line first: it is theirs to send.
             await self._note(row.key, f"not sent: {exc}")
             return None
         try:
-            with anyio.fail_after(self.options.create_timeout):
-                job = await self._create(row, params)
-        except TimeoutError:
-            # The request may have reached the provider: reconciliation decides, after the
-            # landing window.
-            await self._note(
-                row.key,
-                f"create answer lost: no answer within {self.options.create_timeout:g} s",
-                give_up=False,
-            )
-            return None
+            job = await self._create_beating(row, params)
         except errors.ImuzekitError as exc:
             target = _refusal(exc)
             if target is None:
-                # Maybe created: leave it in submitting; reconciliation decides.
-                await self._note(row.key, f"create answer lost: {_message(exc)}", give_up=False)
+                # Maybe created: leave it in submitting; reconciliation decides once the
+                # request can no longer land (its sender stopped now).
+                await self.journal.call(
+                    self.journal.journal.note_error,
+                    row.key,
+                    f"create answer lost: {_message(exc)}",
+                    settle_by=self._settle_by(0.0),
+                )
             else:
                 await self._move(row.key, target, error=f"create refused: {_message(exc)}")
                 self._given_up.add(row.key)
             return None
         await self._move(row.key, "submitted", token=job.token(), remote_id=job.id)
+        return job
+
+    def _settle_by(self, slack: float) -> float:
+        return time.time() + self.window + slack
+
+    async def _create_beating(self, row: LineRecord, params: dict[str, Any]) -> Job[Any]:
+        """The create, while a heartbeat keeps the line's settle_by a window ahead (a Mureka
+        create may wait minutes for a free slot before its request leaves)."""
+        journal = self.journal.journal
+
+        async def beat() -> None:
+            while True:
+                await anyio.sleep(self._beat)
+                await self.journal.call(journal.extend, row.key, self._settle_by(self._beat))
+
+        job: Job[Any] | None = None
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(beat)
+            try:
+                job = await self._create(row, params)
+            except Exception as exc:  # re-raised below, outside the task group's wrapping
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        assert job is not None
         return job
 
     async def _create(self, row: LineRecord, params: dict[str, Any]) -> Job[Any]:
@@ -410,39 +424,16 @@ class BatchRunner:
         suffix = source.download_spec().suffix or ".mp3"
         return self.options.out / file_name(row.key, row.provider, index, suffix)
 
-    async def _own_file(self, row: LineRecord, index: int, remote_id: str) -> FileRecord | None:
-        """This journal's record of the file when the file on disk is still exactly it (same
-        path, size and SHA-256), else None."""
-        known = await self.journal.call(self.journal.journal.file, row.key, index)
-        if known is None or known.remote_id != remote_id:
-            return None
-        found = await anyio.to_thread.run_sync(_hash_if_file, pathlib.Path(known.path))
-        return known if found == (known.size, known.sha256) else None
-
-    async def _claim(self, row: LineRecord, index: int, source: Any) -> pathlib.Path:
-        """A path that does not exist, claimed in the journal for this file."""
-        journal = self.journal.journal
-        claimed = await self.journal.call(journal.target, row.key, index)
-        known = await self.journal.call(journal.file, row.key, index)
-        if claimed is not None and (known is None or known.path != claimed):
-            path = pathlib.Path(claimed)
-            # Claimed while free on disk and not recorded: an earlier run of this batch
-            # finished writing it and died before recording it. Ours: write it again.
-            with contextlib.suppress(FileNotFoundError):
-                await anyio.to_thread.run_sync(os.unlink, path)
-            return path
-        natural = self._target(row, index, source)
-        return await self.journal.call(journal.claim, row.key, index, natural)
-
     async def _download(self, row: LineRecord, files: Sequence[tuple[str, Any]]) -> None:
         records: list[FileRecord] = []
         for index, (remote_id, source) in enumerate(files, 1):
-            own = await self._own_file(row, index, remote_id)
+            own = await own_file(self.journal, row.key, index, remote_id)
             if own is not None:
                 records.append(own)
                 continue
             # Never a file this journal did not record: a fresh, claimed name instead.
-            target = await self._claim(row, index, source)
+            natural = self._target(row, index, source)
+            target = await claim_target(self.journal, row.key, index, natural)
             try:
                 # The SDK writes <name>.part and renames it once complete and verified; the
                 # path it returns is the one recorded.
@@ -570,7 +561,9 @@ class BatchRunner:
         """A searched line was not found: ``pending`` (send again) once its landing window
         has passed; until then it stays ``submitting`` and the run looks again later."""
         # A journal from before settle_by was recorded: the window started at updated_at.
-        settle_by = row.settle_by or row.updated_at + self.options.window
+        settle_by = row.settle_by
+        if settle_by is None:
+            settle_by = row.updated_at + self.window
         now = time.time()
         if now >= settle_by:
             await self._move(row.key, "pending", detail=f"reconciled: {why}; sending again")
@@ -581,10 +574,6 @@ class BatchRunner:
             f"{why} yet; the create could still land for {settle_by - now:.1f} s",
             give_up=False,
         )
-
-
-def _hash_if_file(path: pathlib.Path) -> tuple[int, str] | None:
-    return _hash_file(path) if path.is_file() else None
 
 
 def summarize(lines: Sequence[LineRecord]) -> dict[str, int]:
