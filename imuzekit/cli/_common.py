@@ -27,6 +27,7 @@ __all__ = [
     "CliError",
     "CliState",
     "CliUsageError",
+    "closing_despite_cancellation",
     "describe_error",
     "duration_callback",
     "emit_json",
@@ -198,6 +199,20 @@ async def open_client(ctx: click.Context, *, use_emulator: bool) -> AsyncIterato
             settings = load_settings(state.config_path if state else None)
             kit = await stack.enter_async_context(settings.client())
         yield kit
+    finally:
+        await _close_despite_cancellation(stack.aclose)
+
+
+@contextlib.asynccontextmanager
+async def closing_despite_cancellation() -> AsyncIterator[contextlib.AsyncExitStack]:
+    """An exit stack whose contexts (clients, emulators) close completely even on Ctrl-C.
+
+    For commands that open their client themselves (`demo`, `musescore login`) instead of
+    through `open_client`.
+    """
+    stack = contextlib.AsyncExitStack()
+    try:
+        yield stack
     finally:
         await _close_despite_cancellation(stack.aclose)
 

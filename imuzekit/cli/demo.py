@@ -23,7 +23,12 @@ from rich.table import Table
 
 import imuzekit
 from imuzekit import Client, Job, JobState, errors
-from imuzekit.cli._common import EMULATOR_POLL, EMULATOR_RENDER_SECONDS, EXIT_FAILED
+from imuzekit.cli._common import (
+    EMULATOR_POLL,
+    EMULATOR_RENDER_SECONDS,
+    EXIT_FAILED,
+    closing_despite_cancellation,
+)
 from imuzekit.cli._progress import ByteMeter, StateBoard, human_bytes
 
 __all__ = ["demo"]
@@ -199,10 +204,9 @@ def _counts(jobs: Sequence[tuple[str, Job[Any]]]) -> Counter[str]:
 async def _run(out: pathlib.Path, length: int, console: Console) -> tuple[list[_Row], int]:
     from imuzekit.emulator import Emulator
 
-    async with (
-        Emulator(render_seconds=EMULATOR_RENDER_SECONDS) as emu,
-        emu.client(poll=EMULATOR_POLL) as kit,
-    ):
+    async with closing_despite_cancellation() as stack:
+        emu = await stack.enter_async_context(Emulator(render_seconds=EMULATOR_RENDER_SECONDS))
+        kit = await stack.enter_async_context(emu.client(poll=EMULATOR_POLL))
         console.print(f"[dim]emulator on {emu.base_url}; files go to {out}[/dim]")
         with StateBoard(console, _STATES) as board:
             search = asyncio.ensure_future(_musescore_items(kit))

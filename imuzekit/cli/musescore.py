@@ -15,6 +15,7 @@ from imuzekit.cli._common import (
     CliError,
     CliState,
     CliUsageError,
+    closing_despite_cancellation,
     describe_error,
     emit_json,
     emulator_option,
@@ -204,12 +205,14 @@ def login(ctx: click.Context) -> None:
         )
 
     async def request_token() -> tuple[OAuthToken, str]:
-        async with settings.client() as kit:
+        async with closing_despite_cancellation() as stack:
+            kit = await stack.enter_async_context(settings.client())
             token = await kit.musescore.oauth.request_token()
             return token, kit.musescore.oauth.authorize_url(token)
 
     async def access_token(token: OAuthToken, verifier: str) -> OAuthToken:
-        async with settings.client() as kit:
+        async with closing_despite_cancellation() as stack:
+            kit = await stack.enter_async_context(settings.client())
             return await kit.musescore.oauth.access_token(token, verifier)
 
     token, url = run(request_token())

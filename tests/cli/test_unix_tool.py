@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,19 @@ def test_python_dash_m_imuzekit_runs_the_cli() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(b"Usage: imuzekit [OPTIONS] COMMAND [ARGS]...")
     assert done.stderr == b""
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_ctrl_c_while_the_demo_closes_leaks_nothing(tmp_path: Path) -> None:
+    # The demo opens its emulator and client itself (not through open_client).
+    done = _run(
+        [
+            sys.executable,
+            "-c",
+            _SIGINT_WHILE_CLOSING,
+            *("demo", "--out", str(tmp_path / "demo"), "--length", "1"),
+        ],
+        child_env({"TEST_YIELD_FIRST": "1"}),
+    )
+    assert done.stderr == b"Interrupted.\n"
+    assert done.returncode == 130
