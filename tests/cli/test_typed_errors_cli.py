@@ -56,3 +56,13 @@ def test_batch_run_reports_a_nested_status_answer_and_keeps_the_line_resumable(
     # The song was created and paid for: the line waits for a later run, it is not lost.
     status = json_lines(invoke(["batch", "status", "--out", str(out), "--json"]).stdout)[0]
     assert status["counts"]["submitted"] == 1, status
+
+
+def test_a_nested_manifest_line_is_a_manifest_error_not_a_crash(tmp_path: pathlib.Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps(_song("a")) + "\n" + "[" * 100_000 + "\n", encoding="utf-8")
+    result = invoke(["batch", "run", str(manifest), "--out", str(tmp_path / "out"), "--emulator"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "line 2" in line and "nested more than 128" in line
+    assert "Traceback" not in result.output

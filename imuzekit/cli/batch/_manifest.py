@@ -18,6 +18,7 @@ from typing import Any, Literal
 import attrs
 
 from imuzekit import errors
+from imuzekit._convert import loads_json
 from imuzekit.providers.joplin import Energy, Movement, Structure
 
 __all__ = [
@@ -306,11 +307,13 @@ def _check_key(number: int, value: Any) -> str:
 def parse_line(number: int, text: str) -> ManifestLine:
     """Validate one manifest line (``number`` is 1-based); ManifestError naming the field."""
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as exc:
         raise ManifestError(
             number, None, f"not valid JSON: {exc.msg} (column {exc.colno})"
         ) from None
+    except ValueError as exc:  # nested too deep to be a manifest line
+        raise ManifestError(number, None, f"not a manifest line: {exc}") from None
     if not isinstance(data, dict):
         raise ManifestError(number, None, f"must be a JSON object, got {_json_type(data)}")
     provider = data.get("provider")
