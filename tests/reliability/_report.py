@@ -135,9 +135,26 @@ job's deadline; a permanent one (an unreadable status) reaches the waiter at onc
 """
 
 
-def render_page(results: dict[tuple[str, str], Result]) -> str:
-    """``docs/reliability.md``: one table per provider, faults down, operations across."""
+KEPT_BEGIN = "<!-- hand-written: kept when the matrix below is regenerated -->"
+KEPT_END = "<!-- end of the hand-written part -->"
+
+
+def kept_part(text: str) -> str:
+    """The hand-written part of a page (the promises), markers included, or ``""``."""
+    start, end = text.find(KEPT_BEGIN), text.find(KEPT_END)
+    if start < 0 or end < start:
+        return ""
+    return text[start : end + len(KEPT_END)]
+
+
+def render_page(results: dict[tuple[str, str], Result], kept: str = "") -> str:
+    """``docs/reliability.md``: the hand-written ``kept`` part, then one table per provider
+    (faults down, operations across)."""
     lines = [_HEADER.rstrip("\n")]
+    if kept:
+        # Between the introduction and the matrix: the generator never touches it.
+        fault_heading = lines[0].index("## Faults")
+        lines = [lines[0][:fault_heading].rstrip("\n"), "", kept, "", lines[0][fault_heading:]]
     lines += [f"| {fault.name} | {fault.description} |" for fault in FAULTS]
     providers = list(dict.fromkeys(op.provider for op in OPERATIONS))
     for provider in providers:
@@ -162,7 +179,7 @@ def parse_page(text: str) -> dict[tuple[str, str], str]:
     cells: dict[tuple[str, str], str] = {}
     provider = ""
     columns: list[str] = []
-    for line in text.splitlines():
+    for line in text.replace(kept_part(text), "").splitlines():
         heading = re.fullmatch(r"## (\w+)", line)
         if heading:
             provider, columns = heading.group(1), []

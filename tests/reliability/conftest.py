@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.reliability._report import MATRIX_RESULTS, render_page
+from tests.reliability._report import MATRIX_RESULTS, kept_part, render_page
 
 settings.register_profile(
     "reliability",
@@ -39,4 +39,5 @@ def reliability_doc() -> Iterator[None]:
     """After the session, write ``docs/reliability.md`` from the matrix (only when asked)."""
     yield
     if os.environ.get(WRITE_DOC_ENV) == "1" and MATRIX_RESULTS:
-        DOC.write_text(render_page(MATRIX_RESULTS), encoding="utf-8")
+        kept = kept_part(DOC.read_text(encoding="utf-8")) if DOC.exists() else ""
+        DOC.write_text(render_page(MATRIX_RESULTS, kept), encoding="utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,15 @@ from imuzekit.emulator import Clock, Emulator
 from tests.reliability._ops import WAIT, Operation, creations, musescore_config
 from tests.reliability._report import (
     FAULTS,
+    KEPT_BEGIN,
+    KEPT_END,
     MATRIX_RESULTS,
     FaultCase,
     Result,
     cases,
+    kept_part,
     parse_page,
+    render_page,
 )
 from tests.reliability.conftest import DOC
 
@@ -193,3 +198,38 @@ def test_the_page_checker_notices_a_missing_case() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert "imuze-login / 503 storm" in missing_cases(text.replace("| 503 storm |", "| 5O3 |"))
     assert "mureka-poll / stalled job" in missing_cases(text.replace("## mureka", "## murekb"))
+
+
+def test_regenerating_the_page_keeps_the_hand_written_part() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    kept = kept_part(text)
+    assert kept.startswith(KEPT_BEGIN)
+    assert kept.endswith(KEPT_END)
+    page = render_page({}, kept)
+    assert kept in page
+    assert page.index(kept) < page.index("## Faults")
+    # A table in the hand-written part is never read as a row of the matrix.
+    with_table = kept.replace(
+        KEPT_END, "| Fault | create |\n| --- | --- |\n| refused | x |\n" + KEPT_END
+    )
+    assert parse_page(render_page({}, with_table)) == parse_page(render_page({}, kept))
+
+
+def test_the_page_has_a_section_per_promise_of_issue_14() -> None:
+    kept = kept_part(DOC.read_text(encoding="utf-8"))
+    headings = [line for line in kept.splitlines() if line.startswith("### ")]
+    assert len(headings) == 10, headings
+    for heading in headings:
+        section = kept.split(heading, 1)[1].split("\n### ", 1)[0]
+        for part in ("**The failure.**", "**The rule now.**", "**The test.**"):
+            assert part in section, f"{heading}: missing {part}"
+
+
+def test_the_promises_name_only_tests_that_exist() -> None:
+    kept = kept_part(DOC.read_text(encoding="utf-8"))
+    names = {name.split("[")[0] for name in re.findall(r"`(test_\w+)(?![*\w])", kept)}
+    sources = "\n".join(
+        path.read_text(encoding="utf-8") for path in (Path(__file__).parents[1]).rglob("test_*.py")
+    )
+    assert len(names) > 30
+    assert sorted(name for name in names if f"def {name}(" not in sources) == []
