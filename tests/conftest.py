@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from typing import Any
 
@@ -11,7 +12,32 @@ import pytest
 from imuzekit._http import Request, Response
 
 SAMPLES = pathlib.Path(__file__).parent / "samples"
-SEEDS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS_ENV = "IMUZEKIT_SEEDS_DIR"
+"""The environment variable that points the seed checks at another folder of seed documents."""
+SEEDS = pathlib.Path(
+    os.environ.get(SEEDS_ENV) or pathlib.Path(__file__).resolve().parents[2] / "shared" / "seeds"
+)
+
+
+def on_ci() -> bool:
+    """Whether the tests run on CI (`CI=true`, as CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_seed(name: str) -> pathlib.Path:
+    """The path of the seed document `name`, for the tests that compare `tests/samples` with it.
+
+    A checkout without the seeds beside it skips the test; with `CI=true` it fails instead,
+    naming where the seeds were looked for: on CI a silent skip would hide that the samples
+    were never compared with the contract.
+    """
+    path = SEEDS / name
+    if not path.is_file():
+        where = f"seed document {name} not found in {SEEDS} (set {SEEDS_ENV} to the seeds folder)"
+        if on_ci():
+            pytest.fail(f"{where}; with CI=true a missing seed fails the test", pytrace=False)
+        pytest.skip(where)
+    return path
 
 
 def response_for(

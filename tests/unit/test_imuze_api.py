@@ -10,7 +10,7 @@ import pytest
 from imuzekit import errors
 from imuzekit.jobs import JobState
 from imuzekit.providers.imuze import Arrangement, Song, _api
-from tests.conftest import SEEDS, response_for, sample
+from tests.conftest import require_seed, response_for, sample
 
 BASE = "https://api.imuze.io/api/4"
 
@@ -80,9 +80,7 @@ def test_seed_song_show_parses_verbatim() -> None:
 
 
 def test_samples_are_the_seed_bodies_verbatim() -> None:
-    seed = SEEDS / "001_d9d84d674d628908.txt"
-    if not seed.exists():
-        pytest.skip("shared/seeds is not beside this checkout")
+    seed = require_seed("001_d9d84d674d628908.txt")
     blocks = re.findall(r"```moonscript\n(.*?)```", seed.read_text(), re.S)
     names = [
         "arrangements_index",

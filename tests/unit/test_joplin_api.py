@@ -12,7 +12,7 @@ import pytest
 from imuzekit import errors
 from imuzekit.jobs import JobState
 from imuzekit.providers.joplin import Energy, Genre, Movement, Music, Structure, _api
-from tests.conftest import SEEDS, response_for, sample
+from tests.conftest import require_seed, response_for, sample
 
 BASE = "http://joplin.example.test"
 
@@ -77,9 +77,7 @@ def test_seed_mp3_body_is_the_rendering_reply() -> None:
 
 
 def test_samples_are_the_seed_bodies_verbatim() -> None:
-    seed = SEEDS / "000_dab64e63c5e343e3.txt"
-    if not seed.exists():
-        pytest.skip("shared/seeds is not beside this checkout")
+    seed = require_seed("000_dab64e63c5e343e3.txt")
     blocks = re.findall(r"```moonscript\n(.*?)```", seed.read_text(), re.S)
     names = ["token", "genres", "music_create", "music_mp3", "music_schema"]
     assert len(blocks) == len(names)

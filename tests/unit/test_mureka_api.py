@@ -16,7 +16,7 @@ from imuzekit._transport import Transport
 from imuzekit.jobs import JobState
 from imuzekit.providers.mureka import Feed, Song, _api
 from imuzekit.providers.mureka._slots import AccountSlots
-from tests.conftest import SEEDS, response_for, sample
+from tests.conftest import require_seed, response_for, sample
 
 BASE = "https://api.useapi.net/v1/mureka"
 
@@ -75,10 +75,8 @@ def test_samples_are_the_seed_bodies() -> None:
         "002_c137e2abe7489977.txt": "list",
         "003_771e5dea5eac4d3c.txt": "song",
     }
-    if not SEEDS.exists():
-        pytest.skip("shared/seeds is not beside this checkout")
     for seed, prefix in names.items():
-        text = (SEEDS / seed).read_text()
+        text = require_seed(seed).read_text()
         found = re.findall(r"• (\d{3}) [^\n]*\n\n((?:    [^\n]*\n|\n)+?)    \n", text)
         assert found
         for status, body in found:

@@ -13,7 +13,7 @@ from imuzekit._http import FilePart, Request
 from imuzekit._media import MediaKind
 from imuzekit.providers.musescore import OEmbed, Part, Score, _api
 from imuzekit.providers.musescore._oauth import OAuth1Credentials, OAuth1Hook, sign
-from tests.conftest import SEEDS, response_for, sample
+from tests.conftest import require_seed, response_for, sample
 
 BASE = "http://api.musescore.test/services/rest"
 STATIC = "http://static.musescore.test"
@@ -69,9 +69,7 @@ def test_seed_time_and_space_xml_parse() -> None:
 
 
 def test_samples_are_the_seed_examples_verbatim() -> None:
-    seed = SEEDS / "004_ba0ec72fffa093ba.txt"
-    if not seed.exists():
-        pytest.skip("shared/seeds is not beside this checkout")
+    seed = require_seed("004_ba0ec72fffa093ba.txt")
     text = seed.read_text()
     names = ("score.json", "user.json", "oembed.json", "oembed.jsonp", "oembed.xml")
     for name in (*names, "time.xml", "space.xml", "me.xml"):
