@@ -212,3 +212,29 @@ async def test_oembed_field(emu: Emulator, field: str) -> None:
         raw = json.loads((await kit.transport.send(request)).body)
     assert getattr(oembed, field) == raw[field]
     assert (oembed.width, oembed.height) == ("100%", 394)
+
+
+async def test_user_scores_list_the_owners_private_scores_only_to_the_owner(emu: Emulator) -> None:
+    # GET /user/{id}/score: "If the user is authenticated, the call will also list the private
+    # scores of this user."
+    async with Client(musescore=_config(emu)) as kit:
+        me = await kit.musescore.me()
+        mine = [s async for s in kit.musescore.users.scores(me.id)]
+    async with Client(musescore=_config(emu, token=None, token_secret=None)) as anonymous:
+        public = [s async for s in anonymous.musescore.users.scores(me.id)]
+    owned = [s for s in emu.musescore.scores.values() if s.user_id == me.id]
+    assert {s.id for s in mine} == {s.id for s in owned}
+    assert {s.id for s in public} == {s.id for s in owned if s.sharing == "public"}
+    assert any(s.sharing == "private" for s in owned)
+
+
+async def test_user_scores_are_searchable_like_score(emu: Emulator) -> None:
+    # "This resource is searchable just like /score"
+    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+        owner = next(s.user_id for s in emu.musescore.scores.values() if s.sharing == "public")
+        everything = [s async for s in kit.musescore.users.scores(owner)]
+        by_views = [s async for s in kit.musescore.users.scores(owner, sort="view_count")]
+    assert {s.id for s in by_views} == {s.id for s in everything}
+    counts = [s.view_count or 0 for s in by_views]
+    assert counts == sorted(counts, reverse=True)
+    assert emu.count("musescore", "GET", "/user/*/score*") >= 2
