@@ -50,7 +50,7 @@ async def _feed(emu: Emulator, kit: Client) -> Feed:
 
 
 def _same(value: Any, raw: Any) -> bool:
-    return (list(value) if isinstance(value, tuple) else value) == raw
+    return bool((list(value) if isinstance(value, tuple) else value) == raw)
 
 
 async def test_list_sends_the_bearer_token_and_the_account(emu: Emulator, kit: Client) -> None:
