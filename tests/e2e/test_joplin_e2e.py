@@ -136,7 +136,7 @@ async def test_validation_sends_nothing(emu: Emulator, kit: Client) -> None:
             "electronic",
             "house",
             5_000,
-            [Movement(0, 0.5, energy="calm"), Movement(0.5, 0.5)],
+            [Movement(0, 0.5, energy="calm"), Movement(0.5, 0.5, energy="calm", movement="intro")],
         )
     with pytest.raises(errors.ValidationError, match="fadeout_ms"):
         await kit.joplin.musics.create("electronic", "house", 5_000, "calm:1", fadeout_ms=9_000)
@@ -190,3 +190,40 @@ async def test_500_concurrent_jobs_without_a_duplicate_creation(tmp_path: Path) 
         handled_posts = [r for r in emu.requests if r.path == "/musics" and r.status in (201, 500)]
         assert len(handled_posts) == 500
         assert len({job.id for job in jobs}) == 495
+
+
+async def test_movements_without_energy_or_type_are_sent_and_read_back(
+    emu: Emulator, kit: Client
+) -> None:
+    # Seed 000: the create example's movements 2 and 4 carry only "start" and "duration".
+    structure = [
+        Movement(0.0, 0.25, energy="dynamic"),
+        Movement(0.25, 0.25),
+        Movement(0.5, 0.25, movement="verse"),
+        Movement(0.75, 0.25),
+    ]
+    job = await kit.joplin.musics.create("electronic", "house", 8_000, structure)
+    assert emu.joplin.musics[job.id].request["structure"] == [
+        {"start": 0.0, "duration": 0.25, "energy": "dynamic"},
+        {"start": 0.25, "duration": 0.25},
+        {"start": 0.5, "duration": 0.25, "movement": "verse"},
+        {"start": 0.75, "duration": 0.25},
+    ]
+    music = await job.wait(timeout=5)
+    assert [(m.energy, m.movement) for m in music.structure] == [
+        (Energy.DYNAMIC, None),
+        (None, None),
+        (None, "verse"),
+        (None, None),
+    ]
+    schema = await kit.joplin.musics.schema(job.id)
+    assert schema.structure == music.structure
+
+
+async def test_movement_with_both_energy_and_type_sends_nothing(emu: Emulator, kit: Client) -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        await kit.joplin.musics.create(
+            "electronic", "house", 5_000, [Movement(0, 1, energy="calm", movement="intro")]
+        )
+    assert info.value.field == "structure[0].energy"
+    assert [r for r in emu.requests if r.provider == "joplin"] == []

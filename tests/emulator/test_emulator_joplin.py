@@ -372,7 +372,6 @@ _INVALID_MUSICS: list[tuple[dict[str, Any], str]] = [
     ({"structure": _with_movement(0, duration=2)}, "structure[0].duration"),
     ({"structure": _with_movement(2, duration=[0.3])}, "structure[2].duration"),
     ({"structure": _with_movement(1, movement="chorus")}, "structure[1]"),  # both
-    ({"structure": _with_movement(0, movement=None)}, "structure[0]"),  # neither
     ({"structure": _with_movement(1, energy="loud")}, "structure[1].energy"),
     ({"structure": _with_movement(1, energy=2)}, "structure[1].energy"),
     ({"structure": _with_movement(2, movement="solo")}, "structure[2].movement"),
@@ -842,3 +841,26 @@ async def test_many_concurrent_jobs(anon: aiohttp.ClientSession) -> None:
         assert set(statuses) == {206}
         assert emu.joplin.musics_created == 200
         assert emu.count("joplin") == 400
+
+
+async def test_movement_with_neither_energy_nor_type_is_accepted(
+    emu: Emulator, jhttp: aiohttp.ClientSession
+) -> None:
+    # Seed 000's create example: movements 2 and 4 have only "start" and "duration".
+    structure = [
+        {"start": 0.0, "duration": 0.5, "energy": "dynamic"},
+        {"start": 0.5, "duration": 0.5},
+    ]
+    body = await create(emu, jhttp, structure=structure)
+    assert body["structure"] == structure
+    status, schema = await call(jhttp, "GET", url(emu, f"/musics/{body['id']}/schema"))
+    assert (status, schema["structure"]) == (200, structure)
+
+
+async def test_movement_with_neither_plays_at_the_neutral_tempo(
+    emu: Emulator, jhttp: aiohttp.ClientSession
+) -> None:
+    # A movement without energy or type weighs like "medium" on the tempo.
+    plain = await create(emu, jhttp, structure=[{"start": 0, "duration": 1}])
+    medium = await create(emu, jhttp, structure=[{"start": 0, "duration": 1, "energy": "medium"}])
+    assert plain["bpm"] == medium["bpm"]

@@ -170,7 +170,6 @@ def test_build_create_music_sends_the_seed_shape() -> None:
         ({"duration_ms": 1.5}, "duration_ms"),
         ({"duration_ms": "30000"}, "duration_ms"),
         ({"structure": []}, "structure"),
-        ({"structure": [Movement(0, 1)]}, "structure[0].energy"),
         ({"structure": [Movement(0, 1, energy="calm", movement="intro")]}, "structure[0].energy"),
         (
             {"structure": [Movement(0, 0.5, energy="calm"), Movement(0.5, 0.5, energy="loud")]},
@@ -237,3 +236,31 @@ def test_music_download_spec_needs_auth() -> None:
     spec = music.download_spec()
     assert spec.auth is True and spec.provider == "joplin"
     assert spec.name == "jazz-swing-m1" and spec.suffix == ".mp3"
+
+
+def test_movement_with_neither_energy_nor_type_is_sent_as_start_and_duration() -> None:
+    # Seed 000's own create example has movements with only "start" and "duration".
+    request = _create(
+        structure=[Movement(0, 0.5, energy="dynamic"), Movement(0.5, 0.5)],
+    )
+    assert request.json["structure"] == [
+        {"start": 0.0, "duration": 0.5, "energy": "dynamic"},
+        {"start": 0.5, "duration": 0.5},
+    ]
+
+
+def test_movement_with_both_energy_and_type_is_still_refused() -> None:
+    with pytest.raises(errors.ValidationError, match="not both") as info:
+        _create(structure=[Movement(0, 1, energy="calm", movement="intro")])
+    assert info.value.field == "structure[0].energy"
+
+
+def test_structure_parse_reads_a_bare_fraction_as_a_plain_movement() -> None:
+    structure = Structure.parse("calm:0.5,0.25,intro:0.25")
+    assert [(m.energy, m.movement, m.start) for m in structure] == [
+        (Energy.CALM, None, 0.0),
+        (None, None, 0.5),
+        (None, "intro", 0.75),
+    ]
+    assert str(structure) == "calm:0.5,0.25,intro:0.25"
+    assert Structure.parse(str(structure)) == structure

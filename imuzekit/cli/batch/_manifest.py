@@ -281,8 +281,9 @@ def _check_structure(number: int, value: Any) -> None:
                 or not 0 <= number_value <= 1
             ):
                 raise ManifestError(number, f"{field}.{name}", "must be a number in [0, 1]")
-        if ("energy" in item) == ("movement" in item):
-            raise ManifestError(number, field, "needs exactly one of energy and movement")
+        # Neither is a movement too (seed 000's own example); both is refused.
+        if "energy" in item and "movement" in item:
+            raise ManifestError(number, field, "takes an energy or a movement, not both")
         if "energy" in item and item["energy"] not in {e.value for e in Energy}:
             raise ManifestError(
                 number, f"{field}.energy", "must be one of " + ", ".join(e.value for e in Energy)
@@ -520,7 +521,7 @@ def manifest_schema() -> dict[str, Any]:
                         "movement": {"type": "string", "minLength": 1},
                     },
                     "required": ["start", "duration"],
-                    "oneOf": [{"required": ["energy"]}, {"required": ["movement"]}],
+                    "not": {"required": ["energy", "movement"]},
                     "additionalProperties": False,
                 },
             },

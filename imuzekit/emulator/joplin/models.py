@@ -166,17 +166,16 @@ def _is_unit_number(value: object) -> bool:
 def _movement_problems(index: int, movement: object) -> list[str]:
     where = f"structure[{index}]"
     if not isinstance(movement, dict):
-        return [f"{where} must be an object with start, duration and energy or movement"]
+        return [f"{where} must be an object with start, duration and optionally energy or movement"]
     problems = [
         f"{where}.{field} must be a number from 0 to 1"
         for field in ("start", "duration")
         if not _is_unit_number(movement.get(field))
     ]
     energy, kind = movement.get("energy"), movement.get("movement")
+    # Neither is fine: seed 000's own create example has movements with only start and duration.
     if energy is not None and kind is not None:
         problems.append(f"{where} must have either energy or movement, not both")
-    elif energy is None and kind is None:
-        problems.append(f"{where} must have an energy ({', '.join(ENERGIES)}) or a movement")
     elif energy is not None and energy not in ENERGIES:
         problems.append(f"{where}.energy must be one of {', '.join(ENERGIES)}")
     elif kind is not None and kind not in MOVEMENTS:
@@ -239,6 +238,15 @@ def music_problems(body: Mapping[str, Any], genres: Mapping[str, Genre]) -> list
     return problems
 
 
+def _energy_of(movement: Mapping[str, Any]) -> str:
+    """The energy a movement weighs on the tempo with: its own, its type's, else neutral."""
+    energy = movement.get("energy")
+    if energy is not None:
+        return str(energy)
+    kind = movement.get("movement")
+    return _MOVEMENT_ENERGY[kind] if kind is not None else "medium"
+
+
 def compose_schema(
     music_id: str,
     genre: Genre,
@@ -257,7 +265,7 @@ def compose_schema(
         weights, total = [1.0] * len(weights), float(len(weights))
 
     # The tempo follows the duration-weighted energy of the structure.
-    energies = [m.get("energy") or _MOVEMENT_ENERGY[m["movement"]] for m in structure]
+    energies = [_energy_of(m) for m in structure]
     score = sum(w * _ENERGY_SCORE[e] for w, e in zip(weights, energies, strict=True)) / total
     bpm = max(1, round(subgenre.bpm * (1 + _TEMPO_SWING * score)))
 
@@ -281,7 +289,7 @@ def compose_schema(
         item: dict[str, Any] = {"start": start, "duration": round(end - start, 6)}
         if movement.get("energy") is not None:
             item["energy"] = movement["energy"]
-        else:
+        elif movement.get("movement") is not None:
             item["movement"] = movement["movement"]
         laid_out.append(item)
 

@@ -156,10 +156,11 @@ def validate_movements(movements: Sequence[Movement]) -> list[dict[str, Any]]:
             "start": _check_fraction(f"{field}.start", movement.start),
             "duration": _check_fraction(f"{field}.duration", movement.duration),
         }
-        if (movement.energy is None) == (movement.movement is None):
+        if movement.energy is not None and movement.movement is not None:
             raise errors.ValidationError(
-                f"{field}.energy", "a movement needs exactly one of energy and movement type"
+                f"{field}.energy", "a movement takes an energy or a movement type, not both"
             )
+        # Seed 000's own create example sends movements with neither: only start and duration.
         if movement.energy is not None:
             if movement.energy not in Energy.__members__.values():
                 allowed = ", ".join(e.value for e in Energy)
@@ -167,7 +168,7 @@ def validate_movements(movements: Sequence[Movement]) -> list[dict[str, Any]]:
                     f"{field}.energy", f"must be one of {allowed}, got {movement.energy!r}"
                 )
             item["energy"] = Energy(movement.energy).value
-        else:
+        elif movement.movement is not None:
             item["movement"] = check_str(f"{field}.movement", movement.movement, max_length=64)
         wire.append(item)
     return wire

@@ -1,8 +1,9 @@
 """Models of the iMuze music engine, "joplin" (seed 000): genres, movements, structures, musics.
 
 Field names are the API's own. A music's structure is a sequence of movements; each movement
-covers a fraction of the music (``start`` and ``duration`` in [0, 1]) and has either an energy
-level (calm, medium, dynamic) or a type (intro, verse, refrain, ...).
+covers a fraction of the music (``start`` and ``duration`` in [0, 1]) and has an energy level
+(calm, medium, dynamic), a type (intro, verse, refrain, ...), or neither (seed 000's own create
+example sends movements with only ``start`` and ``duration``); never both.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class Genre:
 class Movement:
     """One part of a music's structure.
 
-    ``start`` and ``duration`` are fractions of the whole music. Exactly one of ``energy`` and
-    ``movement`` (a type such as ``"intro"``) is set in a request; responses may carry neither.
+    ``start`` and ``duration`` are fractions of the whole music. A movement has an ``energy``,
+    a ``movement`` type (such as ``"intro"``), or neither (the engine chooses); a request with
+    both is refused before it is sent.
     """
 
     start: float
@@ -58,11 +60,21 @@ class Movement:
         return self.start + self.duration
 
 
+def _plain_fraction(text: str) -> float | None:
+    """``text`` as a number when it is one (a movement without energy or type), else None."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _movement_from_token(token: str, start: float, index: int) -> Movement:
     name, sep, fraction_text = token.partition(":")
     name = name.strip().lower()
     field = f"structure[{index}]"
-    if not sep or not name:
+    if not sep and (plain := _plain_fraction(name)) is not None:
+        name, fraction_text = "", str(plain)
+    elif not sep or not name:
         raise errors.ValidationError(field, f"expected 'name:fraction', got {token.strip()!r}")
     try:
         fraction = float(fraction_text)
@@ -72,6 +84,8 @@ def _movement_from_token(token: str, start: float, index: int) -> Movement:
         ) from None
     if not math.isfinite(fraction) or not 0 < fraction <= 1:
         raise errors.ValidationError(f"{field}.duration", f"must be in (0, 1], got {fraction}")
+    if not name:
+        return Movement(start=start, duration=fraction)
     if name in Energy.__members__.values():
         return Movement(start=start, duration=fraction, energy=Energy(name))
     if not _TYPE_NAME.fullmatch(name):  # not match + `$`: that accepts a trailing newline
@@ -94,7 +108,8 @@ class Structure:
         """Consecutive movements from ``"calm:0.2,medium:0.4,dynamic:0.4"``.
 
         Each item is an energy (calm, medium, dynamic) or a movement type (``intro:0.1``) with
-        the fraction of the music it takes; the fractions must add up to 1 (+-0.001).
+        the fraction of the music it takes, or a bare fraction (``0.25``) for a movement with
+        neither; the fractions must add up to 1 (+-0.001).
         ValidationError names the offending item.
         """
         if not isinstance(text, str) or not text.strip():
@@ -124,10 +139,12 @@ class Structure:
         return self.movements[index]
 
     def __str__(self) -> str:
-        return ",".join(
-            f"{m.energy if m.energy is not None else m.movement}:{m.duration:g}"
-            for m in self.movements
-        )
+        return ",".join(_movement_text(m) for m in self.movements)
+
+
+def _movement_text(movement: Movement) -> str:
+    name = movement.energy if movement.energy is not None else movement.movement
+    return f"{movement.duration:g}" if name is None else f"{name}:{movement.duration:g}"
 
 
 @attrs.frozen
