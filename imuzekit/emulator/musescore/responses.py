@@ -176,7 +176,12 @@ async def upload(request: web.Request, state: MuseScoreState, caller: Caller) ->
         license=license,
         tags=tags,
     )
-    return Answer(score_json(state, score, origin(request)), "score")
+    answer = score_json(state, score, origin(request))
+    if state.upload_answer != "score":
+        # Only the one field that names the new score (see MuseScoreState.upload_answer).
+        key = state.upload_answer
+        answer = {key: answer["id"] if key == "score_id" else answer[key]}
+    return Answer(answer, "score")
 
 
 async def delete_score(request: web.Request, state: MuseScoreState, caller: Caller) -> Answer:
@@ -220,7 +225,10 @@ async def resolve(
     params = {"oauth_consumer_key": caller.consumer_key}
     if "callback" in request.query:
         params["callback"] = request.query["callback"]
-    location = f"{state.rest_url(origin(request))}/{kind}/{found.id}{fmt}?{urlencode(params)}"
+    root = origin(request)
+    if state.redirect_scheme is not None:
+        root = state.redirect_scheme + root[root.index(":") :]
+    location = f"{state.rest_url(root)}/{kind}/{found.id}{fmt}?{urlencode(params)}"
     return web.Response(
         status=302,
         text=dumps({"location": location}),

@@ -12,7 +12,7 @@ import random
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import attrs
@@ -66,6 +66,20 @@ def _check_token_format(_: object, __: object, value: str) -> None:
         raise ValueError(f"token_format must be 'form' or 'json', got {value!r}")
 
 
+UPLOAD_ANSWERS = ("score", "id", "score_id", "uri", "permalink")
+"""What ``POST /score`` may answer (`MuseScoreState.upload_answer`)."""
+
+
+def _check_upload_answer(_: object, __: object, value: str) -> None:
+    if value not in UPLOAD_ANSWERS:
+        raise ValueError(f"upload_answer must be one of {', '.join(UPLOAD_ANSWERS)}, got {value!r}")
+
+
+def _check_redirect_scheme(_: object, __: object, value: str | None) -> None:
+    if value not in (None, "http", "https"):
+        raise ValueError(f"redirect_scheme must be None, 'http' or 'https', got {value!r}")
+
+
 @attrs.define
 class MuseScoreState:
     """All of the emulated MuseScore.com data, reachable from tests as `emu.musescore`.
@@ -101,6 +115,17 @@ class MuseScoreState:
     """Body of the token endpoints: ``"form"`` (form-urlencoded, default) or ``"json"``."""
     file_cache_limit: int = 64 * 1024 * 1024
     """Bytes of generated static files kept in memory."""
+    upload_answer: str = attrs.field(default="score", validator=_check_upload_answer)
+    """What ``POST /score`` answers (the reference does not say): ``"score"`` the whole new
+    score (default), or only one field naming it: ``"id"``, ``"score_id"``, ``"uri"`` or
+    ``"permalink"`` (``{"id": "1001"}``, ``<score><id>1001</id></score>`` in XML)."""
+    redirect_scheme: str | None = attrs.field(default=None, validator=_check_redirect_scheme)
+    """The scheme of ``/resolve``'s ``Location`` (None: the request's own): ``"https"`` answers
+    like an API reached over http that redirects to its https twin."""
+    score_quirks: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+    """Fields merged into a score's rendered object (nested objects merged key by key), to give
+    the odd answers the real service gives at times, by score id:
+    ``{1001: {"metadata": {"duration": "474.5"}}}``."""
 
     consumers: dict[str, str] = attrs.field(factory=dict, init=False)
     """Registered consumers: key -> secret."""
@@ -475,9 +500,10 @@ class MuseScoreState:
         """The score or user a site URL names, if `viewer_id` may see it.
 
         Accepted: the emulator's permalinks (``{site}/{username}/scores/{id}``,
-        ``{site}/{username}``, ``{site}/score/{id}``, ``{site}/user/{id}``, on any host) and
-        the same paths on ``http(s)://(www.)musescore.com``. The username of a score permalink
-        must be its owner's.
+        ``{site}/{username}``, ``{site}/score/{id}``, ``{site}/user/{id}``, on any host), the
+        same paths on ``http(s)://(www.)musescore.com``, and the short links
+        ``http(s)://mus.cr/{id}`` of a score. The username of a score permalink must be its
+        owner's.
         """
         try:
             parts = urlsplit(url.strip())
@@ -485,6 +511,12 @@ class MuseScoreState:
             return None
         host = (parts.hostname or "").lower()
         path = parts.path
+        if host == "mus.cr":
+            # The short links of the oEmbed URL schemes: ``http://mus.cr/{score id}``.
+            ident = path.strip("/")
+            if ident.isascii() and ident.isdigit() and len(ident) <= 18:
+                return self._resolvable(int(ident), None, viewer_id)
+            return None
         if host in ("musescore.com", "www.musescore.com"):
             pass
         elif path.startswith(self.site_prefix + "/"):

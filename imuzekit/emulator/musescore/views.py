@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .layout import measure_boxes
@@ -33,8 +34,26 @@ def user_json(state: MuseScoreState, user: MuseScoreUser, origin: str) -> dict[s
     }
 
 
+def _merged(base: dict[str, Any], quirks: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in quirks.items():
+        inner = merged.get(key)
+        if isinstance(inner, dict) and isinstance(value, Mapping):
+            merged[key] = _merged(inner, value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def score_json(state: MuseScoreState, score: MuseScoreScore, origin: str) -> dict[str, Any]:
-    """The score object of the reference, key for key (ids and most counts as strings)."""
+    """The score object of the reference, key for key (ids and most counts as strings), with
+    the score's `MuseScoreState.score_quirks` merged in."""
+    data = _score_json(state, score, origin)
+    quirks = state.score_quirks.get(score.id)
+    return _merged(data, quirks) if quirks else data
+
+
+def _score_json(state: MuseScoreState, score: MuseScoreScore, origin: str) -> dict[str, Any]:
     meta = score.metadata
     owner = state.users[score.user_id]
     return {

@@ -11,6 +11,7 @@ Reference: seed 004 (``http://api.musescore.com/services/rest``). Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -160,6 +161,9 @@ class ScoresAPI:
         license: LicenseFilter | str | None = None,
         sort: Sort | str | None = None,
         limit: int | None = None,
+        page: int = 0,
+        format: str = "json",
+        callback: str | None = None,
     ) -> Paginator[Score]:
         """Search scores, 20 a page, fetching pages as you iterate (``GET /score.json``).
 
@@ -168,30 +172,58 @@ class ScoresAPI:
         ``license``: what the licence must allow (``to_play``, ``to_share``,
         ``to_use_commercially``, ``to_modify_commercially``); ``sort``: ``relevance``,
         ``view_count``, ``date_uploaded`` or ``comment_count``; ``limit``: stop after that many
-        scores. Filters are checked before anything is sent.
+        scores; ``page``: the zero-based page to start from (20 scores a page); ``format``:
+        ``json``, ``xml`` or ``jsonp`` (with ``callback``), each read into the same models.
+        Filters are checked before anything is sent.
         """
         params = _api.search_params(
             text=text, part=part, parts=parts, language=language, license=license, sort=sort
         )
-        return self._api.paginate(_api.build_search(self._api.base_url, params), limit)
+        first = _api.build_search(
+            self._api.base_url, params, page=page, fmt=format, callback=callback
+        )
+        return self._api.paginate(first, limit)
 
-    async def get(self, score_id: int, secret: str | None = None) -> Score:
-        """One score (``GET /score/{id}.json``); ``secret`` opens a private score."""
-        request = _api.build_get_score(self._api.base_url, score_id, secret=secret)
+    async def get(
+        self,
+        score_id: int,
+        secret: str | None = None,
+        *,
+        format: str = "json",
+        callback: str | None = None,
+    ) -> Score:
+        """One score (``GET /score/{id}.{format}``); ``secret`` opens a private score."""
+        request = _api.build_get_score(
+            self._api.base_url, score_id, secret=secret, fmt=format, callback=callback
+        )
         return self._api.score(await self._api.sender.send(request))
 
     async def time(
-        self, score_id: int, secret: str | None = None, *, format: str = "json"
+        self,
+        score_id: int,
+        secret: str | None = None,
+        *,
+        format: str = "json",
+        callback: str | None = None,
     ) -> list[TimeEvent]:
-        """When each measure starts in the audio, in ms (``GET /score/{id}/time``)."""
-        request = _api.build_time(self._api.base_url, score_id, secret=secret, fmt=format)
+        """When each measure starts in the audio, in ms (``GET /score/{id}/time.{format}``)."""
+        request = _api.build_time(
+            self._api.base_url, score_id, secret=secret, fmt=format, callback=callback
+        )
         return _api.parse_time(await self._api.sender.send(request))
 
     async def space(
-        self, score_id: int, secret: str | None = None, *, format: str = "json"
+        self,
+        score_id: int,
+        secret: str | None = None,
+        *,
+        format: str = "json",
+        callback: str | None = None,
     ) -> list[MeasureBox]:
-        """Each measure's bounding box on its page (``GET /score/{id}/space``)."""
-        request = _api.build_space(self._api.base_url, score_id, secret=secret, fmt=format)
+        """Each measure's bounding box on its page (``GET /score/{id}/space.{format}``)."""
+        request = _api.build_space(
+            self._api.base_url, score_id, secret=secret, fmt=format, callback=callback
+        )
         return _api.parse_space(await self._api.sender.send(request))
 
     async def upload(
@@ -207,7 +239,9 @@ class ScoresAPI:
         """Upload a ``.mscz`` score (``POST /score.json``, multipart; needs the user's token).
 
         ``file`` is a path or ``(filename, bytes)``. The job is READY once MuseScore.com has
-        processed the score (its status is ``ready``). Never retried once sent.
+        processed the score (its status is ``ready``). Never retried once sent. An answer that
+        only names the new score (its ``id``, ``score_id``, ``uri`` or ``permalink``) is
+        completed with ``GET /score/{id}`` before the job is returned.
         """
         if isinstance(file, tuple):
             filename, content = file
@@ -230,8 +264,15 @@ class ScoresAPI:
             license=license,
             tags=tags,
         )
-        score = self._api.score(await self._api.sender.send(request))
-        return self._api.job_for(score)
+        response = await self._api.sender.send(request)
+        score = _api.parse_upload(response, static_url=self._api.static_url)
+        job = self._api.job_for(score)
+        if score.status is None:
+            # The score exists now: its id must reach the caller whatever this read does, and
+            # the job's polls read the score again (GET /score/{id}) when it is waited on.
+            with contextlib.suppress(errors.APIError, errors.TransportError, errors.ParseError):
+                await job.refresh()
+        return job
 
     async def delete(self, score_id: int) -> None:
         """Delete one of your scores (``DELETE /score/{id}.json``); 403 for another's."""
@@ -248,14 +289,17 @@ class UsersAPI:
     def __init__(self, api: MuseScoreAPI) -> None:
         self._api = api
 
-    async def get(self, user_id: int) -> User:
-        """One user (``GET /user/{id}.json``)."""
-        request = _api.build_get_user(self._api.base_url, user_id)
+    async def get(
+        self, user_id: int | str, *, format: str = "json", callback: str | None = None
+    ) -> User:
+        """One user (``GET /user/{id}.{format}``): ``user_id`` an int, a numeric string or the
+        user's name."""
+        request = _api.build_get_user(self._api.base_url, user_id, fmt=format, callback=callback)
         return _api.parse_user(await self._api.sender.send(request))
 
     def scores(
         self,
-        user_id: int,
+        user_id: int | str,
         *,
         text: str | None = None,
         part: int | Sequence[int] | None = None,
@@ -264,14 +308,24 @@ class UsersAPI:
         license: LicenseFilter | str | None = None,
         sort: Sort | str | None = None,
         limit: int | None = None,
+        page: int = 0,
+        format: str = "json",
+        callback: str | None = None,
     ) -> Paginator[Score]:
-        """A user's scores, searchable like ``scores.search`` (their private ones too when
+        """A user's scores (``user_id`` an int, a numeric string or the user's name),
+        searchable, paged and formatted like ``scores.search`` (their private ones too when
         the access token is theirs)."""
-        check_int("user_id", user_id, minimum=1)
         params = _api.search_params(
             text=text, part=part, parts=parts, language=language, license=license, sort=sort
         )
-        request = _api.build_search(self._api.base_url, params, user_id=user_id)
+        request = _api.build_search(
+            self._api.base_url,
+            params,
+            user_id=user_id,
+            page=page,
+            fmt=format,
+            callback=callback,
+        )
         return self._api.paginate(request, limit)
 
 
@@ -325,24 +379,46 @@ class MuseScoreAPI:
         """``score`` with ``static_url`` set."""
         return attrs.evolve(score, static_url=self.static_url)
 
-    async def me(self) -> User:
-        """The user of the access token (``GET /me.json``)."""
-        return _api.parse_user(await self.sender.send(_api.build_me(self.base_url)))
+    async def me(self, *, format: str = "json", callback: str | None = None) -> User:
+        """The user of the access token (``GET /me.{format}``)."""
+        request = _api.build_me(self.base_url, fmt=format, callback=callback)
+        return _api.parse_user(await self.sender.send(request))
 
-    async def resolve(self, url: str) -> Score | User:
-        """The score or user behind a MuseScore.com URL (``GET /resolve``, redirect followed
-        only into the MuseScore API)."""
-        response = await self.sender.send(_api.build_resolve(self.base_url, url))
+    async def resolve(
+        self, url: str, *, format: str = "json", callback: str | None = None
+    ) -> Score | User:
+        """The score or user behind a MuseScore.com URL (``GET /resolve.{format}``).
+
+        The redirect is followed only into the MuseScore API: its host (``http`` <-> ``https``
+        allowed) and path; any other host is refused (ParseError) rather than sent the
+        credentials. The resource is read in the same ``format``.
+        """
+        request = _api.build_resolve(self.base_url, url, fmt=format, callback=callback)
+        response = await self.sender.send(request)
         kind, resource_id = _api.parse_resolve_location(response, self.base_url)
-        if kind == "score":
-            return await self.scores.get(resource_id)
-        return await self.users.get(resource_id)
+        if kind == "score" and isinstance(resource_id, int):
+            return await self.scores.get(resource_id, format=format, callback=callback)
+        return await self.users.get(resource_id, format=format, callback=callback)
 
     async def oembed(
-        self, url: str, *, maxwidth: int | None = None, maxheight: int | None = None
+        self,
+        url: str,
+        *,
+        maxwidth: int | None = None,
+        maxheight: int | None = None,
+        format: str = "json",
+        callback: str | None = None,
     ) -> OEmbed:
-        """The oEmbed description (player iframe) of a score URL."""
-        request = _api.build_oembed(self.oembed_url, url, maxwidth=maxwidth, maxheight=maxheight)
+        """The oEmbed description (player iframe) of a score URL (``musescore.com/*`` or
+        ``mus.cr/*``), asked for as ``json``, ``xml`` or ``jsonp`` (with ``callback``)."""
+        request = _api.build_oembed(
+            self.oembed_url,
+            url,
+            maxwidth=maxwidth,
+            maxheight=maxheight,
+            fmt=format,
+            callback=callback,
+        )
         return _api.parse_oembed(await self.sender.send(request))
 
     def job_for(self, score: Score, policy: PollPolicy | None = None) -> Job[Score]:

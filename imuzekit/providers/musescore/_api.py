@@ -2,12 +2,20 @@
 
 Seed 004. Notes on the wire format:
 
-* the format is the suffix of the last path segment (``/score.json``, ``/score/583/time.json``);
-  the SDK asks for JSON, and can read the XML of ``time`` and ``space`` (``format="xml"``);
+* the format is the suffix of the last path segment (``/score.json``, ``/score/583/time.xml``,
+  ``/me.jsonp?callback=f``): every GET can ask for ``json``, ``xml`` or ``jsonp`` and each parses
+  into the same models (`_formats.decode`);
 * numbers often arrive as strings, empty strings mean "not set", and ``metadata.parts`` wraps
-  each part as ``{"part": {...}}``: converter hooks registered here take care of all three;
-* search pages hold 20 scores and ``page`` is zero-based: a short page is the last one;
-* ``/resolve`` answers 302 to the API URL of a score or a user.
+  each part as ``{"part": {...}}``: the converter hooks of `_hooks` take care of all three;
+* search pages hold 20 scores and ``page`` is zero-based: a short page is the last one; a score
+  that cannot be read whole keeps what can be read (the unreadable fields None), and one without
+  a usable id is left out, so one odd score never fails its page;
+* metadata numbers may come fractional (``"duration": "474.5"``): ``duration`` keeps the
+  fraction, the counts (``pages``, ``measures``, ...) are rounded to the nearest integer;
+* the answer of ``POST /score`` is not in the reference: any JSON or XML answer that names the
+  new score (``id``, ``score_id``, ``uri`` or ``permalink``) is accepted;
+* ``/resolve`` answers 302 to the API URL of a score or a user (on the API's own host, where
+  ``http`` and ``https`` may differ).
 """
 
 from __future__ import annotations
@@ -15,31 +23,25 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn
-from defusedxml import ElementTree
-from defusedxml.common import DefusedXmlException
 
 from imuzekit import errors
 from imuzekit._convert import loads_json
 from imuzekit._http import FilePart, Request, Response
 from imuzekit._paging import Page
 from imuzekit.jobs import JobState, JobStatus
-from imuzekit.providers._common import check_int, check_str, decode_json, join_url, structure
+from imuzekit.providers._common import check_int, check_str, join_url, structure
+from imuzekit.providers.musescore._formats import check_format, decode, format_params, items_of
+from imuzekit.providers.musescore._hooks import configure_converter, salvage_score
 from imuzekit.providers.musescore.models import (
     License,
     LicenseFilter,
     MeasureBox,
     OAuthToken,
     OEmbed,
-    Part,
     Score,
-    ScoreDates,
-    ScoreMetadata,
-    ScoreUser,
     Sort,
     TimeEvent,
     User,
@@ -60,6 +62,7 @@ __all__ = [
     "build_time",
     "build_token_request",
     "build_upload",
+    "check_user_id",
     "configure_converter",
     "next_search_request",
     "parse_oembed",
@@ -69,52 +72,13 @@ __all__ = [
     "parse_space",
     "parse_time",
     "parse_token",
+    "parse_upload",
     "parse_user",
 ]
 
 PROVIDER = "musescore"
 PAGE_SIZE = 20
 READY = "ready"
-# Leaves first: a generated structure function looks up its fields' hooks when it is made.
-_MODELS = (Part, ScoreUser, ScoreDates, ScoreMetadata, Score, User, TimeEvent, MeasureBox, OEmbed)
-
-
-def _blank_to_none(converter: cattrs.Converter, cls: type[Any]) -> None:
-    inner = make_dict_structure_fn(cls, converter)
-
-    def structure_blank_as_none(value: Any, tp: Any) -> Any:
-        if isinstance(value, Mapping):
-            value = {k: (None if v == "" else v) for k, v in value.items()}
-            if cls is Part and isinstance(value.get("part"), Mapping):
-                value = {k: (None if v == "" else v) for k, v in value["part"].items()}
-        return inner(value, tp)
-
-    converter.register_structure_hook(cls, structure_blank_as_none)
-
-
-def _int_or_str(value: Any, _: Any) -> int | str:
-    # oEmbed's width is "100%" unless a maxwidth was given; then it is a number of pixels.
-    if isinstance(value, bool):
-        raise TypeError("expected a size")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        return int(value) if value.strip().isdigit() else value
-    raise TypeError(f"expected a size, got {value!r}")
-
-
-def _optional_int_or_str(value: Any, tp: Any) -> int | str | None:
-    return None if value is None else _int_or_str(value, tp)
-
-
-def configure_converter(converter: cattrs.Converter) -> None:
-    """Register MuseScore.com's wire rules on the package converter."""
-    converter.register_structure_hook(int | str, _int_or_str)
-    converter.register_structure_hook(int | str | None, _optional_int_or_str)
-    for cls in _MODELS:
-        _blank_to_none(converter, cls)
 
 
 def _path(base_url: str, *segments: str | int, fmt: str = "json") -> str:
@@ -127,10 +91,26 @@ def _request(method: str, url: str, **kwargs: Any) -> Request:
     return Request(method, url, provider=PROVIDER, **kwargs)
 
 
-def _check_format(fmt: str) -> str:
-    if fmt not in ("json", "xml"):
-        raise errors.ValidationError("format", f"must be 'json' or 'xml', got {fmt!r}")
-    return fmt
+def _get(
+    base_url: str,
+    *segments: str | int,
+    fmt: str = "json",
+    callback: str | None = None,
+    params: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> Request:
+    """A GET in ``fmt`` (``json``, ``xml`` or ``jsonp`` with its ``callback``), checked first."""
+    fmt, callback = check_format(fmt, callback)
+    query = {**(params or {}), **format_params(callback)}
+    return _request("GET", _path(base_url, *segments, fmt=fmt), params=query, **kwargs)
+
+
+def check_user_id(user_id: object) -> int | str:
+    """A user id: an int >= 1, or a string (a numeric id or a user name, seed 004's "string")."""
+    if isinstance(user_id, str):
+        check_str("user_id", user_id, max_length=255)
+        return user_id.strip()
+    return check_int("user_id", user_id, minimum=1)
 
 
 # -- search -------------------------------------------------------------------------------
@@ -185,19 +165,37 @@ def search_params(
 
 
 def build_search(
-    base_url: str, params: Mapping[str, str], *, user_id: int | None = None, page: int = 0
+    base_url: str,
+    params: Mapping[str, str],
+    *,
+    user_id: int | str | None = None,
+    page: int = 0,
+    fmt: str = "json",
+    callback: str | None = None,
 ) -> Request:
-    """``GET /score.json`` (or ``/user/{id}/score.json``) for one zero-based page."""
-    url = _path(base_url, "score") if user_id is None else _path(base_url, "user", user_id, "score")
-    return _request("GET", url, params={**params, "page": str(page)})
+    """``GET /score.{fmt}`` (or ``/user/{id}/score.{fmt}``) for one zero-based page."""
+    page = check_int("page", page, minimum=0)
+    segments: tuple[str | int, ...] = ("score",)
+    if user_id is not None:
+        segments = ("user", check_user_id(user_id), "score")
+    return _get(
+        base_url, *segments, fmt=fmt, callback=callback, params={**params, "page": str(page)}
+    )
 
 
 def parse_search(response: Response) -> Page[Score]:
-    """One page of scores (a JSON array)."""
-    data = decode_json(response)
-    if isinstance(data, dict) and "score" in data:
-        data = data["score"]  # some deployments wrap the array
-    return Page(items=structure(data or [], tuple[Score, ...]))
+    """One page of scores (a JSON array, or the same in XML or JSONP).
+
+    A score that cannot be read whole keeps the fields that can (the others None); one without a
+    usable ``id`` is left out: one odd score never fails the page.
+    """
+    data = items_of(decode(response), "score")
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise errors.ParseError(f"expected a list of scores, got {type(data).__name__}", body=data)
+    scores = (salvage_score(item, f"$[{index}]") for index, item in enumerate(data))
+    return Page(items=tuple(score for score in scores if score is not None))
 
 
 def next_search_request(previous: Request, page: Page[Score]) -> Request | None:
@@ -216,72 +214,75 @@ def _secret_params(secret: str | None) -> dict[str, str]:
     return {} if secret is None else {"secret": check_str("secret", secret, max_length=64)}
 
 
-def build_get_score(base_url: str, score_id: int, *, secret: str | None = None) -> Request:
-    """``GET /score/{id}.json`` (``secret`` for a private score you do not own)."""
+def build_get_score(
+    base_url: str,
+    score_id: int,
+    *,
+    secret: str | None = None,
+    fmt: str = "json",
+    callback: str | None = None,
+) -> Request:
+    """``GET /score/{id}.{fmt}`` (``secret`` for a private score you do not own)."""
     check_int("score_id", score_id, minimum=1)
     params = _secret_params(secret)
-    return _request("GET", _path(base_url, "score", score_id), params=params)
+    return _get(base_url, "score", score_id, fmt=fmt, callback=callback, params=params)
+
+
+def _unwrap(data: Any, key: str) -> Any:
+    if isinstance(data, dict) and isinstance(data.get(key), dict) and "id" not in data:
+        return data[key]
+    return data
 
 
 def parse_score(response: Response, *, static_url: str | None = None) -> Score:
-    """A :class:`Score`, with ``static_url`` set for building file links."""
-    data = decode_json(response)
-    if isinstance(data, dict) and isinstance(data.get("score"), dict) and "id" not in data:
-        data = data["score"]
-    score = structure(data, Score)
+    """A :class:`Score` (from JSON, XML or JSONP), with ``static_url`` set for file links."""
+    score = structure(_unwrap(decode(response), "score"), Score)
     return attrs.evolve(score, static_url=static_url) if static_url else score
 
 
 def build_time(
-    base_url: str, score_id: int, *, secret: str | None = None, fmt: str = "json"
+    base_url: str,
+    score_id: int,
+    *,
+    secret: str | None = None,
+    fmt: str = "json",
+    callback: str | None = None,
 ) -> Request:
     """``GET /score/{id}/time.{fmt}``."""
-    return _build_score_data(base_url, score_id, "time", secret, fmt)
+    return _build_score_data(base_url, score_id, "time", secret, fmt, callback)
 
 
 def build_space(
-    base_url: str, score_id: int, *, secret: str | None = None, fmt: str = "json"
+    base_url: str,
+    score_id: int,
+    *,
+    secret: str | None = None,
+    fmt: str = "json",
+    callback: str | None = None,
 ) -> Request:
     """``GET /score/{id}/space.{fmt}``."""
-    return _build_score_data(base_url, score_id, "space", secret, fmt)
+    return _build_score_data(base_url, score_id, "space", secret, fmt, callback)
 
 
 def _build_score_data(
-    base_url: str, score_id: int, leaf: str, secret: str | None, fmt: str
+    base_url: str, score_id: int, leaf: str, secret: str | None, fmt: str, callback: str | None
 ) -> Request:
     """``GET /score/{id}/{leaf}.{fmt}``: a score's measure timings or positions."""
     check_int("score_id", score_id, minimum=1)
-    return _request(
-        "GET",
-        _path(base_url, "score", score_id, leaf, fmt=_check_format(fmt)),
-        params=_secret_params(secret),
-    )
-
-
-def _xml_records(body: bytes, item_tag: str) -> list[dict[str, str]]:
-    try:
-        root = ElementTree.fromstring(body)
-    except (ElementTree.ParseError, DefusedXmlException, ValueError) as exc:
-        raise errors.ParseError(f"not valid XML: {exc}", body=body[:200]) from exc
-    return [
-        {child.tag: (child.text or "").strip() for child in item} for item in root.iter(item_tag)
-    ]
-
-
-def _records(response: Response, item_tag: str) -> Any:
-    if response.content_type.endswith("xml") or response.body.lstrip().startswith(b"<"):
-        return _xml_records(response.body, item_tag)
-    return decode_json(response)
+    params = _secret_params(secret)
+    return _get(base_url, "score", score_id, leaf, fmt=fmt, callback=callback, params=params)
 
 
 def parse_time(response: Response) -> list[TimeEvent]:
-    """Measure start times, from JSON or from the reference's XML (``<events><event>``)."""
-    return list(structure(_records(response, "event") or [], tuple[TimeEvent, ...]))
+    """Measure start times, from JSON, JSONP or the reference's XML (``<events><event>``)."""
+    data = items_of(decode(response), "event")
+    return list(structure(data or [], tuple[TimeEvent, ...]))
 
 
 def parse_space(response: Response) -> list[MeasureBox]:
-    """Measure bounding boxes, from JSON or the reference's XML (``<elements><element>``)."""
-    return list(structure(_records(response, "element") or [], tuple[MeasureBox, ...]))
+    """Measure bounding boxes, from JSON, JSONP or the reference's XML (``<elements>``)."""
+    data = items_of(decode(response), "element")
+    return list(structure(data or [], tuple[MeasureBox, ...]))
 
 
 def build_upload(
@@ -329,6 +330,47 @@ def build_upload(
     )
 
 
+_SCORE_ID_IN_URL = re.compile(r"/scores?/(\d{1,18})(?:\.\w+)?/?$")
+
+
+def parse_upload(response: Response, *, static_url: str | None = None) -> Score:
+    """The new score from the answer of ``POST /score`` (the reference does not show it).
+
+    Any JSON, XML or JSONP answer that names the score is accepted: a whole score object, or
+    only its ``id``, ``score_id``, ``uri`` (``.../score/{id}``) or ``permalink``
+    (``.../scores/{id}``), bare or under a ``score`` key. A partial answer gives a Score with
+    only its id (and what else could be read; no ``status``): read the rest with
+    ``GET /score/{id}``. ParseError when nothing names the score.
+    """
+    data = _unwrap(decode(response), "score")
+    if isinstance(data, dict):
+        score_id = _upload_id(data)
+        if score_id is not None:
+            score = salvage_score({**data, "id": score_id}, "$")
+            if score is not None:
+                return attrs.evolve(score, static_url=static_url) if static_url else score
+    raise errors.ParseError(
+        "the upload answer does not name the new score (no id, score_id, uri or permalink)",
+        body=data,
+    )
+
+
+def _upload_id(data: Mapping[str, Any]) -> int | None:
+    for key in ("id", "score_id"):
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+            return int(value)
+    for key in ("uri", "permalink"):
+        value = data.get(key)
+        if isinstance(value, str):
+            match = _SCORE_ID_IN_URL.search(urlsplit(value.strip()).path)
+            if match is not None:
+                return int(match.group(1))
+    return None
+
+
 def build_delete(base_url: str, score_id: int) -> Request:
     """``DELETE /score/{id}.json``."""
     check_int("score_id", score_id, minimum=1)
@@ -338,62 +380,94 @@ def build_delete(base_url: str, score_id: int) -> Request:
 # -- users, resolve, oEmbed -----------------------------------------------------------------------
 
 
-def build_me(base_url: str) -> Request:
-    """``GET /me.json`` (needs the user's access token)."""
-    return _request("GET", _path(base_url, "me"))
+def build_me(base_url: str, *, fmt: str = "json", callback: str | None = None) -> Request:
+    """``GET /me.{fmt}`` (needs the user's access token)."""
+    return _get(base_url, "me", fmt=fmt, callback=callback)
 
 
-def build_get_user(base_url: str, user_id: int) -> Request:
-    """``GET /user/{id}.json``."""
-    check_int("user_id", user_id, minimum=1)
-    return _request("GET", _path(base_url, "user", user_id))
+def build_get_user(
+    base_url: str, user_id: int | str, *, fmt: str = "json", callback: str | None = None
+) -> Request:
+    """``GET /user/{id}.{fmt}``; ``user_id`` an int, a numeric string or a user name."""
+    return _get(base_url, "user", check_user_id(user_id), fmt=fmt, callback=callback)
 
 
 def parse_user(response: Response) -> User:
-    """A :class:`User`."""
-    data = decode_json(response)
-    if isinstance(data, dict) and isinstance(data.get("user"), dict) and "id" not in data:
-        data = data["user"]
-    return structure(data, User)
+    """A :class:`User` (from JSON, XML or JSONP)."""
+    return structure(_unwrap(decode(response), "user"), User)
 
 
-def build_resolve(base_url: str, url: str) -> Request:
-    """``GET /resolve.json?url=...`` without following the redirect (checked first)."""
+def build_resolve(
+    base_url: str, url: str, *, fmt: str = "json", callback: str | None = None
+) -> Request:
+    """``GET /resolve.{fmt}?url=...`` without following the redirect (checked first)."""
     check_str("url", url, max_length=2000)
     if urlsplit(url).scheme not in ("http", "https"):
         raise errors.ValidationError("url", f"must be an http(s) MuseScore.com URL, got {url!r}")
-    return _request("GET", _path(base_url, "resolve"), params={"url": url}, allow_redirects=False)
+    return _get(
+        base_url, "resolve", fmt=fmt, callback=callback, params={"url": url}, allow_redirects=False
+    )
 
 
-def parse_resolve_location(response: Response, base_url: str) -> tuple[str, int]:
-    """``("score" | "user", id)`` from the 302's ``Location``.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-    The redirect is followed only when it points back into the API (``base_url``): a Location
-    anywhere else is refused rather than sent the consumer's credentials.
+
+def _same_api_host(location: SplitResult, base: SplitResult) -> bool:
+    """The same host and port, the scheme the same or only ``http`` <-> ``https``.
+
+    With the default ports (no port in either URL) the scheme change moves 80 <-> 443 too.
+    """
+    if (location.scheme, location.netloc) == (base.scheme, base.netloc):
+        return True
+    if location.scheme not in _DEFAULT_PORTS or base.scheme not in _DEFAULT_PORTS:
+        return False
+    if (location.hostname or "").lower() != (base.hostname or "").lower() or not base.hostname:
+        return False
+    if location.username or location.password:
+        return False
+    if location.port is None and base.port is None:
+        return True
+    own = location.port or _DEFAULT_PORTS[location.scheme]
+    return own == (base.port or _DEFAULT_PORTS[base.scheme])
+
+
+def parse_resolve_location(response: Response, base_url: str) -> tuple[str, int | str]:
+    """``("score", id)`` or ``("user", id or name)`` from the 302's ``Location``.
+
+    The redirect is followed only when it points back into the API (``base_url``'s host and
+    path; ``http`` <-> ``https`` allowed): a Location on any other host is refused rather than
+    sent the consumer's credentials.
     """
     location = response.headers.get("Location")
     if response.status not in (301, 302, 303, 307, 308) or not location:
         raise errors.ParseError(f"/resolve answered {response.status} without a redirect")
     parts = urlsplit(location)
     base = urlsplit(base_url)
-    if (parts.scheme, parts.netloc) != (base.scheme, base.netloc) or not parts.path.startswith(
-        base.path
-    ):
+    if not _same_api_host(parts, base) or not parts.path.startswith(base.path):
         raise errors.ParseError(
             f"/resolve redirected outside the MuseScore API: {parts.netloc}{parts.path}"
         )
-    match = re.search(r"/(score|user)/(\d+)(?:\.\w+)?$", parts.path)
-    if match is None:
+    match = re.search(r"/(score|user)/(\d+|[A-Za-z0-9_-]{1,64})(?:\.\w+)?$", parts.path)
+    if match is None or (match.group(1) == "score" and not match.group(2).isdigit()):
         raise errors.ParseError(f"/resolve redirected to an unknown resource: {parts.path}")
-    return match.group(1), int(match.group(2))
+    ident = match.group(2)
+    return match.group(1), int(ident) if ident.isdigit() else ident
 
 
 def build_oembed(
-    oembed_url: str, url: str, *, maxwidth: int | None = None, maxheight: int | None = None
+    oembed_url: str,
+    url: str,
+    *,
+    maxwidth: int | None = None,
+    maxheight: int | None = None,
+    fmt: str = "json",
+    callback: str | None = None,
 ) -> Request:
-    """The oEmbed endpoint for a score URL (JSON; no authentication needed)."""
+    """The oEmbed endpoint for a score URL (no authentication needed); ``fmt`` is ``json``,
+    ``xml`` or ``jsonp`` (with ``callback``)."""
     check_str("url", url, max_length=2000)
-    params: dict[str, Any] = {"url": url, "format": "json"}
+    fmt, callback = check_format(fmt, callback)
+    params: dict[str, Any] = {"url": url, "format": fmt, **format_params(callback)}
     if maxwidth is not None:
         params["maxwidth"] = check_int("maxwidth", maxwidth, minimum=1)
     if maxheight is not None:
@@ -402,8 +476,8 @@ def build_oembed(
 
 
 def parse_oembed(response: Response) -> OEmbed:
-    """An :class:`OEmbed` (``width`` may be ``"100%"``)."""
-    return structure(decode_json(response), OEmbed)
+    """An :class:`OEmbed` from JSON, XML or JSONP (``width`` may be ``"100%"``)."""
+    return structure(_unwrap(decode(response), "oembed"), OEmbed)
 
 
 # -- OAuth tokens ------------------------------------------------------------------------------

@@ -101,7 +101,11 @@ class Part:
 
 @attrs.frozen
 class ScoreMetadata:
-    """What MuseScore.com extracted from the score file (``duration`` in seconds)."""
+    """What MuseScore.com extracted from the score file (``duration`` in seconds).
+
+    ``duration`` is an int, or a float when the provider sends a fractional one; counts
+    (``pages``, ``measures``, ...) sent fractional are read as the nearest integer.
+    """
 
     title: str | None = None
     subtitle: str | None = None
@@ -112,7 +116,7 @@ class ScoreMetadata:
     lyrics: int | None = None
     chordnames: int | None = None
     keysig: int | None = None
-    duration: int | None = None
+    duration: int | float | None = None
     dimensions: str | None = None
     parts: tuple[Part, ...] = ()
 
