@@ -160,6 +160,10 @@ def withhold_login_answer(exc: errors.APIError | errors.ParseError) -> None:
     `ParseError` keeps its message (it names the path, never the value).
     """
     exc.body = None
+    # The chained cause (a JSONDecodeError's `.doc`, say) would carry the whole answer.
+    exc.__cause__ = None
+    exc.__context__ = None
+    exc.__suppress_context__ = True
     if isinstance(exc, errors.ParseError):
         return
     exc.message = (

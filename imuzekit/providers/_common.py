@@ -70,12 +70,21 @@ def decode_json(response: Response, *, secret: bool = False) -> Any:
             body=None,
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        snippet = "<login answer withheld>" if secret else response.text()[:200]
-        raise errors.ParseError(
-            f"{response.request.provider or 'provider'} answered {response.status} with a body "
-            f"that is not JSON ({response.content_type or 'no content type'}): {snippet!r}",
-            body=snippet,
-        ) from exc
+        if not secret:
+            raise _not_json(response, response.text()[:200]) from exc
+    # A login answer: raised outside the except block, since the decode error's `.doc` is the
+    # whole answer (a token, an echoed password) and would stay reachable as the context.
+    raise _not_json(response, None)
+
+
+def _not_json(response: Response, snippet: str | None) -> errors.ParseError:
+    """The error of an answer that is not JSON; ``snippet`` None withholds the body."""
+    quoted = "<login answer withheld>" if snippet is None else repr(snippet)
+    return errors.ParseError(
+        f"{response.request.provider or 'provider'} answered {response.status} with a body "
+        f"that is not JSON ({response.content_type or 'no content type'}): {quoted}",
+        body=snippet,
+    )
 
 
 def structure(data: Any, cls: type[T], *, path: str = "$") -> T:

@@ -29,6 +29,9 @@ from imuzekit._retry import RETRY_AFTER_CEILING, deadline_scope, parse_retry_aft
 from imuzekit._transport import Transport, plain_http_host
 from imuzekit.auth import LoginResult, TokenLogin
 from imuzekit.emulator import Emulator
+from imuzekit.providers.imuze import _api as imuze_api
+from imuzekit.providers.joplin import _api as joplin_api
+from imuzekit.providers.musescore import _api as musescore_api
 from tests.reliability._secrets import find_leaks
 from tests.transport.conftest import Server
 
@@ -278,19 +281,33 @@ async def test_a_failed_login_answer_is_withheld_from_the_error(status: int) -> 
     assert find_leaks([PASSWORD, ECHOED_TOKEN], _chain_texts(error)) == []
 
 
-async def test_an_unreadable_login_answer_is_withheld_from_the_parse_error() -> None:
-    def parse(response: Response) -> LoginResult:
-        raise errors.ParseError("no token", body=response.text())
-
+@pytest.mark.parametrize("provider", ["imuze", "joplin"])
+async def test_an_unreadable_login_answer_is_withheld_from_the_parse_error(provider: str) -> None:
+    # The real parsers: their decode error (chained as the cause) holds the whole answer.
+    parse = {"imuze": imuze_api.parse_login, "joplin": joplin_api.parse_login}[provider]
     hook = TokenLogin(
-        provider="joplin",
-        login=lambda: Request("PUT", "http://127.0.0.1:9/token", auth=False),
+        provider=provider,
+        login=lambda: Request("PUT", "http://127.0.0.1:9/token", provider=provider, auth=False),
         parse=parse,
     )
-    body = f'{{"tokn": "{ECHOED_TOKEN}"}}'.encode()
+    cut_short = f'{{"token": "{ECHOED_TOKEN}", "password": "{PASSWORD}"'.encode()
     with pytest.raises(errors.ParseError) as info:
-        await hook.apply(Request("GET", "http://127.0.0.1:9/x"), _Answers(200, body))
+        await hook.apply(
+            Request("GET", "http://127.0.0.1:9/x", provider=provider), _Answers(200, cut_short)
+        )
     assert info.value.body is None
+    assert find_leaks([ECHOED_TOKEN, PASSWORD], _chain_texts(info.value)) == []
+
+
+def test_an_unreadable_musescore_token_answer_keeps_no_secret_in_its_chain() -> None:
+    answer = Response(
+        200,
+        {},
+        f'{{"oauth_token": "t", "oauth_token_secret": "{ECHOED_TOKEN}"'.encode(),
+        request=Request("POST", "http://127.0.0.1:9/oauth/access_token", auth=False),
+    )
+    with pytest.raises(errors.ParseError) as info:
+        musescore_api.parse_token(answer)
     assert find_leaks([ECHOED_TOKEN], _chain_texts(info.value)) == []
 
 

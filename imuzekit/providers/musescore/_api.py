@@ -497,8 +497,12 @@ def parse_token(response: Response) -> OAuthToken:
     if text.startswith("{"):
         try:
             data = loads_json(text)
-        except ValueError as exc:
-            raise errors.ParseError("the token answer is not valid JSON", body=None) from exc
+        except ValueError:
+            data = None
+        if data is None:
+            # Raised outside the except block: the decode error's `.doc` is the whole answer,
+            # secrets included, and would stay reachable as the context.
+            raise errors.ParseError("the token answer is not valid JSON", body=None)
     else:
         data = dict(parse_qsl(text, keep_blank_values=True))
     if (
