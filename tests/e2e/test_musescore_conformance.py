@@ -69,7 +69,7 @@ async def test_users_by_int_numeric_string_and_name_are_the_same(emu: Emulator) 
     assert f"/user/{me.name}.json" in _paths(emu)
 
 
-# -- every GET in XML and JSONP reads into the same models ------------------------------------------
+# -- every GET in XML and JSONP reads into the same models ---------------------------------------
 
 
 @pytest.mark.parametrize(("fmt", "callback"), FORMATS)

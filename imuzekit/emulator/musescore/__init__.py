@@ -64,6 +64,13 @@ is given; otherwise 404 ``{"error": "Not found", "code": 404}``, whether it exis
 Everything is derived from the clock when read (no background tasks): an upload is
 ``processing`` until the clock passes its render time, then ``ready``.
 
+Where the reference is silent, knobs on the state choose the answer: `MuseScoreState.upload_answer`
+(``POST /score`` answers the whole score, or only its ``id``, ``score_id``, ``uri`` or
+``permalink``), `MuseScoreState.redirect_scheme` (``/resolve``'s ``Location`` on ``https`` while
+the request came over ``http``) and `MuseScoreState.score_quirks` (fields merged into a score's
+object, e.g. a fractional ``metadata.duration``). oEmbed and ``/resolve`` take the short links
+``http(s)://mus.cr/{id}`` as well as permalinks.
+
 The package follows moto's shape. Without aiohttp: `models` (constants and records), `catalogue`
 (the seeded users and scores), `layout` (page geometry), `search` (the query's parameters),
 `files` (the static files), `state` (the data) and `views` (the JSON shapes). With aiohttp:
