@@ -113,7 +113,13 @@ def show(ctx: click.Context, song_id: int, use_emulator: bool, as_json: bool) ->
 
 
 @songs.command()
-@click.option("--arrangement", "arrangement_id", type=int, required=True, help="Arrangement id.")
+@click.option(
+    "--arrangement",
+    "arrangement_id",
+    type=int,
+    default=None,
+    help="Arrangement id; without it the --tag values choose the arrangement.",
+)
 @click.option("--title", required=True, help="Song title.")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option(
@@ -131,7 +137,7 @@ def show(ctx: click.Context, song_id: int, use_emulator: bool, as_json: bool) ->
 @click.pass_context
 def create(
     ctx: click.Context,
-    arrangement_id: int,
+    arrangement_id: int | None,
     title: str,
     tags: tuple[str, ...],
     length: int,

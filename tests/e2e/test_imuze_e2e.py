@@ -273,3 +273,58 @@ def test_emulator_module_serves_and_prints_urls() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+# --- seed 001: songs "by ids ... or by tags", list counts as numeric strings -----------------
+
+
+async def test_song_created_from_tags_alone(emu: Emulator, kit: Client, tmp_path: Path) -> None:
+    job = await kit.imuze.songs.create(
+        title="By Tags", arrangement_id=None, tags=["jazz", "swing"], desired_length=2
+    )
+    sent = [r for r in emu.requests if r.method == "POST" and r.path == "/songs"]
+    assert [r.status for r in sent] == [201]
+    assert job.result is not None and job.result.arrangement_id == 7  # Jazz Piano Trio
+    song = await job.wait(timeout=10)
+    assert (song.arrangement_id, song.arrangement_name) == (7, "Jazz Piano Trio")
+    assert song.tags == ("jazz", "swing") and song.title == "By Tags"
+    path = await kit.download(song, tmp_path)
+    assert path.read_bytes() == emu.imuze.audio_bytes(int(song.id))
+
+
+async def test_song_from_tags_that_match_no_arrangement_is_a_bad_request(
+    emu: Emulator, kit: Client
+) -> None:
+    with pytest.raises(errors.BadRequestError) as info:
+        await kit.imuze.songs.create(
+            title="Nothing", arrangement_id=None, tags=["polka"], desired_length=2
+        )
+    assert info.value.status == 400 and "polka" in str(info.value)
+    assert emu.imuze.songs_created == 0
+
+
+async def test_song_without_arrangement_or_tags_sends_nothing(emu: Emulator, kit: Client) -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        await kit.imuze.songs.create(title="x", arrangement_id=None, tags=[], desired_length=2)
+    assert info.value.field == "tags"
+    assert [r for r in emu.requests if r.provider == "imuze"] == []
+
+
+async def test_list_count_as_a_numeric_string_keeps_paging(emu: Emulator, kit: Client) -> None:
+    emu.imuze.count_as_string = True
+    jobs = [
+        await kit.imuze.songs.create(
+            title=f"Old {n}", arrangement_id=1, tags=["x"], desired_length=1
+        )
+        for n in range(3)
+    ]
+    # 1000 newer songs (the SDK's page size) push ours onto the list's second page.
+    for n in range(1000):
+        emu.imuze.create_song(title=f"Newer {n}", arrangement_id=1, desired_length=1)
+    emu.clock.advance(60)
+    songs = await asyncio.gather(*(job.wait(timeout=10) for job in jobs))
+    assert all(song.is_ready for song in songs)
+    pages = {r.query.get("page") for r in emu.requests if r.path == "/songs"}
+    assert "2" in pages, pages
+    arrangements = [a async for a in kit.imuze.arrangements.list()]
+    assert len(arrangements) == len(emu.imuze.arrangements)

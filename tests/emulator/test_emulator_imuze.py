@@ -188,7 +188,10 @@ _INVALID_SONGS: list[tuple[dict[str, Any], str]] = [
     ({"title": "   "}, "title"),
     ({"title": "x" * 256}, "title"),
     ({"title": 12}, "title"),
-    ({"arrangement_id": None}, "arrangement_id"),
+    # Without an arrangement id the tags choose one (seed 001: "by ids ... or by tags"): these
+    # match none, or there are none to match.
+    ({"arrangement_id": None, "tags": ["no-such-style"]}, "arrangement_id"),
+    ({"arrangement_id": None, "tags": []}, "arrangement_id"),
     ({"arrangement_id": "1"}, "arrangement_id"),
     ({"arrangement_id": 999}, "arrangement_id"),
     ({"arrangement_id": True}, "arrangement_id"),
@@ -528,3 +531,56 @@ async def test_unknown_routes_are_json(emu: Emulator, http: aiohttp.ClientSessio
         assert (status, body) == (404, {"error": "Not found", "code": 404})
     status, body = await call(http, "DELETE", api(emu, "/songs"))
     assert (status, body["code"]) == (405, 405)
+
+
+# --- songs from tags (seed 001: arrangements "by ids ... or by tags") ------------------------
+
+
+@pytest.mark.parametrize("absent", ["missing", "null"])
+async def test_create_song_by_tags_chooses_the_best_matching_arrangement(
+    emu: Emulator, http: aiohttp.ClientSession, absent: str
+) -> None:
+    song: dict[str, Any] = {**SONG, "tags": ["Swing", "chill", "jazz"]}
+    if absent == "missing":
+        del song["arrangement_id"]
+    else:
+        song["arrangement_id"] = None
+    status, body = await call(http, "POST", api(emu, "/songs"), json=song)
+    # "Jazz Piano Trio" (jazz, swing) shares two tags, "Lo-Fi Study Beats" (chill) one.
+    assert status == 201, body
+    assert body["arrangement_id"] == 7
+    record = emu.imuze.songs[body["id"]]
+    assert (record.arrangement_id, record.tags) == (7, ("Swing", "chill", "jazz"))
+    status, shown = await call(http, "GET", api(emu, f"/songs/{body['id']}"))
+    assert (status, shown["arrangement_name"]) == (200, "Jazz Piano Trio")
+
+
+async def test_arrangement_for_tags_breaks_ties_by_lowest_id(emu: Emulator) -> None:
+    # "electronic" is in Ambient Drift (4), Synthwave Nights (8) and Deep House Groove (12).
+    state = emu.imuze
+    assert state.arrangement_for_tags(["electronic"]) == state.arrangements[4]
+    assert state.arrangement_for_tags(["ELECTRONIC ", "dance"]) == state.arrangements[12]
+    assert state.arrangement_for_tags(["polka"]) is None
+    assert state.arrangement_for_tags([]) is None
+
+
+async def test_create_song_by_tags_that_match_nothing_is_400(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    song = {key: value for key, value in SONG.items() if key != "arrangement_id"}
+    status, body = await call(http, "POST", api(emu, "/songs"), json={**song, "tags": ["polka"]})
+    assert status == 400
+    assert set(body) == {"error", "code"} and body["code"] == 400
+    assert body["error"].startswith("arrangement_id") and "polka" in body["error"]
+    assert emu.imuze.songs_created == 0
+
+
+async def test_count_as_string_sends_numeric_string_counts(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    await create_song(emu, http)
+    emu.imuze.count_as_string = True
+    status, songs = await call(http, "GET", api(emu, "/songs"))
+    assert (status, songs["count"]) == (200, "1")
+    status, arrangements = await call(http, "GET", api(emu, "/arrangements"))
+    assert (status, arrangements["count"]) == (200, str(len(emu.imuze.arrangements)))

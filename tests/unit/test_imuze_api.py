@@ -228,3 +228,45 @@ def test_song_driver_token_data_round_trips() -> None:
     song = Song(id=5, title="T", arrangement_id=2, tags=("x",), desired_length=9)
     rebuilt = driver.from_token_data("5", driver.token_data("5", song))
     assert rebuilt == song
+
+
+def test_build_create_song_by_tags_sends_a_null_arrangement_id() -> None:
+    # Seed 001: arrangements are reached "by ids ... or by tags"; arrangement_id has no type.
+    request = _api.build_create_song(
+        BASE, title="Intro", arrangement_id=None, tags=["jazz"], desired_length=60
+    )
+    assert json.loads(json.dumps(request.json)) == {
+        "title": "Intro",
+        "arrangement_id": None,
+        "tags": ["jazz"],
+        "desired_length": 60,
+    }
+
+
+def test_build_create_song_without_arrangement_needs_a_tag() -> None:
+    with pytest.raises(errors.ValidationError, match="arrangement_id") as info:
+        _api.build_create_song(BASE, title="Intro", arrangement_id=None, tags=[], desired_length=6)
+    assert info.value.field == "tags"
+
+
+@pytest.mark.parametrize(("count", "total"), [("2500", 2500), (" 12 ", 12), (7.0, 7)])
+def test_list_count_sent_as_a_numeric_string_is_read(count: object, total: int) -> None:
+    read, _ = _api.parse_songs(response_for({"count": count, "response": []}))
+    assert read == total
+    read, _ = _api.parse_arrangements(response_for({"count": count, "response": []}))
+    assert read == total
+
+
+@pytest.mark.parametrize("count", ["many", "", True, -1, "1.5", None, [3]])
+def test_list_count_that_is_not_a_count_is_none(count: object) -> None:
+    read, _ = _api.parse_songs(response_for({"count": count, "response": [{"id": 1}]}))
+    assert read is None
+
+
+def test_song_driver_pages_on_when_count_is_a_numeric_string() -> None:
+    driver = _api.SongDriver(BASE)
+    songs = [{"id": n, "status": "processing"} for n in range(1, _api.LIST_PAGE_SIZE + 1)]
+    statuses, more = driver.parse_batch(response_for({"count": "2500", "response": songs}), 1, {})
+    assert len(statuses) == _api.LIST_PAGE_SIZE and more is True
+    _, more = driver.parse_batch(response_for({"count": "2500", "response": songs}), 3, {})
+    assert more is False

@@ -68,6 +68,10 @@ def _song_summary(state: ImuzeState, song: SongRecord, origin: str) -> dict[str,
     }
 
 
+def _count(state: ImuzeState, total: int) -> int | str:
+    return str(total) if state.count_as_string else total
+
+
 async def post_token(request: web.Request) -> web.Response:
     """``POST /tokens``: log in with ``{"token": {"email", "password"}}``."""
     state = state_of(request)
@@ -99,7 +103,7 @@ async def list_arrangements(request: web.Request) -> web.Response:
     if _authenticate(request, state) is None:
         return unauthorized()
     items = [{"id": item.id, "name": item.name} for item in state.arrangements.values()]
-    return json_response({"count": len(items), "response": items})
+    return json_response({"count": _count(state, len(items)), "response": items})
 
 
 async def show_arrangement(request: web.Request) -> web.Response:
@@ -136,9 +140,15 @@ async def create_song(request: web.Request) -> web.Response:
     problems = song_problems(body, state.arrangements)
     if problems:
         return bad_request("; ".join(problems))
+    arrangement_id = body.get("arrangement_id")
+    if arrangement_id is None:
+        chosen = state.arrangement_for_tags(body["tags"])
+        if chosen is None:  # song_problems refuses such tags already; kept for safety
+            return bad_request("arrangement_id is missing and no arrangement matches the tags")
+        arrangement_id = chosen.id
     song = state.create_song(
         title=body["title"],
-        arrangement_id=body["arrangement_id"],
+        arrangement_id=arrangement_id,
         tags=body["tags"],
         desired_length=body["desired_length"],
         owner=user.id,
@@ -195,7 +205,10 @@ async def list_songs(request: web.Request) -> web.Response:
         selected = owned[max(0, stop - size) : stop][::-1] if stop > 0 else []
     root = origin(request)
     return json_response(
-        {"count": total, "response": [_song_summary(state, song, root) for song in selected]}
+        {
+            "count": _count(state, total),
+            "response": [_song_summary(state, song, root) for song in selected],
+        }
     )
 
 

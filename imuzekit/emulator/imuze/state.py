@@ -36,6 +36,7 @@ __all__ = [
     "SongRecord",
     "StatusOverride",
     "User",
+    "arrangement_for_tags",
     "song_problems",
 ]
 
@@ -127,6 +128,23 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def arrangement_for_tags(
+    arrangements: Mapping[int, Arrangement], tags: Sequence[str]
+) -> Arrangement | None:
+    """The arrangement whose genres share the most tags (case and spaces aside), or None.
+
+    Ties go to the lowest id, so that the same tags always give the same arrangement.
+    """
+    wanted = {tag.strip().lower() for tag in tags}
+    best: Arrangement | None = None
+    best_score = 0
+    for arrangement in sorted(arrangements.values(), key=lambda item: item.id):
+        score = len(wanted & {genre.lower() for genre in arrangement.genre_list})
+        if score > best_score:
+            best, best_score = arrangement, score
+    return best
+
+
 def song_problems(body: Mapping[str, Any], arrangements: Mapping[int, Arrangement]) -> list[str]:
     """Everything wrong with a ``POST /songs`` body, each message naming its field.
 
@@ -140,14 +158,21 @@ def song_problems(body: Mapping[str, Any], arrangements: Mapping[int, Arrangemen
         problems.append(f"title must be a non-empty string of at most {MAX_TITLE} characters")
 
     arrangement_id = body.get("arrangement_id")
+    tags = body.get("tags")
     if arrangement_id is None:
-        problems.append("arrangement_id is required")
+        # Seed 001: arrangements are reached "by ids ... or by tags": without an id (missing
+        # or null) the tags choose one, and a song needs one that matches.
+        if not isinstance(tags, list) or not tags:
+            problems.append("arrangement_id is required (or tags that choose an arrangement)")
+        elif all(isinstance(tag, str) for tag in tags) and (
+            arrangement_for_tags(arrangements, tags) is None
+        ):
+            problems.append(f"arrangement_id is missing and no arrangement matches the tags {tags}")
     elif not _is_int(arrangement_id):
         problems.append("arrangement_id must be an integer")
     elif arrangement_id not in arrangements:
         problems.append(f"arrangement_id {arrangement_id} does not exist")
 
-    tags = body.get("tags")
     if tags is None:
         problems.append("tags is required")
     elif not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
@@ -184,6 +209,8 @@ class ImuzeState(Accounts):
     """Shape of ``POST /tokens``: ``{"response": t}``, or ``{"token", "user_id"}`` if "token"."""
     audio_cache_limit: int = 256 * 1024 * 1024
     """Bytes of generated MP3 kept in memory (files are shared between songs of one length)."""
+    count_as_string: bool = False
+    """Send the lists' ``count`` as a numeric string (``"2500"``), as some deployments do."""
 
     users: dict[int, User] = attrs.field(factory=dict, init=False)
     tokens: dict[str, int] = attrs.field(factory=dict, init=False)
@@ -275,6 +302,10 @@ class ImuzeState(Accounts):
         self.songs[song.id] = song
         self._songs_by_owner.setdefault(owner_id, []).append(song)
         return song
+
+    def arrangement_for_tags(self, tags: Sequence[str]) -> Arrangement | None:
+        """The arrangement ``POST /songs`` chooses for these tags when no id is given."""
+        return arrangement_for_tags(self.arrangements, tags)
 
     def songs_of(self, user_id: int) -> Sequence[SongRecord]:
         """The user's songs, oldest first."""

@@ -52,13 +52,16 @@ class SongsAPI:
         self._api = api
 
     async def create(
-        self, title: str, arrangement_id: int, tags: Collection[str], desired_length: int
+        self, title: str, arrangement_id: int | None, tags: Collection[str], desired_length: int
     ) -> Job[Song]:
         """Start rendering a song (``POST /songs``) and return its job.
 
-        ``desired_length`` is in seconds. Arguments are checked before anything is sent
-        (ValidationError). The request is never retried after the server may have received it,
-        so a song is never created (and paid for) twice.
+        ``desired_length`` is in seconds. With ``arrangement_id=None`` the service chooses the
+        arrangement from ``tags`` (seed 001: arrangements are reached "by ids ... or by tags");
+        the job's song then carries the chosen ``arrangement_id`` from the create answer.
+        Arguments are checked before anything is sent (ValidationError). The request is never
+        retried after the server may have received it, so a song is never created (and paid
+        for) twice.
         """
         request = _api.build_create_song(
             self._api.base_url,

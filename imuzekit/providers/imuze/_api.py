@@ -104,9 +104,25 @@ def _listing(response: Response, item: type[Any]) -> tuple[int | None, list[Any]
         items = []
     if not isinstance(items, list):
         raise errors.ParseError("expected a list", path="$.response", body=data)
-    count = data.get("count")
-    total = count if isinstance(count, int) and not isinstance(count, bool) else None
+    total = _count(data.get("count"))
     return total, [structure(entry, item, path=f"$.response[{i}]") for i, entry in enumerate(items)]
+
+
+def _count(value: Any) -> int | None:
+    """A list's ``count``: a whole number, also when sent as a numeric string (``"2500"``).
+
+    Anything else (a word, a negative or fractional number) is no count at all: None, so that
+    paging goes by page sizes rather than by a made-up total.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        # isdecimal, not int(): int() also takes "+5", "1_000" and non-ASCII digits.
+        return int(text) if text.isascii() and text.isdecimal() else None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 def parse_arrangements(response: Response) -> tuple[int | None, list[Arrangement]]:
@@ -129,13 +145,28 @@ def parse_arrangement(response: Response) -> Arrangement:
 
 
 def build_create_song(
-    base_url: str, *, title: str, arrangement_id: int, tags: Collection[str], desired_length: int
+    base_url: str,
+    *,
+    title: str,
+    arrangement_id: int | None,
+    tags: Collection[str],
+    desired_length: int,
 ) -> Request:
     """``POST /songs``; ValidationError (nothing sent) for an empty title, a non-positive
-    ``desired_length`` or ``tags`` that is not a list of strings."""
+    ``desired_length`` or ``tags`` that is not a list of strings.
+
+    Seed 001 reaches arrangements "by ids ... or by tags": with ``arrangement_id=None`` the
+    service chooses the arrangement from ``tags`` (then at least one is needed), and the id is
+    sent as ``null`` (the seed gives it no type and lists it as required).
+    """
     check_str("title", title, max_length=MAX_TITLE_LENGTH)
-    check_int("arrangement_id", arrangement_id, minimum=0)
+    if arrangement_id is not None:
+        check_int("arrangement_id", arrangement_id, minimum=0)
     tag_list = check_str_list("tags", tags)
+    if arrangement_id is None and not tag_list:
+        raise errors.ValidationError(
+            "tags", "must name at least one tag when arrangement_id is None (tags choose it)"
+        )
     check_int("desired_length", desired_length, minimum=1)
     return Request(
         "POST",
