@@ -13,30 +13,36 @@ over plain ``http://`` to a remote host).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
+import contextlib
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from imuzekit import errors
-from imuzekit._convert import loads_json
-from imuzekit._http import Auth, Body, Request, Response, Sender, Timeouts, redact_url
+from imuzekit._gate import RateGate
+from imuzekit._http import Auth, Request, Response, Sender, Timeouts, redact_url
 from imuzekit._retry import (
-    RETRY_AFTER_CEILING,
     RetryPolicy,
     backoff_delay,
     deadline_left,
     parse_retry_after,
+)
+from imuzekit._watchdog import Deadlines, Limits, Watch
+from imuzekit._wire import (
+    decode_error_body,
+    describe,
+    encode_body,
+    error_message,
+    has_body,
+    plain_http_host,
+    reason_phrase,
+    scrubbed,
+    wire_error,
+    wire_url,
 )
 
 # Protocols re-exported for convenience.
@@ -46,196 +52,8 @@ _log = logging.getLogger("imuzekit.transport")
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-
-
-class _Gate:
-    """A shared pause: after a 429 with Retry-After, no request with this key leaves until then.
-
-    A pause is never longer than the pausing request's ``RetryPolicy.max_retry_after``, and
-    nobody waits for it longer than they may: a request whose own ``max_retry_after``, or
-    whose caller's deadline (`imuzekit._retry.deadline_scope`), comes before the pause ends
-    gets :class:`~imuzekit.errors.RateLimitError` with the remaining pause, at once.
-    """
-
-    __slots__ = ("until",)
-
-    def __init__(self) -> None:
-        self.until = 0.0
-
-    def pause(self, seconds: float, limit: float) -> None:
-        """Pause for ``seconds``, but at most ``limit`` (finite: ``parse_retry_after``'s)."""
-        seconds = min(seconds, limit, RETRY_AFTER_CEILING)
-        self.until = max(self.until, time.monotonic() + seconds)
-
-    async def wait(self, request: Request, policy: RetryPolicy) -> None:
-        """Wait out the pause, or raise RateLimitError when it outlasts what the caller allows."""
-        # Loop: another 429 may extend the pause while we sleep. A deadline, not an event, so
-        # sleeping is the right primitive here.
-        while (remaining := self.until - time.monotonic()) > 0:
-            allowed = policy.max_retry_after
-            left = deadline_left()
-            if left is not None and left < allowed:
-                allowed = left
-            if remaining > allowed:
-                raise errors.RateLimitError(
-                    f"{request.provider or 'the provider'} is rate-limited for another "
-                    f"{remaining:.3g} s (after a 429), longer than this call may wait",
-                    retry_after=remaining,
-                    status=429,
-                    provider=request.provider,
-                    method=request.method,
-                    url=redact_url(request.full_url),
-                )
-            await asyncio.sleep(remaining)
-
-
-class _Limits:
-    """A :class:`Timeouts` value prepared for the transport (cached per value: see _limits_for).
-
-    ``aiohttp_timeout`` gives aiohttp every limit (its own timers); ``connect_only`` leaves read
-    and total to the watchdog, which then checks every ``tick`` seconds.
-    """
-
-    __slots__ = ("aiohttp_timeout", "connect_only", "read", "tick", "total")
-
-    def __init__(self, timeouts: Timeouts) -> None:
-        # sock_connect rather than connect: waiting for a free pooled connection under load
-        # is not the server's fault and must not count as a connect timeout.
-        self.aiohttp_timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
-        )
-        self.connect_only = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect, sock_read=None
-        )
-        self.read = timeouts.read or None
-        self.total = timeouts.total or None
-        limits = [limit for limit in (self.read, self.total) if limit is not None]
-        # A quarter of the limit: a request is given up on between 1 and 1.25 times its limit,
-        # and never more than a second late.
-        self.tick = min(1.0, max(_MIN_TICK, min(limits) / 4)) if limits else None
-
-
-_MIN_TICK = 0.005
-
-
-class _Watch:
-    """One request whose read and total limits the :class:`_Deadlines` watchdog enforces."""
-
-    __slots__ = (
-        "cancelling",
-        "expired",
-        "limits",
-        "progress_at",
-        "raw",
-        "received",
-        "started",
-        "task",
-    )
-
-    def __init__(self, task: asyncio.Task[Any], limits: _Limits, now: float) -> None:
-        self.task = task
-        # Cancellations already requested (cleanup code sending from an `except
-        # CancelledError`): the watchdog's own is the one above this count.
-        self.cancelling = task.cancelling()
-        self.limits = limits
-        self.started = now
-        self.progress_at = now
-        self.raw: aiohttp.ClientResponse | None = None
-        self.received = 0
-        self.expired: str | None = None
-
-
-class _Deadlines:
-    """One periodic check that enforces ``Timeouts.read`` and ``.total`` of buffered requests.
-
-    aiohttp enforces ``sock_read`` and ``total`` with timers of its own: per request three
-    ``call_later`` and two cancellations, about 10 µs of CPU per call at 64 calls in flight,
-    more than any other piece of imuzekit's bookkeeping (``docs/performance.md``). Here a request
-    costs a set insertion and removal instead, and one timer callback every ``tick`` looks at
-    all requests in flight: "read" counts from the request's start, then from the arrival of
-    the answer's headers, then from the last body bytes received. The price is precision: a
-    limit is noticed up to one tick late.
-
-    An expired request's task is cancelled; the transport turns that cancellation into
-    :class:`~imuzekit.errors.RequestTimeout` with ``Task.uncancel`` (the way
-    ``asyncio.timeout`` does), so a cancellation from outside still propagates as one.
-    """
-
-    def __init__(self) -> None:
-        self._watched: dict[_Watch, None] = {}  # an insertion-ordered set
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._tick = 1.0
-
-    def watch(self, task: asyncio.Task[Any], limits: _Limits) -> _Watch:
-        """Start watching a request that ``task`` is about to send."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        watch = _Watch(task, limits, loop.time())
-        self._watched[watch] = None
-        tick = limits.tick or 1.0
-        if self._timer is None:
-            self._tick = tick
-            self._timer = loop.call_later(tick, self._check)
-        elif tick < self._tick:  # a tighter limit than those in flight: check sooner
-            self._tick = tick
-            self._timer.cancel()
-            self._timer = loop.call_later(tick, self._check)
-        return watch
-
-    def answered(self, watch: _Watch, raw: aiohttp.ClientResponse) -> None:
-        """The answer's status and headers are in: progress, and the body is watched from now."""
-        assert self._loop is not None  # set by watch()
-        watch.raw = raw
-        watch.progress_at = self._loop.time()
-
-    def done(self, watch: _Watch) -> None:
-        """Stop watching (the request finished, failed or was cancelled)."""
-        self._watched.pop(watch, None)
-
-    def close(self) -> None:
-        """Stop the periodic check (the transport is closing)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _check(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
-        tick: float | None = None
-        try:
-            for watch in tuple(self._watched):
-                if watch.expired is not None:
-                    continue
-                limits = watch.limits
-                if limits.tick is not None and (tick is None or limits.tick < tick):
-                    tick = limits.tick
-                raw = watch.raw
-                if raw is not None and raw.content.total_bytes != watch.received:
-                    watch.received = raw.content.total_bytes
-                    watch.progress_at = now
-                read = limits.read
-                if limits.total is not None and now - watch.started >= limits.total:
-                    watch.expired = (
-                        f"the attempt took longer than {limits.total:g} s (Timeouts.total)"
-                    )
-                elif read is not None and now - watch.progress_at >= read:
-                    watch.expired = f"no response data for {limits.read:g} s (Timeouts.read)"
-                else:
-                    continue
-                # Only schedules the CancelledError: nothing runs now that could change
-                # _watched.
-                watch.task.cancel()
-        finally:
-            # Whatever happened above, the check goes on while anything is watched, at the
-            # pace of the tightest limit still in flight.
-            if self._watched:
-                self._tick = tick or self._tick
-                self._timer = loop.call_later(self._tick, self._check)
-            else:
-                self._timer = None
+# How long close() from a foreign loop waits for the owning loop to close the pool.
+_CROSS_LOOP_CLOSE_TIMEOUT = 5.0
 
 
 class StreamResponse:
@@ -268,20 +86,11 @@ class StreamResponse:
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.TransportError(
-                f"connection broken while reading the body: {_describe(exc)}",
+                f"connection broken while reading the body: {describe(exc)}",
                 method=self.request.method,
                 url=redact_url(self.url),
                 provider=self.request.provider,
-            ) from _scrubbed(exc)
-
-
-_URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>)]+""")
-
-
-def _describe(exc: BaseException) -> str:
-    # aiohttp puts whole URLs (query strings included) into some messages: redact them.
-    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(exc))
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            ) from scrubbed(exc)
 
 
 class Transport:
@@ -308,16 +117,16 @@ class Transport:
         self.verify_ssl = verify_ssl
         self.user_agent = user_agent
         self._auth: dict[str, Auth] = {}
-        self._gates: dict[str, _Gate] = {}
+        self._gates: dict[str, RateGate] = {}
         # Providers whose credentials were checked for plain http:// (one warning each).
         self._cleartext_checked: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
         # The loop the session was opened on: the pool, its sockets and timers belong to it.
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._limits: dict[Timeouts, _Limits] = {}
-        self._last_limits: tuple[Timeouts, _Limits] | None = None
-        self._deadlines = _Deadlines()
+        self._limits: dict[Timeouts, Limits] = {}
+        self._last_limits: tuple[Timeouts, Limits] | None = None
+        self._deadlines = Deadlines()
         # Requests holding or about to take a pooled connection. Below max_connections none of
         # them can wait in aiohttp's pool, so a deadline may start counting at once.
         self._in_flight = 0
@@ -328,11 +137,11 @@ class Transport:
         """Authenticate every request of ``provider`` (with ``auth=True``) through ``auth``."""
         self._auth[provider] = auth
 
-    def gate(self, key: str) -> _Gate:
+    def gate(self, key: str) -> RateGate:
         """The shared rate-limit pause for ``key`` (a provider, or ``provider:account``)."""
         gate = self._gates.get(key)
         if gate is None:
-            gate = self._gates[key] = _Gate()
+            gate = self._gates[key] = RateGate()
         return gate
 
     @property
@@ -352,7 +161,10 @@ class Transport:
             elif owner.is_running():
                 # Closed from another loop (after a LoopMismatchError): the pool is closed on
                 # the loop it belongs to, which runs in another thread.
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), owner))
+                closing = asyncio.run_coroutine_threadsafe(session.close(), owner)
+                # Bounded: a loop that stops running before it gets to the close never answers.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.wrap_future(closing), _CROSS_LOOP_CLOSE_TIMEOUT)
             elif not owner.is_closed():
                 self._session = session  # a later close() on its own loop can still close it
 
@@ -383,7 +195,7 @@ class Transport:
             )
         return self._session
 
-    def _limits_for(self, request: Request) -> _Limits:
+    def _limits_for(self, request: Request) -> Limits:
         timeouts = request.timeouts or self.timeouts
         # Nearly every request uses the Client's timeouts: an identity check is cheaper than
         # hashing the attrs value for the dict look-up below.
@@ -392,7 +204,7 @@ class Transport:
             return last[1]
         cached = self._limits.get(timeouts)
         if cached is None:
-            cached = self._limits[timeouts] = _Limits(timeouts)
+            cached = self._limits[timeouts] = Limits(timeouts)
         self._last_limits = (timeouts, cached)
         return cached
 
@@ -504,8 +316,8 @@ class Transport:
         # costs more than the rest of this method.
         safe_url = redact_url(request.full_url) if debug else ""
         limits = self._limits_for(request)
-        has_body = _has_body(request)
-        watch: _Watch | None = None
+        with_body = has_body(request)
+        watch: Watch | None = None
         # The watchdog counts from now, so: only when no pool wait can come first; not for a
         # request with a body (upload time is no read time); and only for an idempotent one,
         # because a connect that hangs past the read limit ends as a read timeout, which says
@@ -514,7 +326,7 @@ class Transport:
         if (
             limits.tick is not None
             and self._in_flight < self.max_connections
-            and not has_body
+            and not with_body
             and request.is_idempotent
         ):
             task = asyncio.current_task()
@@ -526,10 +338,10 @@ class Transport:
             # four coroutine frames per request, and the body is read completely right here.
             raw = await session.request(
                 request.method,
-                _url(request),
+                wire_url(request),
                 params=request.params or None,
                 headers=(auth_header,) if auth_header is not None else request.headers or None,
-                data=_encode_body(request) if has_body else None,
+                data=encode_body(request) if with_body else None,
                 timeout=limits.aiohttp_timeout if watch is None else limits.connect_only,
                 allow_redirects=request.allow_redirects,
             )
@@ -569,7 +381,7 @@ class Transport:
         except errors.ImuzekitError:
             raise
         except Exception as exc:
-            raise _wire_error(exc, request) from exc
+            raise wire_error(exc, request) from exc
         finally:
             self._in_flight -= 1
             if watch is not None:
@@ -635,7 +447,7 @@ class Transport:
             try:
                 raw = await session.request(
                     prepared.method,
-                    _url(prepared),
+                    wire_url(prepared),
                     params=prepared.params or None,
                     headers=prepared.headers or None,
                     timeout=self._limits_for(prepared).aiohttp_timeout,
@@ -645,7 +457,7 @@ class Transport:
                 self._in_flight -= 1
                 if not isinstance(exc, Exception):
                     raise
-                error = _wire_error(exc, prepared)
+                error = wire_error(exc, prepared)
                 if (not error.sent or request.is_idempotent) and attempt < policy.max_attempts:
                     await asyncio.sleep(backoff_delay(attempt, policy))
                     continue
@@ -670,10 +482,13 @@ class Transport:
                         and policy.should_retry_status(raw.status, idempotent=request.is_idempotent)
                         and (retry_after is None or retry_after <= policy.max_retry_after)
                     ):
-                        # A 503's Retry-After is honoured as in send() (a 429's is the gate's).
-                        delay = backoff_delay(attempt, policy)
-                        await asyncio.sleep(max(delay, retry_after or 0.0))
-                        continue
+                        # A 503's Retry-After is honoured as in send() (a 429's is the gate's),
+                        # and so is the caller's deadline: its error now, not a retry later.
+                        delay = max(backoff_delay(attempt, policy), retry_after or 0.0)
+                        left = deadline_left()
+                        if left is None or delay <= left:
+                            await asyncio.sleep(delay)
+                            continue
                     raise self.error_for(response, retry_after)
                 yield StreamResponse(raw, prepared)
                 return
@@ -685,8 +500,8 @@ class Transport:
 
     def error_for(self, response: Response, retry_after: float | None = None) -> errors.APIError:
         """The typed error for an error ``response`` (message taken from the provider's body)."""
-        body = _decode_error_body(response)
-        message = _error_message(body) or _reason(response.status)
+        body = decode_error_body(response)
+        message = error_message(body) or reason_phrase(response.status)
         request = response.request
         kwargs: dict[str, Any] = {
             "status": response.status,
@@ -704,151 +519,3 @@ class Transport:
                 retry_after = parse_retry_after(response.headers)
             return errors.RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)
-
-
-def _url(request: Request) -> str | URL:
-    # A signed URL must go out exactly as it was signed: no re-encoding by yarl.
-    return URL(request.url, encoded=True) if request.url_encoded else request.url
-
-
-def _has_body(request: Request) -> bool:
-    # Most requests are GETs: decide that without computing body_kind.
-    return request.json is not None or bool(request.form) or bool(request.files)
-
-
-def _encode_body(request: Request) -> Any:
-    kind = request.body_kind
-    if kind is Body.NONE:
-        return None
-    if kind is Body.JSON:
-        return aiohttp.payload.BytesPayload(
-            json.dumps(request.json, separators=(",", ":")).encode(),
-            content_type="application/json",
-        )
-    if kind is Body.FORM:
-        return aiohttp.FormData(list(request.form))
-    form = aiohttp.FormData()
-    for name, value in request.form:
-        form.add_field(name, value)
-    for part in request.files:
-        form.add_field(
-            part.name, part.content, filename=part.filename, content_type=part.content_type
-        )
-    return form
-
-
-def plain_http_host(url: str) -> str | None:
-    """The host of ``url`` when credentials sent there would cross a network unencrypted.
-
-    That is an ``http://`` URL to a host other than loopback (``localhost`` and its
-    subdomains, 127.0.0.0/8, ``::1``); None for ``https://``, loopback and unparsable URLs.
-    """
-    if url[:7].lower() != "http://":
-        return None
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return None
-    if not host:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name other than localhost: it may resolve anywhere
-    return host
-
-
-_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
-
-
-def _scrubbed(exc: BaseException) -> BaseException:
-    """``exc`` with what aiohttp keeps of the request removed, before it is chained to ours.
-
-    aiohttp's response errors (``TooManyRedirects``, ``ClientResponseError``...) keep the
-    request's headers (the ``Authorization`` token) and URL (signed query values) in
-    ``request_info``, and the redirect responses in ``history``: all of which would show in
-    the ``repr`` and ``args`` of the chained cause. The headers and history go; the URLs stay,
-    redacted.
-    """
-    if isinstance(exc, aiohttp.ClientResponseError):
-        info = exc.request_info
-        safe = aiohttp.RequestInfo(
-            URL(redact_url(str(info.url))),
-            info.method,
-            _NO_HEADERS,
-            URL(redact_url(str(info.real_url))),
-        )
-        exc.request_info = safe
-        exc.history = ()
-        exc.args = (safe, ())
-    elif isinstance(exc, aiohttp.InvalidURL):
-        url = redact_url(str(exc.url))
-        exc._url = url
-        exc.args = (url, exc.description) if exc.description else (url,)
-    return exc
-
-
-def _wire_error(exc: BaseException, request: Request) -> errors.TransportError:
-    """Map an aiohttp/OS exception to our tree, noting whether the server may have received it.
-
-    ``exc`` is scrubbed of request headers and signed URLs (see `_scrubbed`), since the
-    caller chains it as the cause.
-    """
-    _scrubbed(exc)
-    error: type[errors.TransportError] = errors.TransportError
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        error, what, sent = errors.RequestTimeout, "connect timed out", False
-    elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientConnectorSSLError):
-        what, sent = "TLS failure", False
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        what, sent = "could not connect", False
-    elif isinstance(exc, TimeoutError):
-        error, what, sent = errors.RequestTimeout, "timed out", True
-    else:
-        what, sent = "connection failed", True
-    return error(
-        f"{what}: {_describe(exc)}",
-        method=request.method,
-        url=redact_url(request.full_url),
-        provider=request.provider,
-        sent=sent,
-    )
-
-
-def _decode_error_body(response: Response) -> Any:
-    if not response.body:
-        return None
-    try:
-        # Bounded nesting: a hostile body stays an APIError of its status, never RecursionError.
-        return loads_json(response.body)
-    except (ValueError, UnicodeDecodeError):
-        return response.text()[:2000]
-
-
-def _error_message(body: Any) -> str | None:
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail", "errorDetails"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict):
-                nested = _error_message(value)
-                if nested:
-                    return nested
-        return None
-    if isinstance(body, str):
-        text = " ".join(body.split())
-        if text.lstrip().startswith("<"):
-            return None  # an HTML error page says nothing a caller can act on
-        return text[:300] or None
-    return None
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"

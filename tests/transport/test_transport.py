@@ -15,7 +15,7 @@ from aioresponses import aioresponses
 
 from imuzekit import errors
 from imuzekit._http import Request, Response, Timeouts
-from imuzekit._retry import RetryPolicy
+from imuzekit._retry import RetryPolicy, deadline_scope
 from imuzekit._transport import Transport
 from imuzekit.auth import LoginResult, TokenLogin
 from tests.transport.conftest import Server
@@ -273,3 +273,24 @@ async def test_debug_log_has_method_url_status_but_no_secrets(
     assert "GET" in text and "/x" in text and "200" in text and "attempt 1" in text
     assert "SECRET" not in text
     assert server.seen[0].headers["Authorization"] == "SECRET-TOKEN"
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_a_retry_after_past_the_callers_deadline_raises_at_once(
+    server: Server, transport: Transport, how: str
+) -> None:
+    """A 503 asking for 5 s, under a 0.5 s deadline: the error now, not a retry after 5 s."""
+    server.script("GET", "/x", (503, {"Retry-After": "5"}, {"error": "busy"}), (200, {}, {}))
+    await server.start()
+    request = Request("GET", server.url + "/x", provider="p")
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    with deadline_scope(loop.time() + 0.5), pytest.raises(errors.ServerError) as info:
+        if how == "send":
+            await transport.send(request)
+        else:
+            async with transport.stream(request):
+                pass
+    assert time.monotonic() - started < 0.4
+    assert info.value.status == 503
+    assert server.hits["GET /x"] == 1

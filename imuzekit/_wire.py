@@ -1,0 +1,193 @@
+"""What the transport needs to know about the wire, as small functions.
+
+Encoding a request's body and URL for aiohttp, mapping aiohttp's and the OS's exceptions to
+imuzekit's tree (with every credential scrubbed from what gets chained), reading an error
+answer's body and message, and telling when credentials would cross a network unencrypted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from imuzekit import errors
+from imuzekit._convert import loads_json
+from imuzekit._http import Body, Request, Response, redact_url
+
+__all__ = [
+    "decode_error_body",
+    "describe",
+    "encode_body",
+    "error_message",
+    "has_body",
+    "plain_http_host",
+    "reason_phrase",
+    "scrubbed",
+    "wire_error",
+    "wire_url",
+]
+
+
+_URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>)]+""")
+
+
+def describe(exc: BaseException) -> str:
+    # aiohttp puts whole URLs (query strings included) into some messages: redact them.
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def wire_url(request: Request) -> str | URL:
+    # A signed URL must go out exactly as it was signed: no re-encoding by yarl.
+    return URL(request.url, encoded=True) if request.url_encoded else request.url
+
+
+def has_body(request: Request) -> bool:
+    # Most requests are GETs: decide that without computing body_kind.
+    return request.json is not None or bool(request.form) or bool(request.files)
+
+
+def encode_body(request: Request) -> Any:
+    kind = request.body_kind
+    if kind is Body.NONE:
+        return None
+    if kind is Body.JSON:
+        return aiohttp.payload.BytesPayload(
+            json.dumps(request.json, separators=(",", ":")).encode(),
+            content_type="application/json",
+        )
+    if kind is Body.FORM:
+        return aiohttp.FormData(list(request.form))
+    form = aiohttp.FormData()
+    for name, value in request.form:
+        form.add_field(name, value)
+    for part in request.files:
+        form.add_field(
+            part.name, part.content, filename=part.filename, content_type=part.content_type
+        )
+    return form
+
+
+def plain_http_host(url: str) -> str | None:
+    """The host of ``url`` when credentials sent there would cross a network unencrypted.
+
+    That is an ``http://`` URL to a host other than loopback (``localhost`` and its
+    subdomains, 127.0.0.0/8, ``::1``); None for ``https://``, loopback and unparsable URLs.
+    """
+    if url[:7].lower() != "http://":
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name other than localhost: it may resolve anywhere
+    return host
+
+
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+def scrubbed(exc: BaseException) -> BaseException:
+    """``exc`` with what aiohttp keeps of the request removed, before it is chained to ours.
+
+    aiohttp's response errors (``TooManyRedirects``, ``ClientResponseError``...) keep the
+    request's headers (the ``Authorization`` token) and URL (signed query values) in
+    ``request_info``, and the redirect responses in ``history``: all of which would show in
+    the ``repr`` and ``args`` of the chained cause. The headers and history go; the URLs stay,
+    redacted.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        info = exc.request_info
+        safe = aiohttp.RequestInfo(
+            URL(redact_url(str(info.url))),
+            info.method,
+            _NO_HEADERS,
+            URL(redact_url(str(info.real_url))),
+        )
+        exc.request_info = safe
+        exc.history = ()
+        exc.args = (safe, ())
+    elif isinstance(exc, aiohttp.InvalidURL):
+        url = redact_url(str(exc.url))
+        exc._url = url
+        exc.args = (url, exc.description) if exc.description else (url,)
+    return exc
+
+
+def wire_error(exc: BaseException, request: Request) -> errors.TransportError:
+    """Map an aiohttp/OS exception to our tree, noting whether the server may have received it.
+
+    ``exc`` is scrubbed of request headers and signed URLs (see `scrubbed`), since the
+    caller chains it as the cause.
+    """
+    scrubbed(exc)
+    error: type[errors.TransportError] = errors.TransportError
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        error, what, sent = errors.RequestTimeout, "connect timed out", False
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientConnectorSSLError):
+        what, sent = "TLS failure", False
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        what, sent = "could not connect", False
+    elif isinstance(exc, TimeoutError):
+        error, what, sent = errors.RequestTimeout, "timed out", True
+    else:
+        what, sent = "connection failed", True
+    return error(
+        f"{what}: {describe(exc)}",
+        method=request.method,
+        url=redact_url(request.full_url),
+        provider=request.provider,
+        sent=sent,
+    )
+
+
+def decode_error_body(response: Response) -> Any:
+    if not response.body:
+        return None
+    try:
+        # Bounded nesting: a hostile body stays an APIError of its status, never RecursionError.
+        return loads_json(response.body)
+    except (ValueError, UnicodeDecodeError):
+        return response.text()[:2000]
+
+
+def error_message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail", "errorDetails"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict):
+                nested = error_message(value)
+                if nested:
+                    return nested
+        return None
+    if isinstance(body, str):
+        text = " ".join(body.split())
+        if text.lstrip().startswith("<"):
+            return None  # an HTML error page says nothing a caller can act on
+        return text[:300] or None
+    return None
+
+
+def reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
