@@ -144,6 +144,11 @@ def salvage_score(item: Any, where: str) -> Score | None:
 def _without(data: Any, tokens: Sequence[tuple[str, str]]) -> Any:
     """A copy of ``data`` with the value at ``tokens`` (keys and list indices) set to None."""
     key, index = tokens[0]
+    if isinstance(data, dict) and key and key not in data and len(data) == 1:
+        # A wrapper the hooks look through (``{"part": {...}}``): the path is inside it.
+        (wrapper, inner), *_ = data.items()
+        if isinstance(inner, dict):
+            return {wrapper: _without(inner, tokens)}
     if isinstance(data, dict) and key:
         rest = tokens[1:]
         return {**data, key: _without(data.get(key), rest) if rest else None}
