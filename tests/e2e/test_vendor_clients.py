@@ -194,7 +194,7 @@ async def test_imuze_song_from_tags_alone_conforms_to_imuzes_schemas(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
     base = emu.urls["imuze"]
-    auth = {"Authorization": emu.credentials["imuze"].token}
+    auth = {"Authorization": str(emu.credentials["imuze"].token)}
     async with http.get(f"{base}/arrangements/1", headers=auth) as got:
         tag = (await got.json())["genre_list"][0]
     song = {"title": "Summer Rain", "arrangement_id": None, "tags": [tag], "desired_length": 30}
@@ -216,7 +216,7 @@ async def test_imuze_song_from_tags_alone_conforms_to_imuzes_schemas(
 async def test_imuze_title_outside_imuzes_rules_is_a_400(
     emu: Emulator, http: aiohttp.ClientSession, title: str
 ) -> None:
-    auth = {"Authorization": emu.credentials["imuze"].token}
+    auth = {"Authorization": str(emu.credentials["imuze"].token)}
     song = {"title": title, "arrangement_id": 1, "tags": ["calm"], "desired_length": 30}
     async with http.post(emu.urls["imuze"] + "/songs", json=song, headers=auth) as got:
         assert got.status == 400
