@@ -5,16 +5,16 @@ Every writer here produces a file that a real reader accepts:
 - `pdf_document`: PDF 1.4, one page per score page, the measures drawn as staves (vector lines
   in a Flate-compressed content stream), a cross-reference table with exact offsets, ``%%EOF``;
 - `png_image`: an 8-bit grey + alpha PNG (transparent, like MuseScore.com's pages) with staves
-  drawn where the measures' bounding boxes are; signature, IHDR, IDAT (zlib), IEND, CRCs;
-- `midi_file`: a format-0 Standard MIDI File, one track: tempo, a program change per part (the
-  drum set on channel 10) and a few notes;
+  drawn where the measures' bounding boxes are; signature, IHDR, pHYs (100 dpi), IDAT (zlib),
+  IEND, CRCs;
+- `midi_file`: a format-0 Standard MIDI File, one track: a program change per part (the drum set
+  on channel 10), then every measure at its start time (a tempo, a marker, a note per part);
 - `musicxml_archive`: compressed MusicXML (``.mxl``): a zip with ``mimetype``,
   ``META-INF/container.xml`` and ``score.musicxml``;
 - `mscz_archive`: a MuseScore file (``.mscz``): a zip with ``score.mscx`` and its container.
 
-`read_mscz` is the other direction: what an upload's ``.mscz`` says about itself (title,
-composer, parts, measures...), read with defusedxml and with size caps, so that a hostile
-upload (a zip bomb, an entity-expansion attack) costs nothing.
+`read_mscz` (from `imuzekit.emulator._mscz`) is the other direction: what an upload's ``.mscz``
+says about itself, in the layouts of MuseScore 1.x, 2.x and 3.x.
 
 Everything is deterministic (zip entries carry a fixed date), so the same score always gives the
 same bytes and the same ETag.
@@ -27,14 +27,13 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
-from xml.etree.ElementTree import Element
 
-import attrs
-from defusedxml import ElementTree as SafeET
-from defusedxml.common import DefusedXmlException
+# The reading side lives in `_mscz`; its names are re-exported here, where they always were.
+from imuzekit.emulator._mscz import DRUMSET_PROGRAM, MsczInfo, PartSpec, read_mscz
 
 __all__ = [
     "DRUMSET_PROGRAM",
+    "PNG_DPI",
     "Box",
     "MsczInfo",
     "PartSpec",
@@ -47,20 +46,11 @@ __all__ = [
     "read_mscz",
 ]
 
-DRUMSET_PROGRAM = 128
-"""MuseScore.com's program number for a drum set (General MIDI channel 10)."""
-
-PartSpec = tuple[str, int]
-"""A part as (name, program): program 0-127 General MIDI, 128 drum set, -1 undefined."""
-
 Box = tuple[float, float, float, float]
 """A measure's box on a page as (x, y, width, height), in pixels at 100 dpi."""
 
 # Zip entries need a date; a fixed one makes archives byte-for-byte reproducible.
 _ZIP_DATE = (2014, 1, 1, 0, 0, 0)
-# Limits on what `read_mscz` reads out of an upload.
-_MAX_MSCX_BYTES = 4 * 1024 * 1024
-_MAX_ZIP_ENTRIES = 200
 
 
 def _escape_xml(text: str) -> str:
@@ -188,6 +178,11 @@ def pdf_document(
 # PNG
 
 
+PNG_DPI = 100
+"""The resolution every page image declares (seed 004: PNG pages are at 100 dpi)."""
+_PNG_PPM = round(PNG_DPI / 0.0254)
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -195,7 +190,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_image(width: int, height: int, boxes: Sequence[Box], *, staves: int) -> bytes:
     """A transparent grey + alpha PNG with the measures in `boxes` drawn as staves and barlines.
 
-    Box coordinates are in pixels of this image; what falls outside is clipped.
+    Box coordinates are in pixels of this image; what falls outside is clipped. The image
+    declares `PNG_DPI` in a ``pHYs`` chunk.
     """
     if width < 1 or height < 1:
         raise ValueError(f"image size must be positive, got {width}x{height}")
@@ -232,9 +228,12 @@ def png_image(width: int, height: int, boxes: Sequence[Box], *, staves: int) -> 
     # Filter type 0 (None) on every scanline.
     raw = b"".join(b"\x00" + canvas[row * stride : (row + 1) * stride] for row in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 4, 0, 0, 0)  # 8-bit grey + alpha
+    # 100 dots per inch is 3937 pixels per metre (unit 1), the only unit PNG has.
+    density = struct.pack(">IIB", _PNG_PPM, _PNG_PPM, 1)
     return (
         b"\x89PNG\r\n\x1a\n"
         + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"pHYs", density)
         + _png_chunk(b"IDAT", zlib.compress(raw, 9))
         + _png_chunk(b"IEND", b"")
     )
@@ -259,15 +258,48 @@ _SCALE = (0, 2, 4, 5, 7, 9, 11, 12)
 _DRUM_NOTES = (36, 42, 38, 42, 36, 42, 38, 46)  # kick, hi-hat, snare, ..., open hi-hat
 
 
-def midi_file(parts: Sequence[PartSpec], *, seconds_per_quarter: float, title: str = "") -> bytes:
-    """A format-0 MIDI file: tempo, track name, one program change per part, an 8-note phrase.
+_TICKS_PER_MEASURE = 4 * _DIVISION  # every measure is written as 4/4
 
-    Part i plays on channel i (skipping channel 10, which the drum set uses); programs outside
-    0-127 (the drum set, -1 undefined) send no program change.
+
+def _measure_tempos(measure_starts: Sequence[float], duration: float) -> list[int]:
+    """Microseconds per quarter of each measure, so that measure i starts at measure_starts[i].
+
+    Tempos are whole microseconds: each one aims at the next boundary from where the previous
+    ones really ended, so the rounding never accumulates (every start is within 2 us).
     """
+    bounds = [round(start * 1_000_000) for start in measure_starts]
+    bounds.append(max(round(duration * 1_000_000), bounds[-1] + 4))
+    tempos: list[int] = []
+    now = bounds[0]
+    for end in bounds[1:]:
+        tempo = min(0xFFFFFF, max(1, round((end - now) / 4)))
+        tempos.append(tempo)
+        now += tempo * 4
+    return tempos
+
+
+def midi_file(
+    parts: Sequence[PartSpec],
+    *,
+    measure_starts: Sequence[float],
+    duration: float,
+    title: str = "",
+) -> bytes:
+    """A format-0 MIDI file: measures start at `measure_starts` and end at `duration` (seconds).
+
+    Each measure is a 4/4 bar of 1920 ticks, with its own tempo so that it lasts until the next
+    start, a marker (``"Measure N"``) and a quarter note per part at its start; the track ends
+    at `duration`. Part i plays on channel i (skipping channel 10, which the drum set uses);
+    programs outside 0-127 (the drum set, -1 undefined) send no program change. A first start
+    after 0 is preceded by silence (tempo and all).
+    """
+    starts = list(measure_starts) or [0.0]
     events = bytearray()
-    tempo = min(0xFFFFFF, max(1, round(seconds_per_quarter * 1_000_000)))
-    events += b"\x00\xff\x51\x03" + tempo.to_bytes(3, "big")
+    lead = max(0.0, starts[0])
+    # A first measure that starts late (never in the catalogue) gets one silent bar before it.
+    tempos = _measure_tempos([0.0, *starts] if lead > 0 else starts, duration)
+    events += b"\x00\xff\x51\x03" + tempos[0].to_bytes(3, "big")
+    events += b"\x00\xff\x58\x04\x04\x02\x18\x08"  # 4/4, 24 clocks a click, 8 32nds a beat
     name = title.encode("latin-1", "replace")[:120]
     if name:
         events += b"\x00\xff\x03" + _vlq(len(name)) + name
@@ -281,7 +313,17 @@ def midi_file(parts: Sequence[PartSpec], *, seconds_per_quarter: float, title: s
         if 0 <= program <= 127:
             events += bytes((0x00, 0xC0 | channel, program))
         voices.append((channel, 48 + 12 * (index % 3), False))
-    for step in range(len(_SCALE)):
+    pending = 0  # ticks since the last event
+    if lead > 0:
+        pending = _TICKS_PER_MEASURE
+        tempos = tempos[1:]
+    for number, tempo in enumerate(tempos, start=1):
+        if number > 1 or lead > 0:
+            events += _vlq(pending) + b"\xff\x51\x03" + tempo.to_bytes(3, "big")
+            pending = 0
+        label = b"Measure %d" % number
+        events += _vlq(pending) + b"\xff\x06" + _vlq(len(label)) + label
+        step = (number - 1) % len(_SCALE)
         for channel, base, drums in voices:
             pitch = _DRUM_NOTES[step] if drums else base + _SCALE[step]
             events += bytes((0x00, 0x90 | channel, pitch, 80))
@@ -289,7 +331,8 @@ def midi_file(parts: Sequence[PartSpec], *, seconds_per_quarter: float, title: s
             pitch = _DRUM_NOTES[step] if drums else base + _SCALE[step]
             delta = _DIVISION if position == 0 else 0
             events += _vlq(delta) + bytes((0x80 | channel, pitch, 0))
-    events += b"\x00\xff\x2f\x00"
+        pending = _TICKS_PER_MEASURE - (_DIVISION if voices else 0)
+    events += _vlq(pending) + b"\xff\x2f\x00"
     header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, _DIVISION)
     return header + b"MTrk" + struct.pack(">I", len(events)) + bytes(events)
 
@@ -451,89 +494,3 @@ def is_zip(data: bytes) -> bool:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return False
     return True
-
-
-@attrs.frozen
-class MsczInfo:
-    """What an uploaded ``.mscz`` tells about its score (empty values when it does not say)."""
-
-    title: str = ""
-    subtitle: str = ""
-    composer: str = ""
-    poet: str = ""
-    parts: tuple[PartSpec, ...] = ()
-    measures: int = 0
-    keysig: int = 0
-    lyrics: bool = False
-    chordnames: bool = False
-
-
-def _text(element: Element | None) -> str:
-    return (element.text or "").strip() if element is not None else ""
-
-
-def _int(text: str | None, default: int = 0) -> int:
-    try:
-        return int((text or "").strip())
-    except ValueError:
-        return default
-
-
-def read_mscz(data: bytes) -> MsczInfo | None:
-    """Read the metadata of a MuseScore file; None if it holds no readable ``.mscx``.
-
-    Only the first ``.mscx`` entry is read, at most 4 MB of it, with defusedxml (no entity
-    expansion, no external references): an upload cannot make the emulator work hard.
-    """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [
-                info
-                for info in archive.infolist()[:_MAX_ZIP_ENTRIES]
-                if info.filename.endswith(".mscx")
-            ]
-            if not names:
-                return None
-            with archive.open(names[0]) as member:
-                raw = member.read(_MAX_MSCX_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
-        return None
-    if len(raw) > _MAX_MSCX_BYTES:
-        return None
-    try:
-        root = SafeET.fromstring(raw)
-    except (SafeET.ParseError, DefusedXmlException, ValueError):
-        return None
-    score = root.find("Score")
-    if score is None:
-        return None
-    tags = {tag.get("name", ""): _text(tag) for tag in score.findall("metaTag")}
-    parts: list[PartSpec] = []
-    for part in score.findall("Part"):
-        instrument = part.find("Instrument")
-        name = _text(part.find("trackName")) or _text(
-            instrument.find("longName") if instrument is not None else None
-        )
-        program = -1
-        if instrument is not None:
-            if _text(instrument.find("useDrumset")) == "1":
-                program = DRUMSET_PROGRAM
-            else:
-                node = instrument.find("Channel/program")
-                if node is not None:
-                    program = min(127, max(-1, _int(node.get("value"), -1)))
-        parts.append((name or "Part", program))
-    staves = score.findall("Staff")
-    measures = len(staves[0].findall("Measure")) if staves else 0
-    key = score.find(".//KeySig/accidental")
-    return MsczInfo(
-        title=tags.get("workTitle", ""),
-        subtitle=tags.get("subtitle", ""),
-        composer=tags.get("composer", ""),
-        poet=tags.get("lyricist", "") or tags.get("poet", ""),
-        parts=tuple(parts),
-        measures=measures,
-        keysig=min(7, max(-7, _int(key.text if key is not None else None))),
-        lyrics=score.find(".//Lyrics") is not None,
-        chordnames=score.find(".//Harmony") is not None,
-    )

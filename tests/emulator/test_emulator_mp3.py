@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 
 import pytest
 from mutagen.mp3 import MP3, BitrateMode
 
-from imuzekit.emulator._mp3 import FRAME_DURATION, frame_count, mp3_bytes
+from imuzekit.emulator._mp3 import FRAME_DURATION, frame_count, mp3_bytes, samples_per_frame
 
 _BITRATES = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]
 _RATES = [44100, 48000, 32000]
@@ -88,8 +89,39 @@ def test_frame_count_and_constant() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"bitrate_kbps": 100}, "bitrate_kbps"), ({"sample_rate": 22050}, "sample_rate")],
+    [
+        ({"bitrate_kbps": 100}, "bitrate_kbps"),
+        ({"sample_rate": 11025}, "sample_rate"),  # MPEG-2.5: not written
+        ({"sample_rate": 16000, "bitrate_kbps": 320}, "bitrate_kbps"),  # not an MPEG-2 rate
+        ({"sample_rate": 44100, "bitrate_kbps": 8}, "bitrate_kbps"),  # not an MPEG-1 rate
+    ],
 )
 def test_rejects_unsupported_parameters(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         mp3_bytes(1, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("rate", "kbps"), [(16000, 8), (22050, 32), (24000, 160)])
+def test_mpeg2_mono_streams_read_exactly(rate: int, kbps: int) -> None:
+    # MPEG-2 frames carry 576 samples; 8 kbit/s at 16 kHz is a kilobyte a second.
+    data = mp3_bytes(93.5, bitrate_kbps=kbps, sample_rate=rate, id3_title="low")
+    info = MP3(io.BytesIO(data)).info
+    frames = frame_count(93.5, rate)
+    assert frames == round(93.5 * rate / 576) == round(93.5 * rate / samples_per_frame(rate))
+    assert abs(info.length - frames * 576 / rate) < 1e-6
+    assert (info.bitrate, info.sample_rate, info.channels) == (kbps * 1000, rate, 1)
+    assert info.bitrate_mode == BitrateMode.CBR
+    tag = MP3(io.BytesIO(data)).tags
+    assert tag is not None and str(tag["TIT2"]) == "low"
+
+
+def test_long_low_rate_audio_is_cheap() -> None:
+    # An hour at 8 kbit/s: a kilobyte a second, built without a record per frame.
+    tracemalloc.start()
+    try:
+        data = mp3_bytes(3600, bitrate_kbps=8, sample_rate=16000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(data) == 36 * (frame_count(3600, 16000) + 1)
+    assert peak < len(data) * 1.1

@@ -18,7 +18,6 @@ from mutagen.mp3 import MP3
 
 from imuzekit.emulator import Emulator
 from imuzekit.emulator._files import MsczInfo, mscz_archive, read_mscz
-from imuzekit.emulator._mp3 import FRAME_DURATION
 from imuzekit.emulator.musescore import MuseScoreScore, MuseScoreState
 
 
@@ -192,7 +191,14 @@ async def test_midi_has_a_program_change_per_part(
     assert all(e[0] & 0x0F != 9 for e in changes)  # channel 10 is the drum set's
     notes_on = [e for e in events if e[0] & 0xF0 == 0x90]
     notes_off = [e for e in events if e[0] & 0xF0 == 0x80]
-    assert len(notes_on) == len(notes_off) == 8 * min(15, len(score.metadata.parts))
+    # A note per part in every measure (it used to be one 8-note phrase for the whole score).
+    assert (
+        len(notes_on)
+        == len(notes_off)
+        == (score.metadata.measures * min(15, len(score.metadata.parts)))
+    )
+    markers = [e for e in events if e == (0xFF, 0x06)]
+    assert len(markers) == score.metadata.measures
     drum_channel = any(e[0] == 0x99 for e in notes_on)
     assert drum_channel == (128 in score.metadata.programs)
 
@@ -249,23 +255,25 @@ async def test_mscz_reads_back_as_the_score(emu: Emulator, anon: aiohttp.ClientS
     )
 
 
-async def test_mp3_lasts_the_score_capped_at_two_minutes(
-    emu: Emulator, anon: aiohttp.ClientSession
-) -> None:
+async def test_mp3_lasts_the_whole_score(emu: Emulator, anon: aiohttp.ClientSession) -> None:
+    # No cap any more (it was two minutes): MPEG-2 mono at 8 kbit/s, a kilobyte a second.
     ms = emu.musescore
     short = next(
         s for s in ms.scores.values() if s.sharing == "public" and s.metadata.duration < 60
     )
-    long = next(
-        s for s in ms.scores.values() if s.sharing == "public" and s.metadata.duration > 150
+    long = max(
+        (s for s in ms.scores.values() if s.sharing == "public"),
+        key=lambda s: s.metadata.duration,
     )
-    for score, seconds in ((short, short.metadata.duration), (long, 120)):
+    assert long.metadata.duration > 600
+    for score in (short, long):
+        seconds = score.metadata.duration
         status, headers, data = await fetch(anon, static_url(emu, score, "score.mp3"))
         assert (status, headers["Content-Type"]) == (200, "audio/mpeg")
         info = MP3(io.BytesIO(data)).info
-        assert info.bitrate == 32000
-        assert abs(info.length - seconds) <= FRAME_DURATION
-        assert len(data) < 500_000
+        assert (info.bitrate, info.sample_rate, info.channels) == (8000, 16000, 1)
+        assert abs(info.length - seconds) <= 576 / 16000
+        assert len(data) < seconds * 1000 + 4096
 
 
 async def test_headers_range_and_conditional_requests(

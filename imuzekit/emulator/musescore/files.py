@@ -1,7 +1,9 @@
 """The static files of the emulated MuseScore.com's scores: PDF, MIDI, MusicXML, MSCZ, MP3, PNG.
 
 Pure: no aiohttp. Real files, drawn from a score's metadata and layout (an upload serves its own
-``.mscz``).
+``.mscz``), that agree with the API: the MP3 lasts `metadata.duration` (however long: at 8 kbit/s
+it costs a kilobyte a second), the MIDI starts each measure where ``time`` says it does, the PDF
+has `metadata.pages` pages and the PNG pages declare their 100 dpi.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from imuzekit.emulator._mp3 import mp3_bytes
 
 from .layout import UNITS_PER_PX, measure_boxes, page_size_px
 from .models import MuseScoreScore
+from .views import time_json
 
 __all__ = ["content_type", "file_key", "render_file"]
 
@@ -36,8 +39,9 @@ _CONTENT_TYPES: Final[Mapping[str, str]] = {
 }
 _PAGE_PNG = re.compile(r"score_(0|[1-9][0-9]{0,5})\.png")
 _THUMB_WIDTH = 200
-_MP3_KBPS = 32
-_MP3_MAX_SECONDS = 120
+# MPEG-2 mono at 8 kbit/s: a kilobyte a second, so even the longest score's audio is cheap.
+_MP3_KBPS = 8
+_MP3_RATE = 16000
 
 
 def content_type(name: str) -> str:
@@ -49,7 +53,7 @@ def file_key(score: MuseScoreScore, name: str) -> Hashable:
     """What a rendered file depends on, its key in the file cache."""
     if name == "score.mp3":
         # MP3s depend on the duration alone: one file per length serves many scores.
-        return (-1, min(score.metadata.duration, _MP3_MAX_SECONDS), name)
+        return (-1, score.metadata.duration, name)
     return (score.id, score.vid, name)
 
 
@@ -76,8 +80,9 @@ def render_file(score: MuseScoreScore, name: str) -> bytes:
             composer=meta.composer or "",
         )
     if name == "score.mid":
-        quarters = max(1, meta.measures * 4)
-        return midi_file(specs, seconds_per_quarter=meta.duration / quarters, title=meta.title)
+        # The measures start where `time` says they do ("in sync with the MP3 and the MIDI").
+        starts = [event["position"] / 1000 for event in time_json(score)]
+        return midi_file(specs, measure_starts=starts, duration=meta.duration, title=meta.title)
     if name == "score.mxl":
         return musicxml_archive(
             meta.title, meta.composer or "", specs, measures=meta.measures, keysig=meta.keysig
@@ -95,9 +100,12 @@ def render_file(score: MuseScoreScore, name: str) -> bytes:
             poet=meta.poet or "",
         )
     if name == "score.mp3":
-        seconds = min(meta.duration, _MP3_MAX_SECONDS)
+        seconds = meta.duration
         return mp3_bytes(
-            seconds, bitrate_kbps=_MP3_KBPS, id3_title=f"MuseScore emulator ({seconds} s)"
+            seconds,
+            bitrate_kbps=_MP3_KBPS,
+            sample_rate=_MP3_RATE,
+            id3_title=f"MuseScore emulator ({seconds} s)",
         )
     if name == "thumb.png":
         scale = _THUMB_WIDTH / width_px
