@@ -17,7 +17,7 @@ import pytest
 from mutagen.mp3 import MP3
 
 from imuzekit.emulator import Emulator
-from imuzekit.emulator._files import MsczInfo, mscz_archive, read_mscz
+from imuzekit.emulator._files import MsczInfo, midi_file, mscz_archive, read_mscz
 from imuzekit.emulator.musescore import MuseScoreScore, MuseScoreState
 
 
@@ -380,3 +380,24 @@ def test_read_mscz_round_trip_with_odd_text() -> None:
     assert info.title == 'Héléna <"&"> \u266d'
     assert info.parts == (("Drumset", 128), ("Staff", -1))
     assert (info.measures, info.keysig) == (3, -7)
+
+
+def test_read_mscz_follows_the_container_to_the_score() -> None:
+    # A .mscz names its score in META-INF/container.xml; other .mscx entries (excerpts) are not it.
+    container = b'<container><rootfiles><rootfile full-path="main.mscx"/></rootfiles></container>'
+    score = b'<museScore><Score><metaTag name="workTitle">Main</metaTag></Score></museScore>'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("excerpt.mscx", b"<museScore><Score/></museScore>")
+        archive.writestr("META-INF/container.xml", container)
+        archive.writestr("main.mscx", score)
+    info = read_mscz(buffer.getvalue())
+    assert info is not None and info.title == "Main"
+
+
+def test_midi_with_a_late_first_measure_keeps_the_starts() -> None:
+    # A first measure after 0 s gets a silent bar before it; the markers still land on time.
+    data = midi_file([("Piano", 0)], measure_starts=[0.5, 1.7, 3.0], duration=4.25)
+    events = midi_events(data)
+    assert events.count((0xFF, 0x06)) == 3
+    assert events.count((0xFF, 0x51)) == 4  # the silent bar and three measures
