@@ -483,3 +483,20 @@ async def test_musescore_xauth_login_of_the_desktop_app(
     async with await xauth("wrong password") as got:
         assert got.status == 401
         assert (await got.json())[0]["code"] == "USER_AUTHENTICATION_FAILED"
+
+
+async def test_musescore_upload_of_the_wrappers_musescore_1_file_reads_its_parts(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    # The wrapper's test.mscz was written by MuseScore 1.3: one part, Flute (program 73), and
+    # 32 measures of 4/4.
+    base = emu.urls["musescore"]
+    form = aiohttp.FormData()
+    form.add_field("score_data", vendored_bytes("musescore", "test.mscz"), filename="test.mscz")
+    form.add_field("title", "title")
+    url, headers, _ = _signer(emu).sign("POST", f"{base}/score.json", {}, b"")
+    async with http.post(url, data=form, headers=headers) as got:
+        assert got.status in (200, 201)
+        metadata = (await got.json())["metadata"]
+    assert metadata["measures"] == "32"
+    assert metadata["parts"] == [{"part": {"name": "Flute", "program": "73"}}]
