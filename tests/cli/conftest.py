@@ -7,6 +7,7 @@ process: the emulator therefore lives in a thread with its own loop, outliving e
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import pathlib
@@ -165,3 +166,79 @@ def journal_rows(path: pathlib.Path, query: str, args: Sequence[Any] = ()) -> li
         return db.execute(query, tuple(args)).fetchall()
     finally:
         db.close()
+
+
+# -- batch manifests and commands ---------------------------------------------------------
+
+
+def manifest_file(path: pathlib.Path, lines: Sequence[Mapping[str, Any]]) -> pathlib.Path:
+    """Write ``lines`` as a JSON-lines manifest at ``path``; return ``path``."""
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def song_line(key: str, length: int = 3, **extra: Any) -> dict[str, Any]:
+    """An iMuze manifest line."""
+    return {
+        "provider": "imuze",
+        "key": key,
+        "title": f"Song {key}",
+        "arrangement_id": 1,
+        "tags": ["batch"],
+        "desired_length": length,
+        **extra,
+    }
+
+
+def music_line(key: str, duration_ms: int) -> dict[str, Any]:
+    """A joplin manifest line."""
+    return {
+        "provider": "joplin",
+        "key": key,
+        "genre": "electronic",
+        "subgenre": "house",
+        "duration_ms": duration_ms,
+        "structure": "calm:0.5,dynamic:0.5",
+    }
+
+
+def tune_line(key: str, kind: str = "create_advanced") -> dict[str, Any]:
+    """A Mureka manifest line of ``kind``."""
+    if kind == "create_advanced":
+        return {"provider": "mureka", "key": key, "kind": kind, "lyrics": "la la", "title": key}
+    if kind == "create_instrumental":
+        return {"provider": "mureka", "key": key, "kind": kind, "prompt": "piano"}
+    return {"provider": "mureka", "key": key, "prompt": "a song about tea"}
+
+
+def batch_run_argv(
+    manifest: pathlib.Path, out: pathlib.Path, journal: pathlib.Path | None = None, *extra: str
+) -> list[str]:
+    """``batch run MANIFEST --out OUT [--journal JOURNAL] EXTRA...`` (for `invoke` or, through
+    `cli_command`, a child process)."""
+    argv = ["batch", "run", str(manifest), "--out", str(out)]
+    if journal is not None:
+        argv += ["--journal", str(journal)]
+    return [*argv, *extra]
+
+
+def check_files(server: EmulatorThread, journal: pathlib.Path) -> int:
+    """Every file on disk matches the journal and the emulator's bytes; return the count."""
+    db = sqlite3.connect(journal)
+    rows = db.execute(
+        "SELECT l.provider, f.remote_id, f.path, f.size, f.sha256 FROM files f"
+        " JOIN lines l ON l.key = f.key"
+    ).fetchall()
+    db.close()
+    emu = server.emu
+    for provider, remote_id, path, size, digest in rows:
+        data = pathlib.Path(path).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest), path
+        if provider == "imuze":
+            expected = server.call(lambda r=remote_id: emu.imuze.audio_sha256(int(r)))
+        elif provider == "joplin":
+            expected = server.call(lambda r=remote_id: emu.joplin.audio_sha256(r))
+        else:
+            expected = server.call(lambda r=remote_id: emu.mureka.audio_sha256(r))
+        assert digest == expected, (provider, remote_id)
+    return len(rows)

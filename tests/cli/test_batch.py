@@ -9,8 +9,6 @@ made remotely.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import pathlib
 import signal
 import sqlite3
@@ -23,48 +21,18 @@ from imuzekit.cli.batch._manifest import load_manifest
 from imuzekit.cli.batch._runner import marked_params
 from tests.cli.conftest import (
     EmulatorThread,
+    batch_run_argv,
+    check_files,
     child_env,
     cli_command,
     invoke,
     journal_counts,
     json_lines,
+    manifest_file,
+    music_line,
+    song_line,
+    tune_line,
 )
-
-
-def _manifest(path: pathlib.Path, lines: list[dict[str, Any]]) -> pathlib.Path:
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return path
-
-
-def _song(key: str, length: int = 3, **extra: Any) -> dict[str, Any]:
-    return {
-        "provider": "imuze",
-        "key": key,
-        "title": f"Song {key}",
-        "arrangement_id": 1,
-        "tags": ["batch"],
-        "desired_length": length,
-        **extra,
-    }
-
-
-def _music(key: str, duration_ms: int) -> dict[str, Any]:
-    return {
-        "provider": "joplin",
-        "key": key,
-        "genre": "electronic",
-        "subgenre": "house",
-        "duration_ms": duration_ms,
-        "structure": "calm:0.5,dynamic:0.5",
-    }
-
-
-def _tune(key: str, kind: str = "create_advanced") -> dict[str, Any]:
-    if kind == "create_advanced":
-        return {"provider": "mureka", "key": key, "kind": kind, "lyrics": "la la", "title": key}
-    if kind == "create_instrumental":
-        return {"provider": "mureka", "key": key, "kind": kind, "prompt": "piano"}
-    return {"provider": "mureka", "key": key, "prompt": "a song about tea"}
 
 
 def _counters(server: EmulatorThread) -> tuple[int, int, int]:
@@ -74,51 +42,29 @@ def _counters(server: EmulatorThread) -> tuple[int, int, int]:
     )
 
 
-def check_files(server: EmulatorThread, journal: pathlib.Path) -> int:
-    """Every file on disk matches the journal and the emulator's bytes; return the count."""
-    db = sqlite3.connect(journal)
-    rows = db.execute(
-        "SELECT l.provider, f.remote_id, f.path, f.size, f.sha256 FROM files f"
-        " JOIN lines l ON l.key = f.key"
-    ).fetchall()
-    db.close()
-    emu = server.emu
-    for provider, remote_id, path, size, digest in rows:
-        data = pathlib.Path(path).read_bytes()
-        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest), path
-        if provider == "imuze":
-            expected = server.call(lambda r=remote_id: emu.imuze.audio_sha256(int(r)))
-        elif provider == "joplin":
-            expected = server.call(lambda r=remote_id: emu.joplin.audio_sha256(r))
-        else:
-            expected = server.call(lambda r=remote_id: emu.mureka.audio_sha256(r))
-        assert digest == expected, (provider, remote_id)
-    return len(rows)
-
-
 def test_batch_runs_every_provider_and_a_rerun_sends_nothing(
     emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(
+    manifest = manifest_file(
         tmp_path / "m.jsonl",
         [
-            _song("s1"),
-            _song("s2", 4),
-            _music("m1", 4000),
-            _music("m2", 5000)
+            song_line("s1"),
+            song_line("s2", 4),
+            music_line("m1", 4000),
+            music_line("m2", 5000)
             | {
                 "structure": [
                     {"start": 0, "duration": 0.25, "movement": "intro"},
                     {"start": 0.25, "duration": 0.75, "energy": "dynamic"},
                 ]
             },
-            _tune("t1"),
-            _tune("t2", "create_instrumental"),
-            _tune("t3", "create"),
+            tune_line("t1"),
+            tune_line("t2", "create_instrumental"),
+            tune_line("t3", "create"),
         ],
     )
     out = tmp_path / "out"
-    result = invoke(["batch", "run", str(manifest), "--out", str(out), "--json"])
+    result = invoke(batch_run_argv(manifest, out, None, "--json"))
     assert result.exit_code == 0, result.output
     records = json_lines(result.stdout)
     assert {r["state"] for r in records} == {"downloaded"}
@@ -147,7 +93,7 @@ def test_batch_runs_every_provider_and_a_rerun_sends_nothing(
     assert check_files(emu_thread, journal) == 10
     assert _counters(emu_thread) == (2, 2, 3)
 
-    again = invoke(["batch", "run", str(manifest), "--out", str(out)])
+    again = invoke(batch_run_argv(manifest, out, None))
     assert again.exit_code == 0, again.output
     assert _counters(emu_thread) == (2, 2, 3)
     status = invoke(["batch", "status", "--journal", str(journal), "--json"])
@@ -162,16 +108,16 @@ def test_batch_runs_every_provider_and_a_rerun_sends_nothing(
 def test_a_bad_line_stops_everything_before_sending(
     emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
-    bad = _song("s2") | {"desired_length": "long"}
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("s1"), _music("m1", 3000), bad])
-    result = invoke(["batch", "run", str(manifest), "--out", str(tmp_path / "out")])
+    bad = song_line("s2") | {"desired_length": "long"}
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("s1"), music_line("m1", 3000), bad])
+    result = invoke(batch_run_argv(manifest, tmp_path / "out", None))
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "error: manifest line 3, field 'desired_length': must be an integer, got string"
     )
     assert _counters(emu_thread) == (0, 0, 0)
-    accounts = _manifest(tmp_path / "a.jsonl", [_tune("t") | {"account": "000"}])
-    refused = invoke(["batch", "run", str(accounts), "--out", str(tmp_path / "out")])
+    accounts = manifest_file(tmp_path / "a.jsonl", [tune_line("t") | {"account": "000"}])
+    refused = invoke(batch_run_argv(accounts, tmp_path / "out", None))
     assert refused.exit_code == 2 and "'000' is not a configured account" in refused.stderr
 
 
@@ -179,8 +125,8 @@ def test_unconfigured_provider_is_a_usage_error(
     emu_env: dict[str, str], monkeypatch: Any, tmp_path: pathlib.Path
 ) -> None:
     monkeypatch.delenv("IMUZEKIT_JOPLIN_EMAIL")
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("s1"), _music("m1", 3000)])
-    result = invoke(["batch", "run", str(manifest), "--out", str(tmp_path / "out")])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("s1"), music_line("m1", 3000)])
+    result = invoke(batch_run_argv(manifest, tmp_path / "out", None))
     assert result.exit_code == 2
     assert "the iMuze music engine (joplin) is not configured" in result.stderr
 
@@ -188,18 +134,18 @@ def test_unconfigured_provider_is_a_usage_error(
 def test_failed_lines_exit_1_and_can_be_retried(
     emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(
-        tmp_path / "m.jsonl", [_song("ok"), _song("bad") | {"arrangement_id": 999}]
+    manifest = manifest_file(
+        tmp_path / "m.jsonl", [song_line("ok"), song_line("bad") | {"arrangement_id": 999}]
     )
     out = tmp_path / "out"
-    result = invoke(["batch", "run", str(manifest), "--out", str(out)])
+    result = invoke(batch_run_argv(manifest, out, None))
     assert result.exit_code == 1
     assert "key 'bad', imuze) failed: create refused" in result.stdout
     status = json_lines(invoke(["batch", "status", "--out", str(out), "--json"]).stdout)[0]
     assert status["counts"]["failed"] == 1 and status["counts"]["downloaded"] == 1
     # Fix the line; --retry-failed sends it again.
-    _manifest(manifest, [_song("ok"), _song("bad")])
-    retried = invoke(["batch", "run", str(manifest), "--out", str(out), "--retry-failed"])
+    manifest_file(manifest, [song_line("ok"), song_line("bad")])
+    retried = invoke(batch_run_argv(manifest, out, None, "--retry-failed"))
     assert retried.exit_code == 0, retried.output
     assert _counters(emu_thread)[0] == 2
 
@@ -218,12 +164,19 @@ def test_lost_create_answers_are_reconciled_never_resent(
         emu.faults.add("joplin", "POST /musics", status=500, after_handler=True, times=1)
 
     emu_thread.call(faults)
-    manifest = _manifest(
+    manifest = manifest_file(
         tmp_path / "m.jsonl",
-        [_song("s1"), _song("s2"), _song("s3"), _tune("t1"), _tune("t2"), _music("m1", 3100)],
+        [
+            song_line("s1"),
+            song_line("s2"),
+            song_line("s3"),
+            tune_line("t1"),
+            tune_line("t2"),
+            music_line("m1", 3100),
+        ],
     )
     out = tmp_path / "out"
-    first = invoke(["batch", "run", str(manifest), "--out", str(out), "--concurrency", "1"])
+    first = invoke(batch_run_argv(manifest, out, None, "--concurrency", "1"))
     assert first.exit_code == 1, first.output
     assert "key 'm1', joplin) uncertain" in first.stdout
     assert _counters(emu_thread) == (3, 1, 2)  # one creation per line, none resent
@@ -241,7 +194,7 @@ def test_lost_create_answers_are_reconciled_never_resent(
     (music_id,) = emu_thread.call(lambda: list(emu.joplin.musics))
     resolved = invoke(["batch", "resolve", "m1", "--remote-id", music_id, "--out", str(out)])
     assert resolved.exit_code == 0, resolved.output
-    second = invoke(["batch", "run", str(manifest), "--out", str(out)])
+    second = invoke(batch_run_argv(manifest, out, None))
     assert second.exit_code == 0, second.output
     assert _counters(emu_thread) == (3, 1, 2)
     assert check_files(emu_thread, journal) == 8
@@ -251,9 +204,15 @@ def test_an_interrupted_create_is_found_on_the_next_run(
     emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
     emu = emu_thread.emu
-    manifest = _manifest(
+    manifest = manifest_file(
         tmp_path / "m.jsonl",
-        [_song("made"), _song("lost"), _tune("t-made"), _tune("t-lost"), _music("j", 3000)],
+        [
+            song_line("made"),
+            song_line("lost"),
+            tune_line("t-made"),
+            tune_line("t-lost"),
+            music_line("j", 3000),
+        ],
     )
     out = tmp_path / "out"
     journal_path = out / "imuzekit-batch.sqlite"
@@ -275,7 +234,7 @@ def test_an_interrupted_create_is_found_on_the_next_run(
     emu_thread.call(lambda: emu.mureka.create("create-advanced", tune, account=account))
     assert _counters(emu_thread) == (1, 0, 1)
 
-    result = invoke(["batch", "run", str(manifest), "--out", str(out)])
+    result = invoke(batch_run_argv(manifest, out, None))
     assert result.exit_code == 1, result.output
     assert "key 'j', joplin) uncertain: the create may have reached joplin" in result.stdout
     assert _counters(emu_thread) == (2, 0, 2)  # "lost" and "t-lost" sent once more, only
@@ -288,19 +247,19 @@ def test_an_interrupted_create_is_found_on_the_next_run(
         "j": "uncertain",
     }
     # Uncertain lines wait for a decision: a plain rerun leaves them alone.
-    assert invoke(["batch", "run", str(manifest), "--out", str(out)]).exit_code == 1
+    assert invoke(batch_run_argv(manifest, out, None)).exit_code == 1
     assert _counters(emu_thread) == (2, 0, 2)
-    final = invoke(["batch", "run", str(manifest), "--out", str(out), "--resubmit-uncertain"])
+    final = invoke(batch_run_argv(manifest, out, None, "--resubmit-uncertain"))
     assert final.exit_code == 0, final.output
     assert _counters(emu_thread) == (2, 1, 2)
     assert check_files(emu_thread, journal_path) == 1 + 1 + 2 + 2 + 1
 
 
 def test_one_run_at_a_time(emu_env: dict[str, str], tmp_path: pathlib.Path) -> None:
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("s1")])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("s1")])
     out = tmp_path / "out"
     with RunLock(out / "imuzekit-batch.sqlite"):
-        result = invoke(["batch", "run", str(manifest), "--out", str(out)])
+        result = invoke(batch_run_argv(manifest, out, None))
     assert result.exit_code == 2 and "another `imuzekit batch`" in result.stderr
     assert invoke(["batch", "status", "--out", str(tmp_path / "nowhere")]).exit_code == 2
 
@@ -308,11 +267,11 @@ def test_one_run_at_a_time(emu_env: dict[str, str], tmp_path: pathlib.Path) -> N
 def test_ctrl_c_exits_130_and_the_journal_stays_consistent(
     emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(tmp_path / "m.jsonl", [_song(f"s{i}", 2) for i in range(40)])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line(f"s{i}", 2) for i in range(40)])
     out = tmp_path / "out"
     journal = out / "imuzekit-batch.sqlite"
     env = child_env(emu_thread.env())
-    command = cli_command("batch", "run", str(manifest), "--out", str(out), "--concurrency", "8")
+    command = cli_command(*batch_run_argv(manifest, out, None, "--concurrency", "8"))
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as child:
@@ -343,9 +302,13 @@ async def test_mureka_reconciliation_finds_running_jobs_and_finished_feeds(
     from imuzekit.emulator import Clock, Emulator
 
     manifest = load_manifest(
-        _manifest(
+        manifest_file(
             tmp_path / "m.jsonl",
-            [_tune("finished"), _tune("running", "create_instrumental"), _tune("absent")],
+            [
+                tune_line("finished"),
+                tune_line("running", "create_instrumental"),
+                tune_line("absent"),
+            ],
         )
     )
     poll = PollPolicy(initial=0.01, max_interval=0.05, timeout=10)

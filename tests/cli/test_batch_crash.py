@@ -23,13 +23,14 @@ from collections.abc import Callable
 
 from tests.cli.conftest import (
     EmulatorThread,
+    batch_run_argv,
+    check_files,
     child_env,
     cli_command,
     invoke,
     journal_counts,
     journal_rows,
 )
-from tests.cli.test_batch import check_files
 
 N_IMUZE, N_JOPLIN, N_MUREKA = 110, 60, 30
 
@@ -141,20 +142,10 @@ def test_batch_resumes_after_sigkill_at_five_points(
     out = tmp_path / "out"
     journal = tmp_path / "journal.sqlite"
     env = child_env(emu_thread.env())
+    # Lines killed in submitting are sent again only once their landing window has passed
+    # (twice the create timeout, here 4 s): the default (100 s) would outlast the test.
     command = cli_command(
-        "batch",
-        "run",
-        str(manifest),
-        "--out",
-        str(out),
-        "--journal",
-        str(journal),
-        "--concurrency",
-        "32",
-        # Lines killed in submitting are sent again only once their landing window has passed
-        # (twice this, here 4 s): the default (100 s) would outlast the test.
-        "--create-timeout",
-        "2",
+        *batch_run_argv(manifest, out, journal, "--concurrency", "32", "--create-timeout", "2")
     )
     killed_submitting: set[str] = set()
     for what, predicate in KILL_POINTS:
@@ -175,6 +166,12 @@ def test_batch_resumes_after_sigkill_at_five_points(
     ]
     assert finished.returncode == (1 if uncertain else 0)
     assert all(key.startswith("joplin-") for key in uncertain)
+    # Only once no earlier create can still land does "not there" mean "never made" (and
+    # `resolve --resubmit` refuses before): wait for the latest settle_by.
+    latest = journal_rows(journal, "SELECT MAX(settle_by) FROM lines WHERE state = 'uncertain'")[0][
+        0
+    ]
+    time.sleep(max(0.0, (latest or 0.0) - time.time() + 0.05))
     made = emu_thread.call(
         lambda: {m.request["duration_ms"]: m.id for m in emu.joplin.musics.values()}
     )

@@ -2,8 +2,10 @@
 adopts files it wrote, and the journal refuses a second sender however it is reached.
 
 The kill -9 tests drive the CLI in child processes against an emulator (a background thread of
-this process, so it outlives every kill) whose create endpoint holds each request 3 s before
-it acts: the creation lands well after the request left, as with a slow provider.
+this process, so it outlives every kill) whose create endpoint holds each request 2.5 s before
+it acts: the creation lands well after the request left, as with a slow provider, and after the
+resumed run's first look (a child starts in about 1 s here): a resumed run that sent the
+create again without waiting for its landing window would make two.
 """
 
 from __future__ import annotations
@@ -23,16 +25,20 @@ from imuzekit.cli.batch._journal import Journal, JournalError, RunLock, Transiti
 from imuzekit.cli.batch._manifest import ManifestError, load_manifest
 from tests.cli.conftest import (
     EmulatorThread,
+    batch_run_argv,
+    check_files,
     child_env,
     cli_command,
     invoke,
     journal_rows,
     json_lines,
+    manifest_file,
+    song_line,
+    tune_line,
 )
-from tests.cli.test_batch import _manifest, _song, _tune, check_files
 
-CREATE_DELAY = 3.0  # seconds the emulator holds a create before it acts
-CREATE_TIMEOUT = "2"  # each request's bound here: a 4 s landing window
+CREATE_DELAY = 2.5  # seconds the emulator holds a create before it acts: > a child's start-up
+CREATE_TIMEOUT = "1.5"  # each request's bound here: a 3 s landing window (> CREATE_DELAY)
 
 _CREATES = {
     "imuze": ("POST /songs", lambda emu: emu.imuze.songs_created),
@@ -41,7 +47,7 @@ _CREATES = {
 
 
 def _line(provider: str) -> dict[str, Any]:
-    return _song("slow") if provider == "imuze" else _tune("slow")
+    return song_line("slow") if provider == "imuze" else tune_line("slow")
 
 
 @pytest.mark.parametrize("provider", ["imuze", "mureka"])
@@ -53,18 +59,10 @@ def test_a_create_in_flight_at_sigkill_is_never_sent_twice(
     fault = emu_thread.call(
         lambda: emu.faults.add(provider, pattern, delay=CREATE_DELAY, read_first=True)
     )
-    manifest = _manifest(tmp_path / "m.jsonl", [_line(provider)])
+    manifest = manifest_file(tmp_path / "m.jsonl", [_line(provider)])
     out, journal = tmp_path / "out", tmp_path / "journal.sqlite"
     command = cli_command(
-        "batch",
-        "run",
-        str(manifest),
-        "--out",
-        str(out),
-        "--journal",
-        str(journal),
-        "--create-timeout",
-        CREATE_TIMEOUT,
+        *batch_run_argv(manifest, out, journal, "--create-timeout", CREATE_TIMEOUT)
     )
     env = child_env(emu_thread.env())
     with subprocess.Popen(
@@ -99,18 +97,18 @@ def test_a_create_sent_late_by_its_sender_is_still_waited_for(
 ) -> None:
     # The first create is refused with a 429 asking for 3 s; the second leaves 3 s after the
     # line was committed (as a Mureka create leaves after waiting for a free slot) and takes
-    # 3 s to land. The sender's heartbeat keeps settle_by a window ahead until it dies.
+    # 2.5 s to land, after the settle_by committed with the line (window + beat: 4 s). The
+    # sender's heartbeat keeps settle_by a window ahead until it dies.
     emu = emu_thread.emu
     emu_thread.call(lambda: emu.faults.add("imuze", "POST /songs", status=429, retry_after=3))
     late = emu_thread.call(
         lambda: emu.faults.add("imuze", "POST /songs", delay=CREATE_DELAY, read_first=True)
     )
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("late")])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("late")])
     out, journal = tmp_path / "out", tmp_path / "journal.sqlite"
     command = cli_command(
-        "batch", "run", str(manifest), "--out", str(out), "--journal", str(journal),
-        "--create-timeout", CREATE_TIMEOUT,
-    )  # fmt: skip
+        *batch_run_argv(manifest, out, journal, "--create-timeout", CREATE_TIMEOUT)
+    )
     env = child_env(emu_thread.env())
     with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) as child:
         deadline = time.monotonic() + 20
@@ -131,13 +129,13 @@ def test_a_create_sent_late_by_its_sender_is_still_waited_for(
 def test_a_line_whose_create_could_land_much_later_is_left_uncertain(
     emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("later")])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("later")])
     out = tmp_path / "out"
     with Journal(out / "imuzekit-batch.sqlite") as journal:
         journal.sync(load_manifest(manifest))
         # An earlier run with a far longer create timeout (or a clock set back since).
         journal.transition("later", "submitting", count_attempt=True, settle_by=time.time() + 600)
-    result = invoke(["batch", "run", str(manifest), "--out", str(out), "--create-timeout", "1"])
+    result = invoke(batch_run_argv(manifest, out, None, "--create-timeout", "1"))
     assert result.exit_code == 1, result.output
     assert "uncertain: not found yet, and the create could still land until" in result.stdout
     assert emu_thread.call(lambda: emu_thread.emu.imuze.songs_created) == 0
@@ -149,7 +147,7 @@ def test_a_line_whose_create_could_land_much_later_is_left_uncertain(
 def test_a_fresh_journal_never_adopts_the_files_of_an_earlier_batch(
     emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("song"), _tune("tune")])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("song"), tune_line("tune")])
     out = tmp_path / "out"
     first, second = tmp_path / "first.sqlite", tmp_path / "second.sqlite"
     run = ["batch", "run", str(manifest), "--out", str(out), "--journal"]
@@ -164,7 +162,7 @@ def test_a_fresh_journal_never_adopts_the_files_of_an_earlier_batch(
     # The new, paid songs are saved under fresh names; the earlier batch's files are untouched.
     assert check_files(emu_thread, second) == 3
     paths = {f["path"] for line in json_lines(again.stdout) for f in line["files"]}
-    assert {pathlib.Path(p).name for p in paths} == {"song.2.mp3", "tune-1.2.mp3", "tune-2.2.mp3"}
+    assert {pathlib.Path(p).name for p in paths} == {"song-2.mp3", "tune-1-2.mp3", "tune-2-2.mp3"}
     assert {name: (out / name).read_bytes() for name in before} == before
     assert check_files(emu_thread, first) == 3
 
@@ -172,10 +170,10 @@ def test_a_fresh_journal_never_adopts_the_files_of_an_earlier_batch(
 def test_a_resumed_download_adopts_only_its_own_unchanged_file(
     emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("song")])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("song")])
     out = tmp_path / "out"
     journal = out / "imuzekit-batch.sqlite"
-    run = ["batch", "run", str(manifest), "--out", str(out)]
+    run = batch_run_argv(manifest, out, None)
     assert invoke(run).exit_code == 0
     emu = emu_thread.emu
 
@@ -200,29 +198,29 @@ def test_a_resumed_download_adopts_only_its_own_unchanged_file(
     assert invoke(run).exit_code == 0
     assert downloads() == fetched + 1  # changed since recorded: fetched again, to a fresh name
     assert (out / "song.mp3").read_bytes() == b"someone else's bytes"
-    assert journal_rows(journal, "SELECT path FROM files") == [(str(out / "song.2.mp3"),)]
+    assert journal_rows(journal, "SELECT path FROM files") == [(str(out / "song-2.mp3"),)]
     assert check_files(emu_thread, journal) == 1
 
 
 @pytest.mark.parametrize(
     ("first", "second"),
     [
-        (_tune("tune"), _song("tune-1")),
-        (_song("TUNE-2"), _tune("tune")),
-        (_tune("a", "create"), _tune("A", "create_instrumental")),
+        (tune_line("tune"), song_line("tune-1")),
+        (song_line("TUNE-2"), tune_line("tune")),
+        (tune_line("a", "create"), tune_line("A", "create_instrumental")),
     ],
 )
 def test_manifest_refuses_keys_whose_files_would_collide(
     first: dict[str, Any], second: dict[str, Any], tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(tmp_path / "m.jsonl", [first, second])
+    manifest = manifest_file(tmp_path / "m.jsonl", [first, second])
     with pytest.raises(ManifestError, match="would name the same file"):
         load_manifest(manifest)
 
 
 def test_manifest_accepts_keys_whose_files_differ(tmp_path: pathlib.Path) -> None:
-    lines = [_tune("tune"), _song("tune-3"), _song("tune-1-1"), _tune("tune-1b")]
-    assert len(load_manifest(_manifest(tmp_path / "m.jsonl", lines))) == 4
+    lines = [tune_line("tune"), song_line("tune-3"), song_line("tune-1-1"), tune_line("tune-1b")]
+    assert len(load_manifest(manifest_file(tmp_path / "m.jsonl", lines))) == 4
 
 
 # -- 9: the journal's lock and its one sender per line ----------------------------------------
@@ -231,7 +229,7 @@ def test_manifest_accepts_keys_whose_files_differ(tmp_path: pathlib.Path) -> Non
 def test_the_run_lock_holds_however_the_journal_is_reached(
     emu_env: dict[str, str], tmp_path: pathlib.Path
 ) -> None:
-    manifest = _manifest(tmp_path / "m.jsonl", [_song("s1")])
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("s1")])
     real = tmp_path / "journals" / "batch.sqlite"
     real.parent.mkdir()
     link = tmp_path / "link.sqlite"
@@ -264,7 +262,7 @@ def test_the_run_lock_holds_however_the_journal_is_reached(
 
 
 def test_a_second_sender_of_a_line_is_refused_by_the_journal(tmp_path: pathlib.Path) -> None:
-    manifest = load_manifest(_manifest(tmp_path / "m.jsonl", [_song("s1")]))
+    manifest = load_manifest(manifest_file(tmp_path / "m.jsonl", [song_line("s1")]))
     path = tmp_path / "j.sqlite"
     with Journal(path) as first, Journal(tmp_path / "." / "j.sqlite") as second:
         first.sync(manifest)
@@ -293,7 +291,7 @@ def test_a_version_1_journal_is_upgraded_and_its_submitting_lines_keep_a_window(
 
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:
-        journal.sync(load_manifest(_manifest(tmp_path / "m.jsonl", [_song("s1")])))
+        journal.sync(load_manifest(manifest_file(tmp_path / "m.jsonl", [song_line("s1")])))
         journal.transition("s1", "submitting", count_attempt=True, settle_by=time.time() + 9)
     # Made back into a version 1 journal (no settle_by, no targets).
     db = sqlite3.connect(path)
@@ -310,3 +308,171 @@ def test_a_version_1_journal_is_upgraded_and_its_submitting_lines_keep_a_window(
     assert landing_window(Timeouts()) == 100  # (10 s connect + 60 s read) + 30 s
     assert landing_window(Timeouts(connect=2, total=2)) == 4
     assert landing_window(Timeouts(connect=None, read=None, total=None)) == 630
+
+
+# -- 4: a file under a name the journal claimed but did not record is never removed ----------
+
+
+def test_a_file_put_under_a_claimed_name_is_never_removed(
+    emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
+) -> None:
+    # Run 1 claimed out/song.mp3 and died mid-transfer; then another batch sharing --out (or
+    # the user) put its file there. The old runner deleted it as "ours, written before".
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("song")])
+    out = tmp_path / "out"
+    journal = out / "imuzekit-batch.sqlite"
+    with Journal(journal) as store:
+        store.sync(load_manifest(manifest))
+        assert store.claim("song", 1, out / "song.mp3") == out / "song.mp3"
+    (out / "song.mp3").write_bytes(b"another batch's paid song")
+    result = invoke(batch_run_argv(manifest, out, None))
+    assert result.exit_code == 0, result.output
+    assert (out / "song.mp3").read_bytes() == b"another batch's paid song"
+    # The download was published beside it, under the SDK's numbering, and recorded there.
+    assert journal_rows(journal, "SELECT path FROM files") == [(str(out / "song-2.mp3"),)]
+    assert check_files(emu_thread, journal) == 1
+
+
+def test_a_relative_claim_never_reaches_a_file_of_another_working_directory(
+    emu_env: dict[str, str],
+    emu_thread: EmulatorThread,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An older journal claimed "out/song.mp3" relative to the first run's directory; the resume
+    # runs elsewhere, where out/song.mp3 is someone else's file.
+    first, second = tmp_path / "first", tmp_path / "second"
+    (second / "out").mkdir(parents=True)
+    (second / "out" / "song.mp3").write_bytes(b"not this batch's")
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("song")])
+    journal = first / "journal.sqlite"
+    with Journal(journal) as store:
+        store.sync(load_manifest(manifest))
+        store.claim("song", 1, pathlib.Path("out/song.mp3"))
+    monkeypatch.chdir(second)
+    result = invoke(batch_run_argv(manifest, pathlib.Path("out"), journal))
+    assert result.exit_code == 0, result.output
+    assert (second / "out" / "song.mp3").read_bytes() == b"not this batch's"
+    # Recorded absolute: right from any working directory.
+    recorded = journal_rows(journal, "SELECT path FROM files")
+    assert recorded == [(str(second.resolve() / "out" / "song-2.mp3"),)]
+    assert journal_rows(journal, "SELECT path FROM targets") == recorded
+    monkeypatch.chdir(tmp_path)
+    assert check_files(emu_thread, journal) == 1
+
+
+def test_a_hard_linked_journal_is_refused(
+    emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
+) -> None:
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("s1")])
+    real = tmp_path / "j.sqlite"
+    with Journal(real) as store:
+        store.sync(load_manifest(manifest))
+    other = tmp_path / "elsewhere" / "other.sqlite"
+    other.parent.mkdir()
+    os.link(real, other)  # the same database under a second name: a second lock, a second WAL
+    for path in (real, other):
+        with pytest.raises(JournalError, match="2 hard links"):
+            RunLock(path).__enter__()
+        with pytest.raises(JournalError, match="2 hard links"):
+            Journal(path, create=False)
+    result = invoke(batch_run_argv(manifest, tmp_path / "out", other))
+    assert result.exit_code == 2 and "hard links" in result.stderr, result.output
+    status = invoke(["batch", "status", "--journal", str(real)])
+    assert status.exit_code == 2 and "hard links" in status.stderr
+    assert emu_thread.call(lambda: emu_thread.emu.imuze.songs_created) == 0
+    other.unlink()
+    assert invoke(batch_run_argv(manifest, tmp_path / "out", real)).exit_code == 0
+
+
+# -- 2: resubmitting by hand waits for the landing window too ---------------------------------
+
+
+def _stage_submitting(tmp_path: pathlib.Path, settle_by: float | None) -> pathlib.Path:
+    """A journal whose line ``s1`` a run left in ``submitting`` (``settle_by`` None: as a
+    version 1 journal left it, its window counted from the line's last change)."""
+    manifest = manifest_file(tmp_path / "m.jsonl", [song_line("s1")])
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        journal.sync(load_manifest(manifest))
+        journal.transition("s1", "submitting", count_attempt=True, settle_by=settle_by)
+    return path
+
+
+@pytest.mark.parametrize("state", ["submitting", "uncertain"])
+@pytest.mark.parametrize("settle_by", [60.0, None], ids=["settle_by", "version-1"])
+def test_resolve_resubmit_is_refused_while_the_create_could_land(
+    state: str, settle_by: float | None, tmp_path: pathlib.Path
+) -> None:
+    path = _stage_submitting(tmp_path, settle_by and time.time() + settle_by)
+    if state == "uncertain":
+        with Journal(path) as journal:  # as reconciliation does with a joplin line
+            journal.transition("s1", "uncertain", error="cannot be looked up")
+    resolve = ["batch", "resolve", "s1", "--resubmit", "--journal", str(path)]
+    refused = invoke(resolve)
+    assert refused.exit_code == 2, refused.output
+    assert "the create sent earlier could still land until" in refused.stderr
+    assert journal_rows(path, "SELECT state FROM lines") == [(state,)]
+    forced = invoke([*resolve, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert journal_rows(path, "SELECT state, settle_by FROM lines") == [("pending", None)]
+
+
+def test_resolve_resubmit_once_the_window_has_passed(tmp_path: pathlib.Path) -> None:
+    path = _stage_submitting(tmp_path, time.time() - 1)
+    result = invoke(["batch", "resolve", "s1", "--resubmit", "--journal", str(path)])
+    assert result.exit_code == 0, result.output
+    assert journal_rows(path, "SELECT state FROM lines") == [("pending",)]
+
+
+def test_resubmit_uncertain_leaves_a_line_whose_create_could_land(
+    emu_env: dict[str, str], emu_thread: EmulatorThread, tmp_path: pathlib.Path
+) -> None:
+    path = _stage_submitting(tmp_path, time.time() + 60)
+    with Journal(path) as journal:
+        journal.transition("s1", "uncertain", error="cannot be looked up")
+    manifest = tmp_path / "m.jsonl"
+    result = invoke(batch_run_argv(manifest, tmp_path / "out", path, "--resubmit-uncertain"))
+    assert result.exit_code == 1, result.output
+    assert "not resubmitted: the create sent earlier could still land until" in result.stdout
+    assert journal_rows(path, "SELECT state FROM lines") == [("uncertain",)]
+    assert emu_thread.call(lambda: emu_thread.emu.imuze.songs_created) == 0
+
+
+# -- 9: a heartbeat that cannot be recorded never cancels a create, nor stops the run ---------
+
+
+async def test_a_failed_heartbeat_neither_cancels_the_create_nor_stops_the_run(
+    tmp_path: pathlib.Path,
+) -> None:
+    from imuzekit import PollPolicy
+    from imuzekit.cli.batch._journal import AsyncJournal
+    from imuzekit.cli.batch._runner import BatchOptions, BatchRunner
+    from imuzekit.emulator import Emulator
+
+    class FailingHeartbeat(Journal):
+        def extend(self, key: str, settle_by: float) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    manifest = load_manifest(
+        manifest_file(tmp_path / "m.jsonl", [song_line("slow"), song_line("other")])
+    )
+    poll = PollPolicy(initial=0.01, max_interval=0.05, timeout=10)
+    async with Emulator(render_seconds=0.1) as emu, emu.client(poll=poll) as kit:
+        emu.faults.add("imuze", "POST /songs", delay=0.5, read_first=True)
+        store = AsyncJournal(FailingHeartbeat(tmp_path / "j.sqlite"))
+        said: list[str] = []
+        runner = BatchRunner(
+            kit, store, manifest, BatchOptions(out=tmp_path / "out"), say=said.append
+        )
+        runner._beat = 0.05  # several beats while the first create is out
+        try:
+            final = await runner.run()
+        finally:
+            await store.aclose()
+        assert {row.key: (row.state, row.attempts) for row in final} == {
+            "slow": ("downloaded", 1),
+            "other": ("downloaded", 1),
+        }
+        assert emu.imuze.songs_created == 2
+        assert any("heartbeat not recorded: OperationalError: disk I/O error" in m for m in said)

@@ -7,20 +7,9 @@ from __future__ import annotations
 import json
 import pathlib
 
-from tests.cli.conftest import EmulatorThread, invoke, json_lines
+from tests.cli.conftest import EmulatorThread, batch_run_argv, invoke, json_lines, song_line
 
 ABYSS = b"[" * 100_000
-
-
-def _song(key: str) -> dict[str, object]:
-    return {
-        "provider": "imuze",
-        "key": key,
-        "title": f"Song {key}",
-        "arrangement_id": 1,
-        "tags": ["batch"],
-        "desired_length": 3,
-    }
 
 
 def test_a_nested_answer_is_one_line_and_exit_1(
@@ -45,9 +34,9 @@ def test_batch_run_reports_a_nested_status_answer_and_keeps_the_line_resumable(
         lambda: emu.faults.add("imuze", "GET /songs/*", status=200, body=ABYSS, times=None)
     )
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps(_song("s1")) + "\n")
+    manifest.write_text(json.dumps(song_line("s1")) + "\n")
     out = tmp_path / "out"
-    result = invoke(["batch", "run", str(manifest), "--out", str(out)])
+    result = invoke(batch_run_argv(manifest, out, None))
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "RecursionError" not in result.output
     assert "(key 's1', imuze) submitted: imuze answered 200 with JSON nested more than 128" in (
@@ -60,8 +49,8 @@ def test_batch_run_reports_a_nested_status_answer_and_keeps_the_line_resumable(
 
 def test_a_nested_manifest_line_is_a_manifest_error_not_a_crash(tmp_path: pathlib.Path) -> None:
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps(_song("a")) + "\n" + "[" * 100_000 + "\n", encoding="utf-8")
-    result = invoke(["batch", "run", str(manifest), "--out", str(tmp_path / "out"), "--emulator"])
+    manifest.write_text(json.dumps(song_line("a")) + "\n" + "[" * 100_000 + "\n", encoding="utf-8")
+    result = invoke(batch_run_argv(manifest, tmp_path / "out", None, "--emulator"))
     assert result.exit_code == 2, result.output
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and "line 2" in line and "nested more than 128" in line

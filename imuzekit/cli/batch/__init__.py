@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import time
 from typing import Any
 
 import attrs
@@ -18,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from imuzekit import Timeouts
 from imuzekit.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -37,6 +39,7 @@ from imuzekit.cli.batch._journal import (
     RunLock,
 )
 from imuzekit.cli.batch._manifest import ManifestError, load_manifest
+from imuzekit.cli.batch._rules import landing_window, resubmit_after, when
 from imuzekit.cli.batch._runner import (
     BatchOptions,
     BatchRunner,
@@ -117,7 +120,8 @@ def run_batch(
         raise CliUsageError(f"cannot read the manifest: {exc}") from None
     path = journal_path_for(out, journal)
     options = BatchOptions(
-        out=out,
+        # Resolved: the journal records absolute paths, valid from any working directory.
+        out=out.resolve(),
         concurrency=concurrency,
         resubmit_uncertain=resubmit_uncertain,
         retry_failed=retry_failed,
@@ -262,6 +266,12 @@ def status(journal: pathlib.Path | None, out: pathlib.Path | None, as_json: bool
     help="The provider's id of the generation this line made (song id, music id, Mureka job).",
 )
 @click.option("--resubmit", is_flag=True, help="Nothing was created: send it again next run.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --resubmit: even while the create sent earlier could still land (it may then "
+    "be made twice).",
+)
 @_journal_option
 @click.pass_context
 def resolve(
@@ -269,12 +279,19 @@ def resolve(
     key: str,
     remote_id: str | None,
     resubmit: bool,
+    force: bool,
     journal: pathlib.Path | None,
     out: pathlib.Path | None,
 ) -> None:
-    """Settle an uncertain line KEY: adopt the generation you found, or resubmit it."""
+    """Settle an uncertain line KEY: adopt the generation you found, or resubmit it.
+
+    --resubmit is refused while the create sent earlier could still land (until the line's
+    settle_by, or 100 s after its last change in an older journal), unless --force.
+    """
     if (remote_id is None) == (not resubmit):
         raise CliUsageError("give exactly one of --remote-id ID and --resubmit")
+    if force and not resubmit:
+        raise CliUsageError("--force goes with --resubmit only")
     path = _journal_path(journal, out)
 
     async def token_for(provider: str, remote: str) -> str:
@@ -297,6 +314,15 @@ def resolve(
                 raise CliUsageError(
                     f"line {key!r} is {record.state}; only uncertain lines need resolving"
                 )
+            if resubmit and not force:
+                # The run's create timeout is not known here: the Client's default window.
+                safe = resubmit_after(record, landing_window(Timeouts()))
+                if time.time() < safe:
+                    raise CliUsageError(
+                        f"line {key!r}: the create sent earlier could still land until "
+                        f"{when(safe)}; resubmitting before then could make it twice. Look for "
+                        "it after that time (then --remote-id or --resubmit), or --force"
+                    )
             if record.state == "submitting":
                 store.transition(key, "uncertain", error="resolved by hand")
             if resubmit:

@@ -2,20 +2,21 @@
 
 A file already on disk is adopted only when this journal recorded it for the same line, file
 and remote id with the same size and SHA-256 (checked again on disk). Anything else (an earlier
-batch's file in a reused ``--out``, a file changed since) is left alone, and the download goes
-to a name the journal claims while it is free (see `Journal.claim`).
+batch's file in a reused ``--out``, a file changed since, a file put under a name this journal
+claimed but had not recorded) is left alone, never removed: the download goes to a name the
+journal claims while it is free (see `Journal.claim`), or beside it when that name was taken
+since, and the path the download returns is the one recorded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 
 import anyio
 
+from imuzekit._disk import hash_file as _hash_file  # the downloader's own: one way to hash
 from imuzekit.cli.batch._journal import AsyncJournal, FileRecord
-from imuzekit.downloads import _hash_file  # the downloader's own: one way to hash a file
 
 __all__ = ["claim_target", "own_file"]
 
@@ -36,15 +37,19 @@ async def own_file(
 async def claim_target(
     journal: AsyncJournal, key: str, index: int, natural: pathlib.Path
 ) -> pathlib.Path:
-    """A path for the line's file ``index`` that does not exist, claimed in the journal:
-    ``natural`` or a fresh variant of it."""
+    """The path to download the line's file ``index`` to, claimed in the journal.
+
+    The name this line claimed before (an earlier run died before recording the file), when
+    it is absolute; else ``natural`` or a fresh variant of it (`Journal.claim`). A file found
+    under the claimed name is never removed nor taken as this batch's: another batch sharing
+    ``--out``, or the user, may have put it there after the claim. The download decides: the
+    SDK keeps it only when its own source record proves it is this very file, and otherwise
+    publishes beside it (``<stem>-2.mp3``) and returns that path, the one to record.
+    ``natural`` is absolute (the claim outlives the working directory).
+    """
     claimed = await journal.call(journal.journal.target, key, index)
     known = await journal.call(journal.journal.file, key, index)
-    if claimed is not None and (known is None or known.path != claimed):
-        path = pathlib.Path(claimed)
-        # Claimed while free on disk and not recorded: an earlier run of this batch finished
-        # writing it and died before recording it. Ours: write it again.
-        with contextlib.suppress(FileNotFoundError):
-            await anyio.to_thread.run_sync(os.unlink, path)
-        return path
+    if claimed is not None and os.path.isabs(claimed) and (known is None or known.path != claimed):
+        return pathlib.Path(claimed)
+    # A relative claim (an older journal) names another file from another working directory.
     return await journal.call(journal.journal.claim, key, index, natural)

@@ -15,14 +15,20 @@ or ``uncertain``; :data:`TRANSITIONS` lists every allowed move. ``submitting`` i
 answer, so a crash between the two leaves ``submitting``: the next run reconciles that line
 against the provider before anything is sent again. ``submitting`` also records ``settle_by``,
 the wall-clock time (``time.time()``, comparable across processes) until which the create could
-still land: reconciliation concludes "absent" only after it.
+still land: reconciliation concludes "absent" only after it. A line that goes from
+``submitting`` to ``uncertain`` keeps it: resubmitting it before then could send the create twice.
 
-Files: each downloaded file gets its ``files`` row (path, size, SHA-256) as soon as it is
-written, and its name is claimed in ``targets`` (while free on disk) before the download starts;
-a batch only ever adopts a file its own journal recorded with the same size and SHA-256.
+Files: each downloaded file gets its ``files`` row (absolute path, size, SHA-256) as soon as it
+is written, and a name is claimed in ``targets`` (while free on disk) before the download
+starts; a batch only ever adopts a file its own journal recorded with the same size and
+SHA-256. A claimed name can still be taken by someone else before the file is written: the
+download never replaces a file there (the SDK publishes beside it) and the path it returns is
+the one recorded.
 
 The journal is always opened, and locked (:class:`RunLock`), by its real path: a symlink or
-another relative spelling reaches the same lock.
+another relative spelling reaches the same lock. A journal with more than one hard link is
+refused: a second name would get its own lock and its own ``-wal`` file (two runs, and two
+write-ahead logs, on one database).
 
 WAL mode with ``synchronous=FULL``: a committed transition survives a crash or power loss. The
 connection is used from worker threads, one call at a time (:class:`AsyncJournal` serialises
@@ -46,6 +52,7 @@ from typing import Any, Self, TypeVar
 import anyio
 import attrs
 
+from imuzekit.cli.batch._lock import JournalError, RunLock, check_single_link, real_path
 from imuzekit.cli.batch._manifest import ManifestLine
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "LineRecord",
     "RunLock",
     "TransitionError",
+    "check_single_link",
     "marker_for",
     "real_path",
 ]
@@ -135,10 +143,6 @@ CREATE TABLE IF NOT EXISTS events (
 T = TypeVar("T")
 
 
-class JournalError(Exception):
-    """The journal cannot be used (another run holds it, a changed line, a bad file)."""
-
-
 class TransitionError(JournalError):
     """A line cannot make this move (:data:`TRANSITIONS`), e.g. a second sender of a line
     already in ``submitting``."""
@@ -207,6 +211,7 @@ class Journal:
     def __init__(self, path: pathlib.Path, *, create: bool = True) -> None:
         if not create and not path.is_file():
             raise JournalError(f"no journal at {path}")
+        check_single_link(path)
         # The real path: SQLite names its -wal and -shm files after the path it is given, so a
         # symlink must not make a second set of them (nor a second lock).
         path = real_path(path)
@@ -397,14 +402,15 @@ class Journal:
 
         Refuses a move that :data:`TRANSITIONS` does not allow (`TransitionError`), checked
         inside the transaction: of two senders of one line, only the first gets ``submitting``.
-        ``error`` is cleared unless given; ``settle_by`` is kept only in ``submitting``.
+        ``error`` is cleared unless given; ``settle_by`` is kept in ``submitting`` and when
+        moving from it to ``uncertain`` (the create could land until then), cleared otherwise.
         """
         allowed = {"token", "remote_id", "result", "error", "settle_by"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown journal fields {sorted(unknown)}")
         fields.setdefault("error", None)
-        if to_state != "submitting":
+        if to_state not in ("submitting", "uncertain"):
             fields["settle_by"] = None
         now = time.time()
         with self._transaction() as db:
@@ -414,6 +420,8 @@ class Journal:
             from_state = row["state"]
             if to_state not in TRANSITIONS[from_state]:
                 raise TransitionError(key, from_state, to_state)
+            if to_state == "uncertain" and from_state != "submitting":
+                fields["settle_by"] = None
             sets = ", ".join(f"{name} = ?" for name in fields)
             attempts = ", attempts = attempts + 1" if count_attempt else ""
             db.execute(
@@ -448,11 +456,14 @@ class Journal:
 
     def claim(self, key: str, idx: int, wanted: pathlib.Path) -> pathlib.Path:
         """Claim a fresh file name for a line's file ``idx``: ``wanted``, or else
-        ``<stem>.2<suffix>``, ``<stem>.3<suffix>``, ... (the first that neither exists on
-        disk nor is claimed by another file of this journal, compared case-insensitively).
+        ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... (the SDK's own numbering; the first
+        that neither exists on disk nor is claimed by another file of this journal, compared
+        case-insensitively). ``wanted`` should be absolute: the claim outlives the working
+        directory.
 
-        Committed before the download starts, so a file later found under the name can only
-        be this batch's own.
+        Committed before the download starts. It keeps this batch's lines apart; it does not
+        make a file later found under the name this batch's (another batch or the user may
+        put one there first), so such a file is never adopted nor removed.
         """
         with self._transaction() as db:
             taken = {
@@ -464,7 +475,7 @@ class Journal:
             candidate, number = wanted, 1
             while str(candidate).casefold() in taken or os.path.lexists(candidate):
                 number += 1
-                candidate = wanted.with_name(f"{wanted.stem}.{number}{wanted.suffix}")
+                candidate = wanted.with_name(f"{wanted.stem}-{number}{wanted.suffix}")
             db.execute(
                 "INSERT OR REPLACE INTO targets (key, idx, path) VALUES (?, ?, ?)",
                 (key, idx, str(candidate)),
@@ -518,11 +529,6 @@ class Journal:
         return LineRecord(**dict(record))
 
 
-def real_path(path: pathlib.Path) -> pathlib.Path:
-    """``path`` absolute, with every symlink resolved (the journal's one identity)."""
-    return pathlib.Path(os.path.realpath(path))
-
-
 class AsyncJournal:
     """The journal for async code: every call runs in a worker thread, one at a time.
 
@@ -553,46 +559,3 @@ class AsyncJournal:
     async def aclose(self) -> None:
         """Close the database."""
         await self.call(self.journal.close)
-
-
-class RunLock:
-    """An exclusive lock on a journal for one ``batch run`` (released by the OS on any exit).
-
-    Two runs on one journal would submit the same lines twice; ``flock`` on a side file makes
-    the second one stop at once, and a SIGKILLed run never leaves a stale lock behind.
-    """
-
-    def __init__(self, journal_path: pathlib.Path) -> None:
-        # By the real path: a symlink or "a/../journal.sqlite" must find the same lock.
-        journal_path = real_path(journal_path)
-        self.path = journal_path.with_name(journal_path.name + ".lock")
-        self._fd: int | None = None
-
-    def __enter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no advisory locks; run one at a time
-            self._fd = fd
-            return self
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise JournalError(
-                f"another `imuzekit batch` is using {self.path.with_suffix('')}; "
-                "wait for it to finish"
-            ) from None
-        self._fd = fd
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

@@ -19,8 +19,8 @@ lines become ``uncertain``, resubmitted only on request.
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +29,8 @@ from typing import Any
 import anyio
 import attrs
 
-from imuzekit import Client, Job, Timeouts, errors
+from imuzekit import Client, Job, errors
+from imuzekit._disk import hash_file as _hash_file  # the downloader's own: one way to hash
 from imuzekit.cli._common import describe_error
 from imuzekit.cli._progress import ByteMeter, StateBoard
 from imuzekit.cli.batch._files import claim_target, own_file
@@ -40,40 +41,30 @@ from imuzekit.cli.batch._journal import (
     LineRecord,
     TransitionError,
 )
-from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, file_name, movements
-from imuzekit.downloads import _hash_file  # the downloader's own: one way to hash a file
+from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, file_name
+from imuzekit.cli.batch._rules import (
+    landing_window,
+    marked_params,
+    markers_in,
+    resubmit_after,
+    when,
+)
 
 __all__ = [
     "BatchOptions",
     "BatchRunner",
     "landing_window",
     "marked_params",
+    "resubmit_after",
 ]
 
-_MARKER = re.compile(r"ik:[0-9a-f]{12}")
+_log = logging.getLogger("imuzekit.cli.batch")
+
 # How long reconciliation waits for a Mureka feed seen half-made to show its job or finish.
 _MUREKA_SETTLE_ROUNDS = 3
 _MUREKA_SETTLE_SECONDS = 1.0
 # Rounds of "process, then reconcile what an ambiguous error left in submitting".
 _ROUNDS = 3
-_TITLE_LIMITS = {"imuze": 255, "mureka": 50}
-# The landing window's margin: the request's own bound again, at most this. It covers a
-# provider that finishes acting on a request after the client stopped waiting for the answer,
-# and the wall clocks of two processes (or machines) disagreeing a little.
-_LANDING_MARGIN_MAX = 30.0
-_UNBOUNDED = 600.0  # what a request with no time limit at all is assumed to take at most
-
-
-def landing_window(timeouts: Timeouts) -> float:
-    """Seconds after a create request's sender stopped (answered, gave up, or died) during
-    which the provider could still act on it: the time the client waits for the answer to
-    start (``connect + read``, or ``total`` when shorter) plus a margin of as much again, at
-    most 30 s. The Client's defaults (10 + 60 s) give 100 s."""
-    limits = [timeouts.total]
-    if timeouts.connect is not None and timeouts.read is not None:
-        limits.append(timeouts.connect + timeouts.read)
-    bound = min((x for x in limits if x is not None), default=_UNBOUNDED)
-    return bound + min(bound, _LANDING_MARGIN_MAX)
 
 
 @attrs.frozen
@@ -84,36 +75,6 @@ class BatchOptions:
     concurrency: int = 16
     resubmit_uncertain: bool = False
     retry_failed: bool = False
-
-
-def _with_marker(title: str | None, marker: str, limit: int) -> str:
-    """``"<title> [<marker>]"`` within ``limit`` characters (the title is shortened)."""
-    suffix = f"[{marker}]"
-    if not title:
-        return suffix
-    room = limit - len(suffix) - 1
-    return f"{title[:room].rstrip()} {suffix}" if room > 0 else suffix
-
-
-def marked_params(line: LineRecord) -> dict[str, Any]:
-    """The create call's keyword arguments, with the marker added where it goes."""
-    params = dict(line.params)
-    if line.provider == "joplin":
-        params["structure"] = movements(params["structure"])
-    if line.marker is None:
-        return params
-    params["title"] = _with_marker(params.get("title"), line.marker, _TITLE_LIMITS[line.provider])
-    if line.provider == "imuze":
-        params["tags"] = [*params.get("tags", []), line.marker]
-    return params
-
-
-def _markers_in(*texts: str | None) -> set[str]:
-    found: set[str] = set()
-    for text in texts:
-        if text:
-            found.update(_MARKER.findall(text))
-    return found
 
 
 def _refusal(exc: errors.ImuzekitError) -> str | None:
@@ -131,6 +92,8 @@ def _refusal(exc: errors.ImuzekitError) -> str | None:
 
 
 def _message(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_message(inner) for inner in exc.exceptions)
     if isinstance(exc, errors.ImuzekitError):
         return describe_error(exc)[0]
     return f"{type(exc).__name__}: {exc}"
@@ -219,7 +182,20 @@ class BatchRunner:
         if self.board is not None:
             self.board.set_total(len(rows))
         self._show()
+        now = time.time()
         for row in rows:
+            if row.state == "uncertain" and self.options.resubmit_uncertain:
+                safe = resubmit_after(row, self.window)
+                if now < safe:
+                    # Its create could still land: a second one now could make two.
+                    self._given_up.add(row.key)
+                    await self.journal.call(
+                        journal.note_error,
+                        row.key,
+                        f"not resubmitted: the create sent earlier could still land until "
+                        f"{when(safe)}; run again with --resubmit-uncertain after that",
+                    )
+                    continue
             if (row.state == "failed" and self.options.retry_failed) or (
                 row.state == "uncertain" and self.options.resubmit_uncertain
             ):
@@ -272,7 +248,7 @@ class BatchRunner:
                     "uncertain",
                     error=(
                         "not found yet, and the create could still land until "
-                        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(settle_by))}; "
+                        f"{when(settle_by)}; "
                         f"after that, `imuzekit batch resolve {key}` or run with "
                         "--resubmit-uncertain"
                     ),
@@ -290,8 +266,10 @@ class BatchRunner:
         async with self._limiter:
             try:
                 await self._advance(row)
-            except (errors.ImuzekitError, OSError) as exc:
-                # One line's trouble (an API error, a disk full) never stops the others.
+            except Exception as exc:
+                # One line's trouble (an API error, a disk full, a journal write that failed,
+                # a group of them from a task group) never stops the others.
+                _log.debug("line %r failed", row.key, exc_info=exc)
                 await self._note(row.key, _message(exc))
 
     async def _advance(self, row: LineRecord) -> None:
@@ -364,7 +342,13 @@ class BatchRunner:
         async def beat() -> None:
             while True:
                 await anyio.sleep(self._beat)
-                await self.journal.call(journal.extend, row.key, self._settle_by(self._beat))
+                try:
+                    await self.journal.call(journal.extend, row.key, self._settle_by(self._beat))
+                except Exception as exc:
+                    # Never cancel a create that may be out: the line stays in submitting with
+                    # its last settle_by, and reconciliation decides it if this run dies.
+                    _log.warning("line %r: heartbeat not recorded: %s", row.key, _message(exc))
+                    self.say(f"line {row.key!r}: heartbeat not recorded: {_message(exc)}")
 
         job: Job[Any] | None = None
         failure: Exception | None = None
@@ -422,7 +406,8 @@ class BatchRunner:
         """The file's natural name: ``<key>.mp3``; a Mureka line's songs are always
         ``<key>-<n>.mp3`` (the names manifest validation keeps apart)."""
         suffix = source.download_spec().suffix or ".mp3"
-        return self.options.out / file_name(row.key, row.provider, index, suffix)
+        # Absolute: the journal's claims and records outlive this working directory.
+        return self.options.out.absolute() / file_name(row.key, row.provider, index, suffix)
 
     async def _download(self, row: LineRecord, files: Sequence[tuple[str, Any]]) -> None:
         records: list[FileRecord] = []
@@ -478,7 +463,7 @@ class BatchRunner:
         found: dict[str, int] = {}
         # The song list carries titles (and maybe tags): the marker is in both.
         async for song in self.kit.imuze.songs.list():
-            for marker in _markers_in(song.title, *song.tags) & by_marker.keys():
+            for marker in markers_in(song.title, *song.tags) & by_marker.keys():
                 # The list is newest first; keep the oldest, should there ever be two.
                 found[by_marker[marker].key] = song.id
         for row in rows:
@@ -508,13 +493,13 @@ class BatchRunner:
             for jobid in sorted(running.jobids()):
                 record = await self.kit.mureka.jobs.get(jobid)
                 title = record.request.get("title") if isinstance(record.request, Mapping) else None
-                for marker in _markers_in(str(title or "")) & by_marker.keys():
+                for marker in markers_in(str(title or "")) & by_marker.keys():
                     jobs.setdefault(marker, jobid)
             # Then the feeds: a finished generation's songs carry the title.
             for account in self.kit.mureka.accounts or (None,):
                 async for feed in music.list(account=account):
                     titles = [song.title for song in feed.songs]
-                    for marker in _markers_in(*titles) & by_marker.keys():
+                    for marker in markers_in(*titles) & by_marker.keys():
                         if marker in jobs or marker in feeds:
                             continue
                         if feed.complete:
