@@ -1,14 +1,20 @@
 """The root ``imuzekit`` group: global options, one line per expected error, quiet on a closed pipe.
 
+Quiet only when the closed pipe is stdout's (the reader of the output went away, as with
+``imuzekit ... | head``): any other ``BrokenPipeError`` (a subprocess or a socket that went
+away) is an error like any ``OSError``, one line and exit 1.
+
 Imported only by `imuzekit.cli.main` (and `imuzekit.cli.cli`), after the `cli` extra is known
 to be installed: this module imports click and, through the commands, rich.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pathlib
+import select
 import sys
 import traceback
 from typing import Any
@@ -40,14 +46,22 @@ class _Group(click.Group):
         # `--help` and `--version` print while the arguments are parsed, before `invoke`.
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except BrokenPipeError:
+        except BrokenPipeError as exc:
+            if not _stdout_is_broken():
+                click.echo(f"error: {exc}", err=True)
+                raise click.exceptions.Exit(EXIT_FAILED) from None
             _leave_quietly()
             raise click.exceptions.Exit(EXIT_OK) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:
+        except BrokenPipeError as exc:
+            if not _stdout_is_broken():
+                # Another pipe or socket went away: an error like any other OSError.
+                _show_traceback(ctx)
+                click.echo(f"error: {exc}", err=True)
+                ctx.exit(EXIT_FAILED)
             # The reader went away (`imuzekit ... | head`): what it read was complete, and a
             # tool in a pipeline says nothing about it (click alone would exit 1).
             _leave_quietly()
@@ -73,6 +87,27 @@ class _Group(click.Group):
             _show_traceback(ctx)
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_FAILED)
+
+
+def _stdout_is_broken() -> bool:
+    """Whether stdout's reader went away: flushing it fails with EPIPE, or its descriptor
+    polls as an error (a pipe with no reader left), so a ``BrokenPipeError`` was ours."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (AttributeError, ValueError, OSError) as exc:  # closed, or not a real file
+        return getattr(exc, "errno", None) == errno.EPIPE
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (e.g. click's CliRunner)
+        return False
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows: trust the flush above
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    # A pipe whose every reader closed polls as POLLERR (Linux) or POLLHUP (BSD, macOS).
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _leave_quietly() -> None:

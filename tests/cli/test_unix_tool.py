@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import EmulatorThread, child_env
+from tests.cli.conftest import EmulatorThread, child_env, invoke
 
 _TIMEOUT = 60
 
@@ -208,3 +208,39 @@ def test_ctrl_c_while_the_demo_closes_leaks_nothing(tmp_path: Path) -> None:
     )
     assert done.stderr == b"Interrupted.\n"
     assert done.returncode == 130
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_reported(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A command whose subprocess (or socket) went away: stdout is fine, so the error is real.
+    from imuzekit.cli.batch import status
+
+    def broken(**_: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(status, "callback", broken)
+    result = invoke(["batch", "status"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: [Errno 32] Broken pipe\n"
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_broken_pipe_that_is_not_stdout_is_reported_by_the_process() -> None:
+    # The same in a real process with stdout on a live pipe: not mistaken for `| head`.
+    script = textwrap.dedent(
+        """
+        import sys
+        from imuzekit.cli.batch import status
+
+        def broken(**_):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        status.callback = broken
+        from imuzekit.cli import main
+        main(sys.argv[1:])
+        """
+    )
+    done = _run([sys.executable, "-c", script, "batch", "status"])
+    assert done.stderr == b"error: [Errno 32] Broken pipe\n"
+    assert done.returncode == 1
