@@ -104,9 +104,9 @@ def list_feeds(
                 )
                 table.add_row(
                     name,
-                    str(feed.feed_id),
+                    "" if feed.feed_id is None else str(feed.feed_id),
                     str(feed.state),
-                    song.song_id,
+                    song.song_id or "",
                     song.title or "",
                     seconds,
                 )

@@ -44,10 +44,12 @@ def converter() -> cattrs.Converter:
     # Imported here: each provider module imports this one for `structure`.
     from imuzekit.providers.imuze import _api as imuze_api
     from imuzekit.providers.joplin import _api as joplin_api
+    from imuzekit.providers.mureka import _api as mureka_api
     from imuzekit.providers.musescore import _api as musescore_api
 
     imuze_api.configure_converter(conv)
     joplin_api.configure_converter(conv)
+    mureka_api.configure_converter(conv)
     musescore_api.configure_converter(conv)
     return conv
 

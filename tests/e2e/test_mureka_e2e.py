@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import mutagen.mp3
 import pytest
 
 from imuzekit import Client, JobState, MurekaConfig, PollPolicy, errors
+from imuzekit._http import Request
 from imuzekit.emulator import Emulator
 from imuzekit.providers.mureka import Feed
 from tests.e2e.conftest import FAST_POLL, FAST_RETRY
@@ -154,3 +157,102 @@ async def test_busy_account_backs_off_and_creation_moves_to_another(
     posts = [r for r in emu.requests if r.path == "/music/create"]
     assert [r.status for r in posts] == [429, 201]
     assert kit.mureka.slots.load(first) == 0  # the refused reservation was given back
+
+
+# --- seeds 002/003 through the public API: expand, the model's fields, optional ids ----------
+
+
+async def _raw(emu: Emulator, kit: Client, path: str, **params: str) -> Any:
+    # Through the namespace's sender: the same Bearer token as the SDK's own calls.
+    request = Request("GET", emu.urls["mureka"] + path, provider="mureka", params=params)
+    return json.loads((await kit.mureka.send(request)).body)
+
+
+async def test_list_with_expand_reads_every_songs_lyrics(emu: Emulator, kit: Client) -> None:
+    # Seed 002: "expand ... Set it to true if you want to retrieve complete song details".
+    account = _accounts(emu)[0]
+    job = await kit.mureka.music.create_advanced(
+        "[Verse]\nFirst line\nSecond line\n\n[Chorus]\nThird line", account=account
+    )
+    await job.wait(timeout=10)
+    plain = [feed async for feed in kit.mureka.music.list(account=account)]
+    expanded = [feed async for feed in kit.mureka.music.list(account=account, expand=True)]
+    queries = [r.query for r in emu.requests if r.path == "/music/"]
+    assert "expand" not in queries[0] and queries[1]["expand"] == "true"
+    assert all(song.lyrics == () for song in plain[0].songs)
+    for song in expanded[0].songs:
+        assert [[row.text for row in section.rows] for section in song.lyrics] == [
+            ["First line", "Second line"],
+            ["Third line"],
+        ]
+        assert all(
+            row.start is not None and row.end is not None and 0 < row.start < row.end
+            for section in song.lyrics
+            for row in section.rows
+        )
+        detail = await kit.mureka.music.get(song.song_id)
+        assert detail.song.lyrics == song.lyrics
+
+
+async def test_fields_only_the_model_lists_are_read(emu: Emulator, kit: Client) -> None:
+    # Seeds 002/003's TypeScript model has fields their examples leave out: wave_list,
+    # is_played?, is_liked?, video? {video_url, video_cover_url, video_id}, and per lyrics
+    # section seg_type, user_input_tag, start?, end?.
+    emu.mureka.model_fields = True
+    account = _accounts(emu)[0]
+    (seeded,) = emu.mureka.add_feeds(account, 1, prompt="night train to the sea")
+    (feed,) = [f async for f in kit.mureka.music.list(account=account, expand=True)]
+    raw = (await _raw(emu, kit, "/music/", account=account, expand="true"))["list"][0]
+    assert feed.feed_id == seeded.feed_id
+    for song, raw_song in zip(feed.songs, raw["songs"], strict=True):
+        assert song.wave_list == tuple(raw_song["wave_list"]) and len(song.wave_list) == 48
+        assert any(not float(v).is_integer() for v in song.wave_list)  # number[]: fractional
+        assert (song.is_played, song.is_liked) == (False, False)
+        assert song.video is not None
+        assert (song.video.video_url, song.video.video_cover_url, song.video.video_id) == (
+            raw_song["video"]["video_url"],
+            raw_song["video"]["video_cover_url"],
+            raw_song["video"]["video_id"],
+        )
+        assert song.video.video_id == int(str(song.song_id).rsplit(":", 1)[-1])
+        sections = [
+            (s.seg_type, s.user_input_tag, s.start, s.end, len(s.rows)) for s in song.lyrics
+        ]
+        assert sections == [
+            (s["seg_type"], s["user_input_tag"], s["start"], s["end"], len(s["rows"]))
+            for s in raw_song["lyrics"]
+        ]
+        assert [s[:2] for s in sections] == [(1, "[Verse]"), (2, "[Chorus]")]
+        detail = await kit.mureka.music.get(song.song_id)
+        assert detail.song.video == song.video and detail.song.wave_list == song.wave_list
+        assert detail.song.lyrics == song.lyrics
+
+
+async def test_feed_and_song_without_ids_and_fractional_numbers_keep_the_page(
+    emu: Emulator, kit: Client, tmp_path: Path
+) -> None:
+    # Seeds 002/003: "all fields are optional" and numbers are `number`.
+    account = _accounts(emu)[0]
+    emu.mureka.add_feeds(account, 2)
+    page = await _raw(emu, kit, "/music/", account=account)
+    newest, older = page["list"]
+    del newest["feed_id"]
+    nameless = newest["songs"][1]
+    original_id = nameless.pop("song_id")
+    older["songs"][0]["duration_milliseconds"] = 30000.5
+    emu.faults.add("mureka", "GET /music/", status=200, body=page)
+    feeds = [feed async for feed in kit.mureka.music.list(account=account)]
+    assert [f.feed_id for f in feeds] == [None, older["feed_id"]]
+    assert [s.song_id for s in feeds[0].songs] == [newest["songs"][0]["song_id"], None]
+    assert feeds[1].songs[0].duration_milliseconds == 30000.5
+    song = feeds[0].songs[1]
+    assert song.title == nameless["title"] and song.mp3_url == nameless["mp3_url"]
+    # Fetching it needs the id it lacks: said before anything is sent.
+    sent = len(emu.requests)
+    with pytest.raises(errors.ValidationError) as info:
+        await kit.mureka.music.get(song.song_id)
+    assert info.value.field == "song_id" and "without a song_id" in str(info.value)
+    assert len(emu.requests) == sent
+    # Its file needs no id: it downloads, under a name of its own.
+    path = await kit.download(song, tmp_path)
+    assert path.read_bytes() == emu.mureka.audio_bytes(original_id)

@@ -868,3 +868,32 @@ async def test_unknown_routes_are_json(emu: Emulator, mhttp: aiohttp.ClientSessi
     )
     status, body = await call(mhttp, "DELETE", url(emu, "/music/create"))
     assert (status, body["code"]) == (405, 405)
+
+
+async def test_model_fields_add_what_only_the_seeds_model_lists(
+    emu: Emulator, mhttp: aiohttp.ClientSession
+) -> None:
+    # Seeds 002/003's TypeScript model: wave_list, is_played?, is_liked?, video? {video_url,
+    # video_cover_url, video_id}; lyrics[] {seg_type, user_input_tag, start?, end?, rows?}.
+    (feed,) = emu.mureka.add_feeds(FIRST, 1, prompt="rock anthem for the night")
+    emu.mureka.model_fields = True
+    (listed,) = (await listing(emu, mhttp, expand="true"))["list"]
+    for song, record in zip(listed["songs"], feed.songs, strict=True):
+        extra = ["wave_list", "is_played", "is_liked", "lyrics", "video"]
+        assert list(song) == [*SEED_SONG_KEYS[:-1], *extra, "share_link"]
+        assert len(song["wave_list"]) == 48 and all(0 < v <= 1 for v in song["wave_list"])
+        assert (song["is_played"], song["is_liked"]) == (False, False)
+        assert list(song["video"]) == ["video_url", "video_cover_url", "video_id"]
+        assert song["video"]["video_id"] == int(record.song_id.rsplit(":", 1)[-1])
+        verse, chorus = song["lyrics"]
+        for section, kind, tag in ((verse, 1, "[Verse]"), (chorus, 2, "[Chorus]")):
+            assert list(section) == ["seg_type", "user_input_tag", "start", "end", "rows"]
+            assert (section["seg_type"], section["user_input_tag"]) == (kind, tag)
+            assert section["start"] == section["rows"][0]["start"]
+            assert section["end"] == section["rows"][-1]["end"]
+    status, detail = await call(mhttp, "GET", song_url(emu, feed.songs[0].song_id))
+    assert status == 200 and detail["song"]["wave_list"] == listed["songs"][0]["wave_list"]
+    assert detail["song"]["video"] == listed["songs"][0]["video"]
+    emu.mureka.model_fields = False
+    (plain,) = (await listing(emu, mhttp))["list"]
+    assert all(list(song) == SEED_SONG_KEYS for song in plain["songs"])

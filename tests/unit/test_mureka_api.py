@@ -234,3 +234,85 @@ async def test_slots_backoff_pauses_one_account_and_resync_frees() -> None:
     slots.commit("a2", "j9")
     # a2 is full, a1 is paused: the resync from the service frees a2 (j9 finished remotely).
     assert await slots.acquire(None, refresh, timeout=1) == "a2"
+
+
+# -- seeds 002/003: "all fields are optional" and numbers are `number` ------------------------
+
+
+def _seed_list_with_odd_items() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(sample("mureka", "list_200"))
+    first, second = data["list"]
+    del first["feed_id"]  # a feed without its id
+    del first["songs"][1]["song_id"]  # a song without its id
+    second["songs"][0]["duration_milliseconds"] = 123456.5  # a fractional number
+    second["songs"][1]["generate_at"] = 1733100000.25
+    return data
+
+
+def test_feed_without_id_song_without_id_and_fractional_numbers_keep_the_page() -> None:
+    page = _api.parse_feed_page(response_for(_seed_list_with_odd_items(), provider="mureka"))
+    first, second = page.items
+    assert first.feed_id is None and first.complete and len(first.songs) == 2
+    assert first.songs[0].song_id == "user:777-mureka:123456789-song:111122222"
+    assert first.songs[1].song_id is None and first.songs[1].title == "<song title>"
+    assert second.feed_id == 444555666
+    assert second.songs[0].duration_milliseconds == 123456.5
+    assert second.songs[1].generate_at == 1733100000.25
+    assert type(second.songs[1].duration_milliseconds) is int  # whole numbers stay ints
+    assert page.total == 9623 and page.cursor == 123456789
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("machine_audit_state", 1.5),
+        ("credit_type", 2.5),
+        ("duration_milliseconds", "1234.5"),
+        ("wave_list", [0.25, 1, 0.5]),
+    ],
+)
+def test_song_numbers_may_be_fractional(field: str, value: Any) -> None:
+    detail = _api.parse_song_detail(response_for({"song": {"song_id": "s", field: value}}))
+    read = getattr(detail.song, field)
+    expected = tuple(value) if isinstance(value, list) else float(value)
+    assert read == expected
+
+
+def test_lyric_timings_may_be_fractional() -> None:
+    body = {
+        "song": {
+            "lyrics": [
+                {"seg_type": 1, "start": 0.5, "end": 99.5, "rows": [{"start": 1.25, "text": "x"}]}
+            ]
+        }
+    }
+    section = _api.parse_song_detail(response_for(body)).song.lyrics[0]
+    assert (section.start, section.end, section.rows[0].start) == (0.5, 99.5, 1.25)
+    assert section.seg_type == 1 and section.rows[0].end is None
+
+
+@pytest.mark.parametrize("value", [True, "many", [1]])
+def test_a_number_that_is_not_a_number_is_a_parse_error_with_its_path(value: Any) -> None:
+    body = {"song": {"song_id": "s", "duration_milliseconds": value}}
+    with pytest.raises(errors.ParseError) as info:
+        _api.parse_song_detail(response_for(body))
+    assert "duration_milliseconds" in str(info.value.path)
+
+
+def test_song_detail_without_song_id_is_read() -> None:
+    detail = _api.parse_song_detail(response_for({"song": {"title": "t"}, "feed_id": 1.0}))
+    assert detail.song.song_id is None and detail.song.title == "t" and detail.feed_id == 1
+
+
+def test_get_of_a_missing_song_id_names_the_field_before_sending() -> None:
+    with pytest.raises(errors.ValidationError, match="without a song_id") as info:
+        _api.build_get_song(BASE, None)  # type: ignore[arg-type]
+    assert info.value.field == "song_id"
+
+
+def test_a_song_without_song_id_still_downloads_under_a_stable_name() -> None:
+    one = Song(title="Trains", version="1", mp3_url="https://c/a.mp3")
+    other = Song(title="Trains", version="1", mp3_url="https://c/b.mp3")
+    assert one.download_spec().name.startswith("Trains v1 (")
+    assert one.download_spec().name == one.download_spec().name
+    assert one.download_spec().name != other.download_spec().name

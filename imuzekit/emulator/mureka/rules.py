@@ -111,15 +111,21 @@ def lyrics_from_text(lyrics: str) -> tuple[tuple[str, ...], ...]:
     return tuple(sections)
 
 
-def timed_lyrics(sections: Sequence[Sequence[str]], duration_ms: int) -> list[dict[str, Any]]:
-    """``[{"rows": [{"start", "end", "text"}]}]``: rows in equal slots (ms) over the vocals."""
+def timed_lyrics(
+    sections: Sequence[Sequence[str]], duration_ms: int, *, model_fields: bool = False
+) -> list[dict[str, Any]]:
+    """``[{"rows": [{"start", "end", "text"}]}]``: rows in equal slots (ms) over the vocals.
+
+    With `model_fields` each section also has the model's ``seg_type`` (1 verse, 2 chorus,
+    alternating), ``user_input_tag`` (``"[Verse]"``/``"[Chorus]"``), ``start`` and ``end``.
+    """
     count = sum(len(section) for section in sections)
     if not count:
         return []
     first = duration_ms * _VOCALS[0]
     slot = duration_ms * (_VOCALS[1] - _VOCALS[0]) / count
     index = itertools.count()
-    timed = []
+    timed: list[dict[str, Any]] = []
     for section in sections:
         rows = []
         for text in section:
@@ -127,7 +133,17 @@ def timed_lyrics(sections: Sequence[Sequence[str]], duration_ms: int) -> list[di
             # Each row is sung for 90 % of its slot: a breath between lines.
             start, end = round(first + i * slot), round(first + (i + 0.9) * slot)
             rows.append({"start": start, "end": end, "text": text})
-        timed.append({"rows": rows})
+        section_json: dict[str, Any] = {"rows": rows}
+        if model_fields and rows:
+            kind = len(timed) % 2
+            section_json = {
+                "seg_type": kind + 1,
+                "user_input_tag": ("[Verse]", "[Chorus]")[kind],
+                "start": rows[0]["start"],
+                "end": rows[-1]["end"],
+                "rows": rows,
+            }
+        timed.append(section_json)
     return timed
 
 

@@ -121,6 +121,10 @@ class MurekaState:
     """Bitrate of the served MP3 files (low: a run may download hundreds of songs)."""
     audio_cache_limit: int = 64 * 1024 * 1024
     """Bytes of generated MP3 kept in memory (files are shared between songs of one length)."""
+    model_fields: bool = False
+    """Also send the fields useapi.net's model lists but the reference's examples leave out:
+    per song ``wave_list``, ``is_played``, ``is_liked`` and a ``video`` with its fields, per
+    lyrics section ``seg_type``, ``user_input_tag``, ``start`` and ``end``."""
 
     token: str = attrs.field(init=False)
     """The valid useapi.net token (``emu.credentials["mureka"].token``)."""

@@ -5,6 +5,7 @@ Pure: no aiohttp. Each function reads a `MurekaState` and returns the document t
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "running_jobs_json",
     "song_detail_json",
     "song_json",
+    "wave_list",
 ]
 
 
@@ -49,12 +51,30 @@ def song_json(
     body["machine_audit_state"] = 1
     body["credit_type"] = 1
     body["cover"] = state.cdn_url(origin, song.key, "png")
+    if state.model_fields:
+        body["wave_list"] = wave_list(song)
+        body["is_played"] = False
+        body["is_liked"] = False
     if lyrics or detail:
-        body["lyrics"] = timed_lyrics(song.feed.lyrics, song.duration_ms)
-    if detail:
+        body["lyrics"] = timed_lyrics(
+            song.feed.lyrics, song.duration_ms, model_fields=state.model_fields
+        )
+    if state.model_fields:
+        body["video"] = {
+            "video_url": state.cdn_url(origin, song.key, "mp4"),
+            "video_cover_url": state.cdn_url(origin, song.key, "png"),
+            "video_id": int(song.song_id.rsplit(":", 1)[-1]),
+        }
+    elif detail:
         body["video"] = {}
     body["share_link"] = f"{origin}{state.cdn_prefix}/share/{song.share_key}"
     return body
+
+
+def wave_list(song: MurekaSong, points: int = 48) -> list[float]:
+    """The song's waveform (``wave_list``): `points` loudness values in [0, 1], fixed per song."""
+    rng = random.Random(song.key)
+    return [round(rng.uniform(0.05, 1.0), 3) for _ in range(points)]
 
 
 def feed_json(

@@ -34,6 +34,7 @@ from imuzekit.providers.mureka.models import (
     JobRecord,
     LyricRow,
     LyricSection,
+    Number,
     RunningJobs,
     Song,
     SongDetail,
@@ -51,6 +52,7 @@ __all__ = [
     "LyricSection",
     "MurekaAPI",
     "MusicAPI",
+    "Number",
     "RunningJobs",
     "Song",
     "SongDetail",
@@ -79,11 +81,12 @@ class MusicAPI:
         first = _api.build_list_music(self._api.base_url, account=account, expand=expand)
         return Paginator(self._api, first, _api.parse_feed_page, _api.next_music_request)
 
-    async def get(self, song_id: str | int) -> SongDetail:
+    async def get(self, song_id: str | int | None) -> SongDetail:
         """One song with its lyrics, its user and its feed id (``GET /music/{song_id}``).
 
         A deleted song raises :class:`~imuzekit.errors.NotFoundError` ("The song has been
-        deleted").
+        deleted"). A song the service listed without its id (``song.song_id`` None) cannot be
+        fetched: ``ValidationError`` on ``song_id``, before anything is sent.
         """
         request = _api.build_get_song(self._api.base_url, song_id)
         return _api.parse_song_detail(await self._api.send(request))

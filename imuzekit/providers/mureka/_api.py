@@ -13,10 +13,12 @@ job endpoints. Notes on the wire format:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
+import cattrs
 
 from imuzekit import errors
 from imuzekit._http import Request, Response
@@ -33,6 +35,7 @@ from imuzekit.providers.mureka.models import (
     Feed,
     FeedPage,
     JobRecord,
+    Number,
     RunningJob,
     RunningJobs,
     SongDetail,
@@ -47,6 +50,7 @@ __all__ = [
     "build_get_song",
     "build_list_music",
     "build_running_jobs",
+    "configure_converter",
     "next_music_request",
     "parse_feed_page",
     "parse_job_record",
@@ -70,6 +74,35 @@ _TEXT_FIELDS = ("prompt", "lyrics", "title", "desc", "vocal_id", "ref_id", "moti
 def rate_key(account: str | None) -> str:
     """The rate-limit gate of one account: a 429 on it pauses only that account."""
     return f"{PROVIDER}:{account or ''}"
+
+
+def _number(value: Any, _: Any) -> Number:
+    """A JavaScript ``number``: an int when whole, else a float (numeric strings too)."""
+    if isinstance(value, bool):
+        raise TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            value = float(text)  # "abc" raises ValueError: a ParseError with the path
+    if not isinstance(value, float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return int(value) if value.is_integer() else value
+
+
+def _optional_number(value: Any, tp: Any) -> Number | None:
+    return None if value is None else _number(value, tp)
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register Mureka's wire rules: useapi.net's ``number`` fields (`Number`)."""
+    converter.register_structure_hook(Number, _number)
+    converter.register_structure_hook(Number | None, _optional_number)
 
 
 # -- music list and songs -------------------------------------------------------------------
@@ -104,8 +137,13 @@ def next_music_request(previous: Request, page: Page[Feed]) -> Request | None:
     return previous.with_params(last_id=str(page.cursor))
 
 
-def build_get_song(base_url: str, song_id: str | int) -> Request:
+def build_get_song(base_url: str, song_id: str | int | None) -> Request:
     """``GET /music/{song_id}`` (the id is URL-encoded: it contains ``:``)."""
+    if song_id is None:
+        raise errors.ValidationError(
+            "song_id",
+            "is missing: the service sent this song without a song_id, so it cannot be fetched",
+        )
     if isinstance(song_id, bool) or not isinstance(song_id, str | int):
         raise errors.ValidationError("song_id", f"must be a string, got {song_id!r}")
     song_id = str(song_id)

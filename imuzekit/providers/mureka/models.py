@@ -2,14 +2,18 @@
 
 Field names are the API's own. ``song_id`` values look like ``user:777-mureka:123-song:456``
 even though useapi.net's model says number: they are kept as strings. Every field is optional
-on the wire (useapi.net says so), so everything but the ids has a default.
+on the wire (useapi.net's model: "all fields are optional"), ids included: a feed without
+``feed_id`` or a song without ``song_id`` is kept with None there, and an operation that needs
+the id refuses it (``ValidationError`` naming the field) before anything is sent. Numbers are
+JavaScript ``number``s: a fractional one is kept as a float, a whole one as an int.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -23,6 +27,7 @@ __all__ = [
     "JobRecord",
     "LyricRow",
     "LyricSection",
+    "Number",
     "RunningJob",
     "RunningJobs",
     "Song",
@@ -34,14 +39,17 @@ __all__ = [
 COMPLETE_STATE = 3
 """The feed ``state`` that means "generation complete": the only documented value."""
 
+Number: TypeAlias = int | float
+"""A JavaScript ``number`` of useapi.net's model: an int when whole, else a float."""
+
 
 @attrs.frozen
 class LyricRow:
     """One timed line of lyrics (``start``/``end`` in milliseconds)."""
 
     text: str = ""
-    start: int | None = None
-    end: int | None = None
+    start: Number | None = None
+    end: Number | None = None
 
 
 @attrs.frozen
@@ -49,10 +57,10 @@ class LyricSection:
     """A section of lyrics (verse, chorus, ...) made of timed rows."""
 
     rows: tuple[LyricRow, ...] = ()
-    seg_type: int | None = None
+    seg_type: Number | None = None
     user_input_tag: str | None = None
-    start: int | None = None
-    end: int | None = None
+    start: Number | None = None
+    end: Number | None = None
 
 
 @attrs.frozen
@@ -68,19 +76,20 @@ class Video:
 class Song:
     """A generated song. ``lyrics`` is filled by ``music.get`` and by ``list(expand=True)``."""
 
-    song_id: str
+    song_id: str | None = None
+    """None when the service left it out; ``music.get`` then refuses the song."""
     title: str | None = None
     version: str | None = None
-    duration_milliseconds: int | None = None
-    generate_at: int | None = None
+    duration_milliseconds: Number | None = None
+    generate_at: Number | None = None
     genres: tuple[str, ...] = ()
     moods: tuple[str, ...] = ()
     mp3_url: str | None = None
     share_key: str | None = None
     share_link: str | None = None
-    machine_audit_state: int | None = None
+    machine_audit_state: Number | None = None
     wave_list: tuple[float, ...] = ()
-    credit_type: int | None = None
+    credit_type: Number | None = None
     cover: str | None = None
     is_played: bool | None = None
     is_liked: bool | None = None
@@ -93,7 +102,12 @@ class Song:
             raise errors.ValidationError(
                 "source", f"Mureka song {self.song_id} has no mp3_url yet: wait for its job"
             )
-        number = self.song_id.rsplit(":", 1)[-1][-8:]
+        if self.song_id:
+            number = self.song_id.rsplit(":", 1)[-1][-8:]
+        else:
+            # No id to name the file by: a digest of the link is as stable and tells two
+            # songs of one title apart.
+            number = hashlib.sha256(self.mp3_url.encode()).hexdigest()[:8]
         version = f" v{self.version}" if self.version else ""
         return DownloadSpec(
             url=self.mp3_url,
@@ -108,8 +122,9 @@ class Song:
 class Feed:
     """One generation: a feed of (usually two) songs and its ``state`` (3 = complete)."""
 
-    feed_id: int
-    state: int | None = None
+    feed_id: int | None = None
+    """None when the service left it out (every field of its model is optional)."""
+    state: Number | None = None
     songs: tuple[Song, ...] = ()
     is_accelerated: bool | None = None
 
