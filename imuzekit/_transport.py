@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from ssl import SSLContext
 from typing import Any
 
 import aiohttp
@@ -33,7 +34,9 @@ from imuzekit._retry import (
 )
 from imuzekit._watchdog import Deadlines, Limits, Watch
 from imuzekit._wire import (
+    EnvProxies,
     decode_error_body,
+    default_user_agent,
     describe,
     encode_body,
     error_message,
@@ -46,7 +49,14 @@ from imuzekit._wire import (
 )
 
 # Protocols re-exported for convenience.
-__all__ = ["Auth", "Sender", "StreamResponse", "Transport", "plain_http_host"]
+__all__ = [
+    "Auth",
+    "Sender",
+    "StreamResponse",
+    "Transport",
+    "default_user_agent",
+    "plain_http_host",
+]
 
 _log = logging.getLogger("imuzekit.transport")
 
@@ -108,19 +118,45 @@ class Transport:
         max_connections: int = 100,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         verify_ssl: bool = True,
-        user_agent: str = "imuzekit",
+        user_agent: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: SSLContext | bool | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
-        self.max_connections = max_connections
         self.max_body_bytes = max_body_bytes
-        self.verify_ssl = verify_ssl
-        self.user_agent = user_agent
+        # `ssl` wins; `verify_ssl=False` is the older spelling of `ssl=False`.
+        self.ssl: SSLContext | bool = verify_ssl if ssl is None else ssl
+        self.user_agent = user_agent or default_user_agent()
+        self.proxy = proxy
+        self.trust_env = trust_env
+        self.trace_configs = tuple(trace_configs)
+        self.default_headers = dict(default_headers or {})
+        # A session the caller owns is used as it is and never closed by us.
+        self._own_session = session is None
+        self.max_connections = max_connections
+        if session is not None and session.connector is not None:
+            # Its pool's limit decides when a request may wait for a connection (0: no limit).
+            self.max_connections = session.connector.limit or 2**31
+        # Headers that must go with every request of a caller's session (ours has them built in).
+        self._session_headers: dict[str, str] | None = None
+        if session is not None:
+            extra = dict(self.default_headers)
+            if user_agent is not None or "User-Agent" not in session.headers:
+                extra.setdefault("User-Agent", self.user_agent)
+            self._session_headers = extra or None
+        # Proxies from the environment, decided once per origin (aiohttp would read the
+        # environment again on every request).
+        self._env_proxies = EnvProxies()
         self._auth: dict[str, Auth] = {}
         self._gates: dict[str, RateGate] = {}
         # Providers whose credentials were checked for plain http:// (one warning each).
         self._cleartext_checked: set[str] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = session
         # The loop the session was opened on: the pool, its sockets and timers belong to it.
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -130,6 +166,11 @@ class Transport:
         # Requests holding or about to take a pooled connection. Below max_connections none of
         # them can wait in aiohttp's pool, so a deadline may start counting at once.
         self._in_flight = 0
+
+    @property
+    def verify_ssl(self) -> bool:
+        """Whether certificates are checked (`ssl` is not False); kept for older callers."""
+        return self.ssl is not False
 
     # -- configuration -------------------------------------------------------------------
 
@@ -154,6 +195,8 @@ class Transport:
         self._closed = True
         self._deadlines.close()
         session, self._session = self._session, None
+        if not self._own_session:
+            return  # the caller's session: the caller closes it
         if session is not None and not session.closed:
             owner = self._session_loop
             if owner is None or owner is asyncio.get_running_loop():
@@ -174,6 +217,8 @@ class Transport:
                 "this imuzekit Client is closed; create a new Client to send more requests"
             )
         loop = asyncio.get_running_loop()
+        if self._session_loop is None and self._session is not None:
+            self._session_loop = loop  # the caller's session, first used now
         if self._session is not None and loop is not self._session_loop:
             # Without this check aiohttp fails deep inside (often "Event loop is closed"), which
             # reads as a connection failure and is retried for a second before surfacing.
@@ -185,13 +230,16 @@ class Transport:
             self._session_loop = loop
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
-                ssl=self.verify_ssl,
+                ssl=self.ssl,
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers={"User-Agent": self.user_agent},
+                headers={"User-Agent": self.user_agent, **self.default_headers},
                 raise_for_status=False,
+                # Environment proxies are looked up by _proxy_for, once per origin.
+                trust_env=False,
+                trace_configs=list(self.trace_configs) or None,
             )
         return self._session
 
@@ -207,6 +255,20 @@ class Transport:
             cached = self._limits[timeouts] = Limits(timeouts)
         self._last_limits = (timeouts, cached)
         return cached
+
+    def _proxy_for(self, url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+        """The proxy (and its credentials) for a request to ``url``, or ``(None, None)``.
+
+        ``proxy=`` applies to every request; otherwise, with ``trust_env`` and our own
+        session, ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (and ``.netrc`` credentials)
+        decide, exactly as aiohttp reads them, once per origin. A caller's session applies its
+        own ``trust_env``.
+        """
+        if self.proxy is not None:
+            return self.proxy, None
+        if not self.trust_env or not self._own_session:
+            return None, None
+        return self._env_proxies.lookup(url)
 
     def _check_cleartext(self, request: Request) -> None:
         """Warn once per provider when its credentials go over plain http:// to a remote host.
@@ -336,14 +398,20 @@ class Transport:
         try:
             # Awaited and released by hand rather than `async with`: the context managers add
             # four coroutine frames per request, and the body is read completely right here.
+            headers: Any = (auth_header,) if auth_header is not None else request.headers or None
+            if self._session_headers is not None:  # a caller's session lacks our defaults
+                headers = {**self._session_headers, **dict(headers or ())}
+            proxy, proxy_auth = self._proxy_for(request.url)
             raw = await session.request(
                 request.method,
                 wire_url(request),
                 params=request.params or None,
-                headers=(auth_header,) if auth_header is not None else request.headers or None,
+                headers=headers,
                 data=encode_body(request) if with_body else None,
                 timeout=limits.aiohttp_timeout if watch is None else limits.connect_only,
                 allow_redirects=request.allow_redirects,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             )
             if watch is not None:
                 self._deadlines.answered(watch, raw)
@@ -445,13 +513,19 @@ class Transport:
             # caller is done with the body. aiohttp's own timers apply (per chunk read).
             self._in_flight += 1
             try:
+                headers: Any = prepared.headers or None
+                if self._session_headers is not None:
+                    headers = {**self._session_headers, **dict(headers or ())}
+                proxy, proxy_auth = self._proxy_for(prepared.url)
                 raw = await session.request(
                     prepared.method,
                     wire_url(prepared),
                     params=prepared.params or None,
-                    headers=prepared.headers or None,
+                    headers=headers,
                     timeout=self._limits_for(prepared).aiohttp_timeout,
                     allow_redirects=prepared.allow_redirects,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
                 )
             except BaseException as exc:
                 self._in_flight -= 1

@@ -7,14 +7,18 @@ answer's body and message, and telling when credentials would cross a network un
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import ipaddress
 import json
+import platform
 import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -23,7 +27,9 @@ from imuzekit._convert import loads_json
 from imuzekit._http import Body, Request, Response, redact_url
 
 __all__ = [
+    "EnvProxies",
     "decode_error_body",
+    "default_user_agent",
     "describe",
     "encode_body",
     "error_message",
@@ -34,6 +40,45 @@ __all__ = [
     "wire_error",
     "wire_url",
 ]
+
+
+@functools.cache
+def default_user_agent() -> str:
+    """``imuzekit/<version> python/<x.y> aiohttp/<version>``: what a server's logs should say."""
+    try:
+        version = importlib.metadata.version("imuzekit")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        version = "0+unknown"
+    python = ".".join(platform.python_version_tuple()[:2])
+    return f"imuzekit/{version} python/{python} aiohttp/{aiohttp.__version__}"
+
+
+class EnvProxies:
+    """``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (and ``.netrc``) decided once per origin.
+
+    aiohttp's ``trust_env`` reads the environment again on every request; the decision is the
+    same aiohttp helper's, cached by ``scheme://host:port``.
+    """
+
+    __slots__ = ("_found",)
+
+    def __init__(self) -> None:
+        self._found: dict[str, tuple[str | None, aiohttp.BasicAuth | None]] = {}
+
+    def lookup(self, url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+        """The proxy and its credentials for a request to ``url``, or ``(None, None)``."""
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end < 0 else url[:end]
+        found = self._found.get(origin)
+        if found is None:
+            try:
+                proxy, auth = get_env_proxy_for_url(URL(origin))
+            except LookupError:  # no proxy for this origin (or NO_PROXY names it)
+                found = (None, None)
+            else:
+                found = (str(proxy), auth)
+            self._found[origin] = found
+        return found
 
 
 _URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>)]+""")

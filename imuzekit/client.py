@@ -17,14 +17,25 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any, TypeVar
 
-import attrs
+import aiohttp
 
 from imuzekit import errors
 from imuzekit._checks import flag, integer, seconds
+from imuzekit._configs import (
+    CONFIGS,
+    ENV_HINTS,
+    PROVIDER_NAMES,
+    ImuzeConfig,
+    JoplinConfig,
+    MurekaConfig,
+    MuseScoreConfig,
+    config_from_env,
+)
 from imuzekit._http import Request, Response, Timeouts
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport
@@ -45,154 +56,47 @@ __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreCo
 J = TypeVar("J", bound=Job[Any])
 
 
-def _mask(value: object) -> str:
-    return "None" if value is None else "'***'"
+def _check_http_setup(
+    session: object,
+    proxy: object,
+    trust_env: object,
+    ssl: object,
+    verify_ssl: bool,
+    trace_configs: object,
+) -> None:
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise errors.ValidationError(
+            "session", f"must be an aiohttp.ClientSession, got {type(session).__name__}"
+        )
+    if proxy is not None and (
+        not isinstance(proxy, str) or not proxy.lower().startswith(("http://", "https://"))
+    ):
+        raise errors.ValidationError("proxy", "must be an http:// or https:// URL")
+    flag("trust_env", trust_env)
+    if ssl is not None and not isinstance(ssl, SSLContext | bool):
+        raise errors.ValidationError(
+            "ssl", f"must be an ssl.SSLContext or a bool, got {type(ssl).__name__}"
+        )
+    if ssl is not None and ssl is not False and not verify_ssl:
+        raise errors.ValidationError("ssl", "verify_ssl=False contradicts ssl=...; give one")
+    if isinstance(trace_configs, str | bytes) or not all(
+        isinstance(config, aiohttp.TraceConfig)
+        for config in trace_configs  # type: ignore[attr-defined]
+    ):
+        raise errors.ValidationError("trace_configs", "must be a sequence of aiohttp.TraceConfig")
+    if session is not None and trace_configs:
+        raise errors.ValidationError(
+            "trace_configs", "give them to your own session (session=...) instead"
+        )
 
 
-def _strings(value: Iterable[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _ints(value: Iterable[int]) -> tuple[int, ...]:
-    return tuple(value)
-
-
-def _secret() -> Any:
-    return attrs.field(default=None, repr=_mask)
-
-
-@attrs.frozen
-class ImuzeConfig:
-    """iMuze API v4 credentials: a ``token``, or ``email`` and ``password`` (logged in on first
-    use and again once on a 401), or both. ``auth_scheme`` prefixes the token in the
-    ``Authorization`` header (the API documents the raw token: leave it None)."""
-
-    token: str | None = _secret()
-    email: str | None = None
-    password: str | None = _secret()
-    base_url: str = "https://api.imuze.io/api/4"
-    auth_scheme: str | None = None
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether a token or an email/password pair is set."""
-        return bool(self.token) or bool(self.email and self.password)
-
-
-@attrs.frozen
-class JoplinConfig:
-    """iMuze music engine ("joplin") credentials: a JWT ``token`` or ``email``/``password``."""
-
-    token: str | None = _secret()
-    email: str | None = None
-    password: str | None = _secret()
-    base_url: str = "http://joplin.imuze.io"
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether a token or an email/password pair is set."""
-        return bool(self.token) or bool(self.email and self.password)
-
-
-@attrs.frozen
-class MurekaConfig:
-    """Mureka through useapi.net: the useapi.net ``token`` and the Mureka ``accounts`` it drives.
-
-    ``max_parallel_per_account``: Mureka's limit of simultaneous generations per account (10).
-    ``failure_states``: feed ``state`` values to treat as failed (only 3, complete, is
-    documented; other values mean "still processing" unless listed here). ``poll`` defaults to
-    a Mureka-specific policy (first read after 30 s: a generation takes ~45 s).
-    """
-
-    token: str | None = _secret()
-    accounts: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    base_url: str = "https://api.useapi.net/v1/mureka"
-    max_parallel_per_account: int = 10
-    failure_states: tuple[int, ...] = attrs.field(default=(), converter=_ints)
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether the token is set."""
-        return bool(self.token)
-
-
-@attrs.frozen
-class MuseScoreConfig:
-    """MuseScore.com OAuth 1.0 credentials and endpoints.
-
-    A ``consumer_key`` alone allows public calls; signed calls need ``consumer_secret``, and a
-    user's calls also ``token`` and ``token_secret`` (from the three-legged flow).
-    """
-
-    consumer_key: str | None = None
-    consumer_secret: str | None = _secret()
-    token: str | None = _secret()
-    token_secret: str | None = _secret()
-    base_url: str = "http://api.musescore.com/services/rest"
-    oauth_url: str = "http://api.musescore.com/oauth"
-    authorize_url: str = "http://musescore.com/oauth/authorize"
-    static_url: str = "http://static.musescore.com"
-    oembed_url: str = "http://musescore.com/oembed/endpoint"
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether the consumer key is set."""
-        return bool(self.consumer_key)
-
-
-_CONFIGS: dict[str, type[Any]] = {
-    "imuze": ImuzeConfig,
-    "joplin": JoplinConfig,
-    "mureka": MurekaConfig,
-    "musescore": MuseScoreConfig,
-}
-_NAMES = {
-    "imuze": "iMuze API v4",
-    "joplin": "the iMuze music engine (joplin)",
-    "mureka": "Mureka (useapi.net)",
-    "musescore": "MuseScore.com",
-}
-_ENV_HINT = {
-    "imuze": "IMUZEKIT_IMUZE_TOKEN, or IMUZEKIT_IMUZE_EMAIL and IMUZEKIT_IMUZE_PASSWORD",
-    "joplin": "IMUZEKIT_JOPLIN_TOKEN, or IMUZEKIT_JOPLIN_EMAIL and IMUZEKIT_JOPLIN_PASSWORD",
-    "mureka": "IMUZEKIT_MUREKA_TOKEN (and IMUZEKIT_MUREKA_ACCOUNTS)",
-    "musescore": "IMUZEKIT_MUSESCORE_CONSUMER_KEY (and ..._CONSUMER_SECRET)",
-}
-
-
-def _config_from_env(provider: str, env: Mapping[str, str]) -> Any:
-    cls = _CONFIGS[provider]
-    values: dict[str, Any] = {}
-    for field in attrs.fields(cls):
-        if field.name == "poll":
-            continue
-        raw = env.get(f"IMUZEKIT_{provider.upper()}_{field.name.upper()}")
-        if raw is None or raw == "":
-            continue
-        if field.name == "accounts":
-            values[field.name] = tuple(a.strip() for a in raw.split(",") if a.strip())
-        elif field.name == "failure_states":
-            try:
-                values[field.name] = tuple(int(a) for a in raw.split(",") if a.strip())
-            except ValueError as exc:
-                raise errors.ConfigurationError(
-                    "IMUZEKIT_MUREKA_FAILURE_STATES must be comma-separated integers"
-                ) from exc
-        elif field.type in (int, "int"):
-            try:
-                values[field.name] = int(raw)
-            except ValueError as exc:
-                raise errors.ConfigurationError(
-                    f"IMUZEKIT_{provider.upper()}_{field.name.upper()} must be an integer"
-                ) from exc
-        else:
-            values[field.name] = raw
-    config = cls(**values)
-    return config if config.has_credentials else None
+def _check_headers(headers: object) -> None:
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(name, str) and isinstance(value, str) for name, value in headers.items()
+    ):
+        raise errors.ValidationError("default_headers", "must map header names to strings")
 
 
 class _State(enum.Enum):
@@ -205,6 +109,18 @@ class Client:
 
     Use it as ``async with Client(...) as kit:`` (or call ``await kit.close()``). A closed
     client stays closed: using it raises :class:`~imuzekit.errors.ClientClosedError`.
+
+    A service brings its own HTTP setup the way it would to aiohttp:
+
+    - `session`: an `aiohttp.ClientSession` to send through; the Client uses it and never closes
+      it (its connector, proxy settings and trace configs are the session's own);
+    - `proxy`: a proxy URL for every request; without it, `trust_env=True` (the default) honours
+      `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (and `.netrc`) as aiohttp does;
+    - `ssl`: an `ssl.SSLContext` (a private CA, say) or a bool; `verify_ssl=False` is the older
+      spelling of `ssl=False`;
+    - `trace_configs`: aiohttp `TraceConfig`s (OpenTelemetry's aiohttp instrumentation, say);
+    - `default_headers`: headers sent with every request, after the default `User-Agent`
+      (`imuzekit/<version> python/<x.y> aiohttp/<version>`), which they may replace.
     """
 
     def __init__(
@@ -222,8 +138,16 @@ class Client:
         verify_ssl: bool = True,
         download_chunk_size: int = 256 * 1024,
         max_status_rps: float = 50.0,
+        session: aiohttp.ClientSession | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: SSLContext | bool | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         # Checked here, not where first used: a wrong setting fails now, naming itself.
+        _check_http_setup(session, proxy, trust_env, ssl, verify_ssl, trace_configs)
+        _check_headers(default_headers)
         integer("max_connections", max_connections)
         integer("max_body_bytes", max_body_bytes)
         integer("download_chunk_size", download_chunk_size)
@@ -246,9 +170,9 @@ class Client:
             "musescore": musescore,
         }
         for name, config in self._configs.items():
-            if config is not None and not isinstance(config, _CONFIGS[name]):
+            if config is not None and not isinstance(config, CONFIGS[name]):
                 raise errors.ConfigurationError(
-                    f"{name}= takes a {_CONFIGS[name].__name__}, got {type(config).__name__}"
+                    f"{name}= takes a {CONFIGS[name].__name__}, got {type(config).__name__}"
                 )
         self.poll_policy = poll or PollPolicy()
         self._poll_given = poll
@@ -258,6 +182,12 @@ class Client:
             max_connections=max_connections,
             max_body_bytes=max_body_bytes,
             verify_ssl=verify_ssl,
+            session=session,
+            proxy=proxy,
+            trust_env=trust_env,
+            ssl=ssl,
+            trace_configs=trace_configs,
+            default_headers=default_headers,
         )
         self._downloader = Downloader(self._transport, chunk_size=download_chunk_size)
         self._pollers: dict[str, Poller] = {}
@@ -273,8 +203,8 @@ class Client:
         ``kwargs`` go to the constructor and win over the environment.
         """
         source = os.environ if env is None else env
-        for provider in _CONFIGS:
-            kwargs.setdefault(provider, _config_from_env(provider, source))
+        for provider in CONFIGS:
+            kwargs.setdefault(provider, config_from_env(provider, source))
         return cls(**kwargs)
 
     def __repr__(self) -> str:
@@ -322,9 +252,9 @@ class Client:
         config = self._configs[provider]
         if config is None or not config.has_credentials:
             raise errors.ConfigurationError(
-                f"{_NAMES[provider]} is not configured: pass "
-                f"Client({provider}={_CONFIGS[provider].__name__}(...)) "
-                f"or set {_ENV_HINT[provider]}"
+                f"{PROVIDER_NAMES[provider]} is not configured: pass "
+                f"Client({provider}={CONFIGS[provider].__name__}(...)) "
+                f"or set {ENV_HINTS[provider]}"
             )
         return config
 
@@ -555,7 +485,7 @@ class Client:
         """Rebuild a job from ``job.token()`` (from this or another process) to wait on it."""
         self._check_open()
         provider, kind, job_id, data = parse_token(token)
-        if provider not in _CONFIGS:
+        if provider not in CONFIGS:
             raise errors.ValidationError("token", f"unknown provider {provider!r}")
         namespace = getattr(self, provider)
         try:
