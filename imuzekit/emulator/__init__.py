@@ -289,8 +289,10 @@ class Emulator:
         ``joplin=`` is given (the SDK logs in itself, as against the real services); Mureka
         with the useapi.net token and every configured account unless ``mureka=`` is given;
         MuseScore.com with the demo consumer, the demo user's access token and every endpoint
-        unless ``musescore=`` is given.
+        unless ``musescore=`` is given. ``trust_env`` is False unless given: the emulator is on
+        loopback, and a proxy from the environment (``HTTP_PROXY``) must not carry its traffic.
         """
+        kwargs.setdefault("trust_env", False)
         # Imported here so that the emulator does not depend on the SDK at import time.
         from imuzekit.client import (
             Client,

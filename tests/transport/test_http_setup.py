@@ -115,12 +115,15 @@ async def test_http_proxy_from_the_environment_is_honoured(
 ) -> None:
     _no_proxy_env(monkeypatch)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    async with emu.client(poll=FAST_POLL) as kit:
+    async with emu.client(poll=FAST_POLL, trust_env=True) as kit:
         await _create_wait_download(kit, tmp_path)
     assert len(proxy.seen) == len(emu.requests) >= 4
     # trust_env=False: the environment is not read.
     proxy.seen.clear()
     async with emu.client(poll=FAST_POLL, trust_env=False) as kit:
+        await kit.imuze.arrangements.get(1)
+    assert proxy.seen == []
+    async with emu.client(poll=FAST_POLL) as kit:  # the emulator's client ignores it
         await kit.imuze.arrangements.get(1)
     assert proxy.seen == []
 
@@ -138,10 +141,10 @@ async def test_no_proxy_is_honoured(
         password=creds.password,
         base_url=emu.urls["imuze"].replace("127.0.0.1", "localhost"),
     )
-    async with emu.client(imuze=direct) as kit:
+    async with emu.client(imuze=direct, trust_env=True) as kit:
         arrangements = await kit.imuze.arrangements.get(1)
     assert arrangements and proxy.seen == []
-    async with emu.client() as kit:  # 127.0.0.1 is not in NO_PROXY: proxied
+    async with emu.client(trust_env=True) as kit:  # 127.0.0.1 is not in NO_PROXY: proxied
         await kit.imuze.arrangements.get(1)
     assert len(proxy.seen) == 2  # the login and the list
 
