@@ -74,3 +74,18 @@ def sample(provider: str, name: str) -> str:
 @pytest.fixture
 def samples_dir() -> pathlib.Path:
     return SAMPLES
+
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "WS_PROXY", "WSS_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to 127.0.0.1 only: a proxy set on the machine must not carry that traffic.
+
+    `Client(trust_env=True)` is the default; the tests of proxies set these variables
+    themselves.
+    """
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
