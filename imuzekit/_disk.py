@@ -7,24 +7,32 @@ Blocking functions only (the downloader runs them in worker threads, each with a
   never share one, and a planted symlink is refused instead of followed.
 - A verified file is published by one atomic step: a hard link to the target name that fails
   when the name is taken (then the next free name ``<stem>-2<suffix>``, ...), or a rename when
-  ``overwrite`` was asked for (or the file system has no hard links).
+  ``overwrite`` was asked for. Where the file system has no hard links the name is first
+  reserved with an ``O_EXCL`` placeholder, which the rename then replaces: never a check of
+  the name followed by a rename that another writer could overtake.
 - Each published file carries a record of its source in an extended attribute
   (``user.imuzekit.source``): a SHA-256 of the source URL (never the URL: signed URLs hold
   secrets), the size and the server's ``ETag``. An existing file is kept as "already
   downloaded" only when that record names the same source and size, and the source's own
   declared size and digest (when it declares them) match; anything else is never returned for
-  this source. Where extended attributes are not supported, only a declared digest can prove a
-  file, so files are downloaded again under a free name.
+  this source. Where extended attributes are not supported (macOS and Windows builds of
+  Python have no ``os.setxattr``; FAT, NFSv3), the same record goes to a hidden sidecar file
+  beside the published one, ``.<name>.imuzekit-source``, which also names the file's inode
+  and modification time so that it never vouches for another file later put under that name.
+  A record is read only up to :data:`MAX_RECORD_BYTES` and decoded with the bounded decoder:
+  anything else (too long, garbled, nested too deep) is no record.
 - A writer holds an exclusive ``flock`` on its temporary file while it lives (the kernel
   drops it when the process dies), so the first download into a folder removes the temporary
   files of dead writers at once (a batch resumed after SIGKILL finds none), and never a live
-  one's. Where ``flock`` does not exist (Windows), temporary files are removed by age: once
-  older than :data:`STALE_PART_SECONDS`, long after a live transfer would have written again.
+  one's, however old its file looks (clocks differ between NFS clients). Only where ``flock``
+  does not exist (Windows) are temporary files removed by age: once older than
+  :data:`STALE_PART_SECONDS`, long after a live transfer would have written again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -37,6 +45,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from imuzekit import errors
+from imuzekit._convert import loads_json
 
 _flock: Any
 try:
@@ -45,6 +54,7 @@ except ImportError:  # Windows: temporary files are then swept by age only
     _flock = None
 
 __all__ = [
+    "MAX_RECORD_BYTES",
     "STALE_PART_SECONDS",
     "Commit",
     "hash_file",
@@ -52,15 +62,25 @@ __all__ = [
     "open_part",
     "prepare_directory",
     "record_for",
+    "sidecar_for",
+    "unpublish",
 ]
 
 STALE_PART_SECONDS = 24 * 3600
 """Age (since last write) after which a temporary ``.part`` file is taken for a dead writer's."""
 
+MAX_RECORD_BYTES = 1024
+"""The longest source record read (ours are about 150 bytes): a longer one is no record."""
+
 _RECORD_ATTR = "user.imuzekit.source"
+_SIDECAR = ".{}.imuzekit-source"
 _PART = re.compile(r"\.[0-9a-f]{12}\.part$")
 _MAX_SIBLINGS = 10_000
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# What os.link raises where the file system has no hard links (FAT, some network shares,
+# overlays across layers); Windows reports ERROR_INVALID_FUNCTION or ERROR_NOT_SUPPORTED.
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS}
+_NO_LINKS_WINDOWS = {1, 50}
 
 
 def record_for(url: str, size: int, etag: str | None) -> bytes:
@@ -69,36 +89,114 @@ def record_for(url: str, size: int, etag: str | None) -> bytes:
     return json.dumps({"source": source, "size": size, "etag": etag}).encode()
 
 
-def _read_record(path: Path) -> dict[str, Any] | None:
+def sidecar_for(path: Path) -> Path:
+    """Where the source record of ``path`` lives when its file system has no extended attributes."""
+    return path.with_name(_SIDECAR.format(path.name))
+
+
+def _decode(raw: bytes) -> dict[str, Any] | None:
+    if len(raw) > MAX_RECORD_BYTES:
+        return None
     try:
-        raw = os.getxattr(path, _RECORD_ATTR, follow_symlinks=False)
-        record = json.loads(raw)
-    except (AttributeError, OSError, ValueError):  # no xattrs here, none set, or garbled
+        record = loads_json(raw)
+    except ValueError:  # garbled, or nested too deep (the bounded decoder never recurses out)
         return None
     return record if isinstance(record, dict) else None
 
 
-def _write_record(fd: int, record: bytes) -> None:
-    # No extended attributes here: the file is simply never adopted later.
-    with contextlib.suppress(AttributeError, OSError):
-        os.setxattr(fd, _RECORD_ATTR, record)
+def _read_record(path: Path, info: os.stat_result) -> dict[str, Any] | None:
+    """The source record of the file at ``path`` (``info`` is its ``lstat``), or None."""
+    getxattr = getattr(os, "getxattr", None)
+    if getxattr is not None:
+        try:
+            # os.getxattr returns the value whole (up to the kernel's 64 KiB): one longer
+            # than a record can be is refused before it reaches the decoder.
+            raw = getxattr(path, _RECORD_ATTR, follow_symlinks=False)
+        except OSError:  # none set, or no xattrs on this file system: try the sidecar
+            raw = None
+        if raw is not None:
+            return _decode(raw)
+    try:
+        fd = os.open(sidecar_for(path), os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = os.read(fd, MAX_RECORD_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    record = _decode(raw)
+    # A sidecar belongs to a name, not to a file: it vouches only for the file it was written
+    # beside (one put under that name later, after ours was deleted, is another inode or,
+    # where the inode number was reused at once, was written at another time).
+    if record is None or record.get("file") != [info.st_ino, info.st_mtime_ns]:
+        return None
+    return record
+
+
+def _write_record(fd: int, record: bytes) -> bool:
+    """Record the source in an extended attribute of the open file; False where impossible."""
+    setxattr = getattr(os, "setxattr", None)
+    if setxattr is None:
+        return False
+    try:
+        setxattr(fd, _RECORD_ATTR, record)
+    except OSError:
+        return False
+    return True
+
+
+def _write_sidecar(path: Path, record: bytes) -> None:
+    """Record the source of the just published ``path`` (a name this writer created) beside it.
+
+    An old sidecar there is a deleted file's: replaced. Created with ``O_EXCL``, never
+    written through a planted link; failing to write it only means the file is never adopted.
+    """
+    sidecar = sidecar_for(path)
+    with contextlib.suppress(OSError):
+        info = os.lstat(path)
+        body = json.loads(record)
+        body["file"] = [info.st_ino, info.st_mtime_ns]
+        sidecar.unlink(missing_ok=True)
+        fd = os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+        try:
+            os.write(fd, json.dumps(body).encode())
+        finally:
+            os.close(fd)
+
+
+def unpublish(path: Path) -> None:
+    """Remove a file this download published (it created the name) and its sidecar record."""
+    path.unlink(missing_ok=True)
+    sidecar_for(path).unlink(missing_ok=True)
 
 
 def hash_file(path: Path) -> tuple[int, str]:
-    """``(size, SHA-256 hex digest)`` of a file on disk."""
-    with open(path, "rb") as handle:
+    """``(size, SHA-256 hex digest)`` of a regular file on disk (a symlink is refused)."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256")
         return handle.tell(), digest.hexdigest()
 
 
 def kept(
-    path: Path, url: str, *, size: int | None, sha256: str | None, checksum: bool
+    path: Path,
+    url: str,
+    *,
+    size: int | None,
+    sha256: str | None,
+    checksum: bool,
+    etag: str | None = None,
 ) -> tuple[int, str | None] | None:
     """``(size, digest or None)`` when the file at ``path`` is provably ``url``'s download.
 
     Provably: a regular file (not a symlink) whose source record names ``url`` and its current
-    size, or whose SHA-256 equals the ``sha256`` the source declares; and the declared ``size``
-    and ``sha256``, when given, match. None otherwise (also when there is no file).
+    size (and ``etag``, when given and recorded), or whose SHA-256 equals the ``sha256`` the
+    source declares; and the declared ``size`` and ``sha256``, when given, match. None
+    otherwise (also when there is no file).
     """
     try:
         info = os.lstat(path)
@@ -106,16 +204,22 @@ def kept(
         return None
     if not stat.S_ISREG(info.st_mode) or (size is not None and info.st_size != size):
         return None
-    record = _read_record(path)
+    record = _read_record(path, info)
     if record is None and not sha256:
         return None
     if record is not None:
         source = hashlib.sha256(url.encode()).hexdigest()
         if record.get("source") != source or record.get("size") != info.st_size:
             return None
+        recorded = record.get("etag")
+        if etag is not None and recorded is not None and recorded != etag:
+            return None  # the same URL, another version of its file
     digest = None
     if sha256 or checksum:
-        found, digest = hash_file(path)
+        try:
+            found, digest = hash_file(path)
+        except OSError:  # replaced by a symlink since the lstat, or unreadable
+            return None
         if found != info.st_size or (sha256 and digest != sha256.lower()):
             return None
     return info.st_size, digest
@@ -132,18 +236,20 @@ def prepare_directory(directory: Path, sweep: bool) -> None:
             if not _PART.search(entry.name):
                 continue
             try:
-                if entry.is_symlink() or entry.stat(follow_symlinks=False).st_mtime < horizon:
+                if entry.is_symlink():
                     os.unlink(entry.path)  # a symlink is removed itself, never its target
-                else:
+                elif _flock is not None:
+                    # The lock alone decides: an old-looking file may be a live writer's
+                    # (NFS clients' clocks differ; a stalled transfer writes nothing for long).
                     _remove_if_dead(entry.path)
+                elif entry.stat(follow_symlinks=False).st_mtime < horizon:
+                    os.unlink(entry.path)
             except OSError:
                 continue  # another sweeper, or a name we may not remove: not ours to insist
 
 
 def _remove_if_dead(path: str) -> None:
     """Remove a temporary file whose writer no longer holds its lock (it died)."""
-    if _flock is None:
-        return
     fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     try:
         try:
@@ -196,12 +302,27 @@ def _sibling(target: Path, number: int) -> Path:
     return target.with_name(f"{target.stem}-{number}{target.suffix}")
 
 
+def _links_unsupported(exc: OSError) -> bool:
+    return exc.errno in _NO_LINKS or getattr(exc, "winerror", None) in _NO_LINKS_WINDOWS
+
+
+def _reserve(candidate: Path) -> bool:
+    """Take ``candidate`` with an empty placeholder while it is free (atomic); False if taken."""
+    try:
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
 class Commit:
     """One verified temporary file handed to a worker thread to be made durable and published.
 
     The loop may give up waiting (a disk that stopped answering, a closed Client): then
     :meth:`abandon` makes sure the file is closed and the worker, if it is still running,
-    publishes nothing and removes the temporary file.
+    publishes nothing and removes the temporary file; a name it linked meanwhile is removed
+    again (the link created it: nobody else's file).
     """
 
     def __init__(
@@ -211,25 +332,34 @@ class Commit:
         target: Path,
         *,
         url: str,
-        record: bytes,
+        size: int,
+        etag: str | None,
         overwrite: bool,
     ) -> None:
         self.handle = handle
         self.part = part
         self.target = target
         self.url = url
-        self.record = record
+        self.size = size
+        self.etag = etag
+        self.record = record_for(url, size, etag)
         self.overwrite = overwrite
-        self._lock = threading.Lock()  # held only to flip the two flags below
+        self._lock = threading.Lock()  # held only to flip the flags below
         self._started = False
         self._abandoned = False
+        self._published: Path | None = None
 
-    def abandon(self) -> None:
-        """The loop gave up: close the file unless the worker owns it already."""
+    def abandon(self) -> Path | None:
+        """The loop gave up: close the file unless the worker owns it already.
+
+        Returns the path this commit published if the worker had already finished (its answer
+        was lost to the deadline): the caller decides what to say about it.
+        """
         with self._lock:
             self._abandoned = True
             if not self._started:
                 self.handle.close()
+            return self._published
 
     def _still_wanted(self) -> bool:
         with self._lock:
@@ -246,7 +376,7 @@ class Commit:
             raise errors.DownloadError("the download was given up")
         try:
             self.handle.flush()
-            _write_record(self.handle.fileno(), self.record)
+            recorded = _write_record(self.handle.fileno(), self.record)
             _fsync_file(self.handle.fileno())
             if _flock is None:
                 self.handle.close()  # Windows cannot rename a file that is open
@@ -257,30 +387,59 @@ class Commit:
                 raise errors.DownloadError("the download was given up")
             # Published while still open, so still locked: a sweeper never takes it for a
             # dead writer's between the fsync and the link.
-            return self._publish()
+            final, created = self._publish()
+            if created and not recorded:
+                _write_sidecar(final, self.record)
+            with self._lock:
+                if not self._abandoned:
+                    self._published = final if created else None
+                    return final
+            # Given up while we published: the caller is told the download failed, so the
+            # name we just created must not stay (an adopted file is another writer's).
+            if created:
+                unpublish(final)
+            raise errors.DownloadError("the download was given up")
         finally:
             self.handle.close()
 
-    def _publish(self) -> Path:
+    def _same_source(self, candidate: Path) -> bool:
+        # The same URL's file of the same size and version (ETag), published by another writer.
+        found = kept(
+            candidate, self.url, size=self.size, sha256=None, checksum=False, etag=self.etag
+        )
+        return found is not None
+
+    def _publish(self) -> tuple[Path, bool]:
+        """Publish the temporary file; returns the path and whether this commit created it."""
         if self.overwrite:
             os.replace(self.part, self.target)
-            return self.target
+            return self.target, True
         for number in range(1, _MAX_SIBLINGS):
             candidate = self.target if number == 1 else _sibling(self.target, number)
             try:
                 os.link(self.part, candidate)
             except FileExistsError:
-                if kept(candidate, self.url, size=None, sha256=None, checksum=False) is not None:
+                if self._same_source(candidate):
                     # Another writer published this very source first: theirs is as good.
                     self.part.unlink(missing_ok=True)
-                    return candidate
+                    return candidate, False
                 continue  # another source's file, or one nobody can vouch for: never clobbered
-            except OSError:
-                # No hard links on this file system: a rename, if the name is still free.
-                if os.path.lexists(candidate):
+            except OSError as exc:
+                if not _links_unsupported(exc):
+                    raise  # a real failure (a full directory, no permission): not a fallback
+                # No hard links here: reserve the name atomically, then rename over the
+                # placeholder we own (a check of the name then a rename could be overtaken).
+                if not _reserve(candidate):
+                    if self._same_source(candidate):
+                        self.part.unlink(missing_ok=True)
+                        return candidate, False
                     continue
-                os.replace(self.part, candidate)
-                return candidate
+                try:
+                    os.replace(self.part, candidate)
+                except BaseException:
+                    candidate.unlink(missing_ok=True)  # our placeholder: the name is free again
+                    raise
+                return candidate, True
             self.part.unlink()
-            return candidate
+            return candidate, True
         raise errors.DownloadError(f"no free name beside {self.target.name!r}")

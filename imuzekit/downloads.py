@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
@@ -39,7 +40,7 @@ __all__ = ["DownloadResult", "Downloader", "ProgressCallback", "safe_filename"]
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``on_progress(bytes_done, bytes_total_or_None)`` after each chunk."""
 
-_DISK_THREADS = 32  # blocking file system calls of one Downloader at once
+_DISK_THREADS = 32  # blocking file system calls of one Downloader at once, and stuck ones
 
 _SUFFIX_KINDS = {
     ".mp3": MediaKind.MP3,
@@ -50,7 +51,6 @@ _SUFFIX_KINDS = {
     ".mxl": MediaKind.ZIP,
     ".mscz": MediaKind.ZIP,
 }
-_HEAD_BYTES = 4096  # enough for a format signature, or an ID3 header and the frame after it
 _MAX_NAME_BYTES = (
     150  # well under the 255-byte limit of common filesystems, leaving room for suffixes
 )
@@ -143,6 +143,62 @@ def _spec_for(source: Any) -> DownloadSpec:
     )
 
 
+class _Handoff:
+    """Runs blocking file system calls in threads, and counts those the disk never answered.
+
+    A call given up on (its deadline passed) keeps its thread until the disk answers, and
+    anyio's limiter gives its token back at once, so alone it would start a thread for every
+    later call on a hung disk. A call abandoned while running counts as stuck until it returns;
+    once ``limit`` are stuck every hand-off fails at once with `DownloadError`: at most
+    ``limit`` calls run and ``limit`` more are stuck.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.stuck = 0
+        self._lock = threading.Lock()  # the loop and the workers both update the counts
+        self._threads: anyio.CapacityLimiter | None = None
+
+    def check(self) -> None:
+        """Raise `DownloadError` when ``limit`` calls are stuck on the disk."""
+        if self.stuck >= self.limit:
+            raise errors.DownloadError(
+                f"the disk has not answered {self.stuck} calls; not starting another"
+            )
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(*args)`` in a worker thread, abandoned (and counted while it runs) on cancel."""
+        with self._lock:
+            self.check()
+        if self._threads is None:  # made on first use: it needs a running event loop
+            self._threads = anyio.CapacityLimiter(self.limit)
+        state = {"running": False, "abandoned": False}
+
+        def call() -> Any:
+            with self._lock:
+                if state["abandoned"]:
+                    return None  # given up before it started: nothing to do
+                state["running"] = True
+            try:
+                return func(*args)
+            finally:
+                with self._lock:
+                    state["running"] = False
+                    if state.get("abandoned"):  # given up on while it ran: it was stuck
+                        self.stuck -= 1
+
+        try:
+            return await anyio.to_thread.run_sync(
+                call, abandon_on_cancel=True, limiter=self._threads
+            )
+        except BaseException:
+            with self._lock:
+                if not state["abandoned"]:
+                    state["abandoned"] = True
+                    self.stuck += state["running"]
+            raise
+
+
 class _DirectorySync:
     """Makes renames into one directory durable with as few directory fsyncs as possible.
 
@@ -153,7 +209,8 @@ class _DirectorySync:
     after the data itself.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, handoff: _Handoff) -> None:
+        self._handoff = handoff  # the downloader's threads: a hung fsync is counted there
         self._lock = asyncio.Lock()
         self._started: dict[Path, int] = {}
 
@@ -166,7 +223,7 @@ class _DirectorySync:
             self._started[directory] = before + 1
             try:
                 # Abandoned on cancel: the caller's deadline must not wait for a hung disk.
-                await anyio.to_thread.run_sync(_fsync_directory, directory, abandon_on_cancel=True)
+                await self._handoff.run(_fsync_directory, directory)
             except BaseException:
                 # Cancelled before the thread ran: the callers counting on this fsync must
                 # run their own (no other fsync started meanwhile: we hold the lock).
@@ -198,15 +255,16 @@ class Downloader:
         self.chunk_size = chunk_size
         self.max_attempts = max_attempts
         self.disk_timeout = disk_timeout
-        self._directories = _DirectorySync()
+        # Threads of its own: calls abandoned on a hung disk keep their thread until the disk
+        # answers, and must neither use up the default pool the rest of the program shares
+        # nor pile up: see _Handoff.
+        self._handoff = _Handoff(_DISK_THREADS)
+        self._directories = _DirectorySync(self._handoff)
         self._swept: set[Path] = set()  # folders already rid of dead writers' temporary files
         # Downloads in flight (their tasks), and those that close() cancelled.
         self._tasks: dict[asyncio.Task[Any], None] = {}
         self._closing: set[asyncio.Task[Any]] = set()
         self._closed = False
-        # Threads of its own: calls abandoned on a hung disk keep their thread until the disk
-        # answers, and must not use up the default pool the rest of the program shares.
-        self._threads: anyio.CapacityLimiter | None = None
 
     async def close(self) -> None:
         """End every download in flight with :class:`~imuzekit.errors.ClientClosedError`.
@@ -241,12 +299,8 @@ class Downloader:
     async def _disk(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking file system call in a thread, giving up after ``disk_timeout``."""
         try:
-            if self._threads is None:
-                self._threads = anyio.CapacityLimiter(_DISK_THREADS)
             with anyio.fail_after(self.disk_timeout):
-                return await anyio.to_thread.run_sync(
-                    func, *args, abandon_on_cancel=True, limiter=self._threads
-                )
+                return await self._handoff.run(func, *args)
         except TimeoutError as exc:
             raise errors.DownloadError(
                 f"the disk did not answer within {self.disk_timeout:g} s ({what})"
@@ -345,6 +399,16 @@ class Downloader:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _unpublish(self, path: Path, cause: BaseException) -> None:
+        """Remove the file a failing download published; if the disk cannot, the error says so."""
+        try:
+            await self._disk("removing the published file", _disk.unpublish, path)
+        except errors.DownloadError as exc:
+            if isinstance(cause, errors.DownloadError):
+                raise errors.DownloadError(
+                    f"{cause}; the file published at {path.name!r} could not be removed ({exc})"
+                ) from cause
+
     async def _prepare(self, directory: Path) -> None:
         """Create ``directory``; the first time, remove dead writers' temporary files in it."""
         if directory in self._swept:
@@ -406,6 +470,7 @@ class Downloader:
         """``slot`` (download_many's limit) is held for the transfer only and ``commit_slot``
         while the file is fsynced and published: the disk's wait must not idle the network,
         and neither may run unbounded."""
+        self._handoff.check()  # a disk that stopped answering: fail before the transfer
         target = self.target_for(spec, dest)
         # Most targets do not exist yet: that is known from one stat on the loop, cheaper
         # than the thread hand-off that checking an existing file needs.
@@ -453,14 +518,18 @@ class Downloader:
                             "(the disk is not keeping up)"
                         ) from exc
                     holds_commit_slot = True
-            record = _disk.record_for(spec.url, attempt.size, attempt.etag)
             commit = _disk.Commit(
-                handle, part, target, url=spec.url, record=record, overwrite=overwrite
+                handle,
+                part,
+                target,
+                url=spec.url,
+                size=attempt.size,
+                etag=attempt.etag,
+                overwrite=overwrite,
             )
             handle = None  # the commit owns it now
             # One thread hand-off for the whole commit: each costs ~100 µs of the loop.
             final: Path = await self._disk("fsync and publication", commit.run)
-            commit = None
             if commit_slot is not None and holds_commit_slot:
                 holds_commit_slot = False
                 commit_slot.release()
@@ -470,12 +539,16 @@ class Downloader:
                     await self._directories.sync(final.parent)
             except TimeoutError as exc:
                 raise errors.DownloadError(
-                    f"{_fetch.label(spec)}: published at {final.name!r}, but the disk did not "
-                    f"confirm it within {self.disk_timeout:g} s (directory fsync)"
+                    f"{_fetch.label(spec)}: the disk did not confirm the new name within "
+                    f"{self.disk_timeout:g} s (directory fsync)"
                 ) from exc
-        except BaseException:
-            if commit is not None:
-                commit.abandon()
+            commit = None
+        except BaseException as exc:
+            published = commit.abandon() if commit is not None else None
+            if published is not None:
+                # Published, then the wait ended (the directory fsync, or the worker's answer
+                # lost to the deadline): the caller is told it failed, so it does not stay.
+                await self._unpublish(published, exc)
             if handle is not None:
                 handle.close()
             if part is not None:
@@ -486,10 +559,6 @@ class Downloader:
             if commit_slot is not None and holds_commit_slot:
                 commit_slot.release()
         return DownloadResult(source=source, path=final, size=attempt.size, sha256=attempt.digest())
-
-
-# The one way to hash a file on disk (the batch runner uses it too).
-_hash_file = _disk.hash_file
 
 
 def _unique(directory: Path, name: str, taken: set[str]) -> Path:

@@ -152,7 +152,7 @@ async def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_
         time.sleep(0.02)
 
     monkeypatch.setattr(downloads, "_fsync_directory", slow_fsync)
-    sync = downloads._DirectorySync()
+    sync = downloads._DirectorySync(downloads._Handoff(4))
     returned: dict[int, tuple[float, float]] = {}
 
     async def caller(number: int, delay: float) -> None:
