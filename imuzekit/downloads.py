@@ -238,7 +238,8 @@ class Downloader:
     ``disk_timeout`` (seconds) bounds every wait on the disk: each thread hand-off (creating
     the folder, fsync and publication, the directory fsync, hashing a kept file) and the wait
     for a commit slot. A disk that does not answer in time ends the download with
-    :class:`~imuzekit.errors.DownloadError`. The network side is bounded by the transport's
+    :class:`~imuzekit.errors.DownloadError`; once 32 calls are stuck on it, every download
+    fails at once (no more threads). The network side is bounded by the transport's
     ``Timeouts`` per attempt and ``max_attempts``; so the wait for a transfer slot of
     ``download_many`` is bounded too, by the transfers ahead of it.
     """
