@@ -2,9 +2,9 @@
 adopts files it wrote, and the journal refuses a second sender however it is reached.
 
 The kill -9 tests drive the CLI in child processes against an emulator (a background thread of
-this process, so it outlives every kill) whose create endpoint holds each request 2.5 s before
-it acts: the creation lands well after the request left, as with a slow provider, and after the
-resumed run's first look (a child starts in about 1 s here): a resumed run that sent the
+this process, so it outlives every kill) whose create endpoint holds each request a while
+before it acts (:func:`slow_create`): the creation lands well after the request left, as with a
+slow provider, and after the resumed run's first look, so that a resumed run that sent the
 create again without waiting for its landing window would make two.
 """
 
@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+import attrs
 import pytest
 
 from imuzekit.cli.batch._journal import Journal, JournalError, RunLock, TransitionError
@@ -37,8 +38,35 @@ from tests.cli.conftest import (
     tune_line,
 )
 
-CREATE_DELAY = 2.5  # seconds the emulator holds a create before it acts: > a child's start-up
-CREATE_TIMEOUT = "1.5"  # each request's bound here: a 3 s landing window (> CREATE_DELAY)
+
+@attrs.frozen
+class SlowCreate:
+    """How long the emulator holds a create (``delay``) and the run's ``--create-timeout``."""
+
+    delay: float
+    timeout: str
+
+
+@pytest.fixture(scope="module")
+def slow_create(tmp_path_factory: pytest.TempPathFactory) -> SlowCreate:
+    """A create delay comfortably above a child's time to start and look at the provider,
+    measured here (a child that starts, logs in and reads a list: about 1 s on an idle machine,
+    more on a loaded one). Were the delay shorter, the resumed run's first look would come after
+    the landing and the test would pass even without the landing window. The create timeout
+    makes the window (twice it) outlast the delay: the rule holds for this emulator."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMUZEKIT_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg"))
+    started = time.monotonic()
+    subprocess.run(
+        cli_command("imuze", "arrangements", "--emulator", "--json"),
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    delay = max(2.5, 2 * (time.monotonic() - started))
+    return SlowCreate(delay=delay, timeout=f"{delay / 2 + 0.25:.2f}")
+
 
 _CREATES = {
     "imuze": ("POST /songs", lambda emu: emu.imuze.songs_created),
@@ -52,17 +80,21 @@ def _line(provider: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("provider", ["imuze", "mureka"])
 def test_a_create_in_flight_at_sigkill_is_never_sent_twice(
-    provider: str, emu_thread: EmulatorThread, emu_env: dict[str, str], tmp_path: pathlib.Path
+    provider: str,
+    emu_thread: EmulatorThread,
+    emu_env: dict[str, str],
+    tmp_path: pathlib.Path,
+    slow_create: SlowCreate,
 ) -> None:
     emu = emu_thread.emu
     pattern, created = _CREATES[provider]
     fault = emu_thread.call(
-        lambda: emu.faults.add(provider, pattern, delay=CREATE_DELAY, read_first=True)
+        lambda: emu.faults.add(provider, pattern, delay=slow_create.delay, read_first=True)
     )
     manifest = manifest_file(tmp_path / "m.jsonl", [_line(provider)])
     out, journal = tmp_path / "out", tmp_path / "journal.sqlite"
     command = cli_command(
-        *batch_run_argv(manifest, out, journal, "--create-timeout", CREATE_TIMEOUT)
+        *batch_run_argv(manifest, out, journal, "--create-timeout", slow_create.timeout)
     )
     env = child_env(emu_thread.env())
     with subprocess.Popen(
@@ -85,7 +117,7 @@ def test_a_create_in_flight_at_sigkill_is_never_sent_twice(
     resumed = subprocess.run(command, env=env, capture_output=True, timeout=60)
     assert resumed.returncode == 0, resumed.stderr.decode()
     # Once the first create has certainly landed, there is exactly one generation for the line.
-    time.sleep(max(0.0, arrived + CREATE_DELAY + 0.3 - time.monotonic()))
+    time.sleep(max(0.0, arrived + slow_create.delay + 0.3 - time.monotonic()))
     assert emu_thread.call(lambda: created(emu)) == 1
     assert emu_thread.call(lambda: emu.count(provider, "POST", pattern.split()[1])) == 1
     assert journal_rows(journal, "SELECT state, attempts FROM lines") == [("downloaded", 1)]
@@ -93,21 +125,26 @@ def test_a_create_in_flight_at_sigkill_is_never_sent_twice(
 
 
 def test_a_create_sent_late_by_its_sender_is_still_waited_for(
-    emu_thread: EmulatorThread, emu_env: dict[str, str], tmp_path: pathlib.Path
+    emu_thread: EmulatorThread,
+    emu_env: dict[str, str],
+    tmp_path: pathlib.Path,
+    slow_create: SlowCreate,
 ) -> None:
-    # The first create is refused with a 429 asking for 3 s; the second leaves 3 s after the
-    # line was committed (as a Mureka create leaves after waiting for a free slot) and takes
-    # 2.5 s to land, after the settle_by committed with the line (window + beat: 4 s). The
+    # The first create is refused with a 429 asking for a wait as long as the create's delay
+    # (at least 3 s); the second leaves that long after the line was committed (as a Mureka
+    # create leaves after waiting for a free slot) and lands after the settle_by committed with
+    # the line (2 delays > window + beat = 4/3 (delay + 0.5) for any delay over 1 s). The
     # sender's heartbeat keeps settle_by a window ahead until it dies.
     emu = emu_thread.emu
-    emu_thread.call(lambda: emu.faults.add("imuze", "POST /songs", status=429, retry_after=3))
+    wait = max(3.0, slow_create.delay)
+    emu_thread.call(lambda: emu.faults.add("imuze", "POST /songs", status=429, retry_after=wait))
     late = emu_thread.call(
-        lambda: emu.faults.add("imuze", "POST /songs", delay=CREATE_DELAY, read_first=True)
+        lambda: emu.faults.add("imuze", "POST /songs", delay=slow_create.delay, read_first=True)
     )
     manifest = manifest_file(tmp_path / "m.jsonl", [song_line("late")])
     out, journal = tmp_path / "out", tmp_path / "journal.sqlite"
     command = cli_command(
-        *batch_run_argv(manifest, out, journal, "--create-timeout", CREATE_TIMEOUT)
+        *batch_run_argv(manifest, out, journal, "--create-timeout", slow_create.timeout)
     )
     env = child_env(emu_thread.env())
     with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) as child:
@@ -121,7 +158,7 @@ def test_a_create_sent_late_by_its_sender_is_still_waited_for(
         child.wait(10)
     resumed = subprocess.run(command, env=env, capture_output=True, timeout=60)
     assert resumed.returncode == 0, resumed.stderr.decode()
-    time.sleep(max(0.0, arrived + CREATE_DELAY + 0.3 - time.monotonic()))
+    time.sleep(max(0.0, arrived + slow_create.delay + 0.3 - time.monotonic()))
     assert emu_thread.call(lambda: emu.imuze.songs_created) == 1
     assert journal_rows(journal, "SELECT state, attempts FROM lines") == [("downloaded", 1)]
 
