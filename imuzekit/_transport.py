@@ -35,15 +35,14 @@ from imuzekit._retry import (
 from imuzekit._watchdog import Deadlines, Limits, Watch
 from imuzekit._wire import (
     EnvProxies,
+    StreamResponse,
     decode_error_body,
     default_user_agent,
-    describe,
     encode_body,
     error_message,
     has_body,
     plain_http_host,
     reason_phrase,
-    scrubbed,
     wire_error,
     wire_url,
 )
@@ -58,49 +57,12 @@ __all__ = [
     "plain_http_host",
 ]
 
-_log = logging.getLogger("imuzekit.transport")
+_log = logging.getLogger("imuzekit.http")
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # How long close() from a foreign loop waits for the owning loop to close the pool.
 _CROSS_LOOP_CLOSE_TIMEOUT = 5.0
-
-
-class StreamResponse:
-    """A response whose body is read incrementally (downloads); see :meth:`Transport.stream`."""
-
-    def __init__(self, raw: aiohttp.ClientResponse, request: Request) -> None:
-        self._raw = raw
-        self.request = request
-        self.status = raw.status
-        self.headers: Mapping[str, str] = raw.headers
-        self.url = str(raw.url)
-
-    @property
-    def content_length(self) -> int | None:
-        """The declared body length, or None."""
-        value = self._raw.content_length
-        return int(value) if value is not None else None
-
-    async def chunks(self, size: int) -> AsyncIterator[bytes]:
-        """Yield the body in chunks of at most ``size`` bytes (wire failures: TransportError)."""
-        try:
-            async for chunk in self._raw.content.iter_chunked(size):
-                yield chunk
-        except TimeoutError as exc:  # before OSError: TimeoutError is one of them
-            raise errors.RequestTimeout(
-                "timed out while reading the body",
-                method=self.request.method,
-                url=redact_url(self.url),
-                provider=self.request.provider,
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise errors.TransportError(
-                f"connection broken while reading the body: {describe(exc)}",
-                method=self.request.method,
-                url=redact_url(self.url),
-                provider=self.request.provider,
-            ) from scrubbed(exc)
 
 
 class Transport:
@@ -326,7 +288,9 @@ class Transport:
             except errors.TransportError as exc:
                 retryable = not exc.sent or request.is_idempotent
                 if retryable and attempt < policy.max_attempts:
-                    await asyncio.sleep(backoff_delay(attempt, policy))
+                    delay = backoff_delay(attempt, policy)
+                    _log_retry(request, attempt, delay, type(exc).__name__)
+                    await asyncio.sleep(delay)
                     continue
                 raise
             status = response.status
@@ -336,6 +300,12 @@ class Transport:
                 relogged = True
                 failed = prepared if header is None else prepared.with_header(*header)
                 if await auth.refresh(failed, self):
+                    _log.info(
+                        "%s: 401 on %s, credentials renewed; sending again",
+                        request.provider,
+                        request.method,
+                        extra={"provider": request.provider, "method": request.method},
+                    )
                     attempt -= 1  # the re-login is not the server's failure: keep the budget
                     continue
             retry_after = parse_retry_after(response.headers)
@@ -352,14 +322,19 @@ class Transport:
                 if status == 429 and retry_after is not None:
                     # Everyone sending through this gate waits, not only this task.
                     gate.pause(retry_after, policy.max_retry_after)
-                    if _log.isEnabledFor(logging.INFO):
-                        _log.info("%s paused for %.3fs after 429", request.provider, retry_after)
+                    _log.info(
+                        "%s paused for %.3fs after 429 (every request through it waits)",
+                        request.provider,
+                        min(retry_after, policy.max_retry_after),
+                        extra={"provider": request.provider, "retry_after": retry_after},
+                    )
                 else:
                     delay = max(backoff_delay(attempt, policy), retry_after or 0.0)
                     left = deadline_left()
                     if left is not None and delay > left:
                         # The caller's deadline comes first: its error now, not a retry later.
                         raise self.error_for(response, retry_after)
+                    _log_retry(request, attempt, delay, str(status))
                     await asyncio.sleep(delay)
                 continue
             raise self.error_for(response, retry_after)
@@ -462,6 +437,14 @@ class Transport:
                 response.status,
                 attempt,
                 response.elapsed,
+                extra={
+                    "provider": request.provider,
+                    "method": request.method,
+                    "url": safe_url,
+                    "status": response.status,
+                    "elapsed": response.elapsed,
+                    "attempt": attempt,
+                },
             )
         return response
 
@@ -593,3 +576,24 @@ class Transport:
                 retry_after = parse_retry_after(response.headers)
             return errors.RateLimitError(message, retry_after=retry_after, **kwargs)
         return cls(message, **kwargs)
+
+
+def _log_retry(request: Request, attempt: int, delay: float, why: str) -> None:
+    """One INFO line per retry: what failed, which attempt, and the wait before the next."""
+    if _log.isEnabledFor(logging.INFO):
+        url = redact_url(request.full_url)
+        _log.info(
+            "%s %s failed (%s) on attempt %d; retrying in %.2fs",
+            request.method,
+            url,
+            why,
+            attempt,
+            delay,
+            extra={
+                "provider": request.provider,
+                "method": request.method,
+                "url": url,
+                "attempt": attempt,
+                "delay": delay,
+            },
+        )

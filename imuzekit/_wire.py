@@ -13,6 +13,7 @@ import ipaddress
 import json
 import platform
 import re
+from collections.abc import AsyncIterator, Mapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from imuzekit._http import Body, Request, Response, redact_url
 
 __all__ = [
     "EnvProxies",
+    "StreamResponse",
     "decode_error_body",
     "default_user_agent",
     "describe",
@@ -79,6 +81,43 @@ class EnvProxies:
                 found = (str(proxy), auth)
             self._found[origin] = found
         return found
+
+
+class StreamResponse:
+    """A response whose body is read incrementally (downloads); see :meth:`Transport.stream`."""
+
+    def __init__(self, raw: aiohttp.ClientResponse, request: Request) -> None:
+        self._raw = raw
+        self.request = request
+        self.status = raw.status
+        self.headers: Mapping[str, str] = raw.headers
+        self.url = str(raw.url)
+
+    @property
+    def content_length(self) -> int | None:
+        """The declared body length, or None."""
+        value = self._raw.content_length
+        return int(value) if value is not None else None
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """Yield the body in chunks of at most ``size`` bytes (wire failures: TransportError)."""
+        try:
+            async for chunk in self._raw.content.iter_chunked(size):
+                yield chunk
+        except TimeoutError as exc:  # before OSError: TimeoutError is one of them
+            raise errors.RequestTimeout(
+                "timed out while reading the body",
+                method=self.request.method,
+                url=redact_url(self.url),
+                provider=self.request.provider,
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.TransportError(
+                f"connection broken while reading the body: {describe(exc)}",
+                method=self.request.method,
+                url=redact_url(self.url),
+                provider=self.request.provider,
+            ) from scrubbed(exc)
 
 
 _URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>)]+""")

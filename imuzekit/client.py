@@ -37,6 +37,7 @@ from imuzekit._configs import (
     config_from_env,
 )
 from imuzekit._http import Request, Response, Timeouts
+from imuzekit._logs import log_to_stderr
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport
 from imuzekit.auth import LoginResult, TokenLogin
@@ -200,9 +201,12 @@ class Client:
 
         Every config field has a variable (``IMUZEKIT_IMUZE_TOKEN``, ``IMUZEKIT_MUREKA_ACCOUNTS``
         comma-separated, ...); a provider with no credentials set is left unconfigured.
-        ``kwargs`` go to the constructor and win over the environment.
+        ``kwargs`` go to the constructor and win over the environment. ``IMUZEKIT_LOG=debug``
+        (or ``info``) sends imuzekit's log lines to stderr, as ``OPENAI_LOG`` does for openai.
         """
         source = os.environ if env is None else env
+        if source.get("IMUZEKIT_LOG"):
+            log_to_stderr(source["IMUZEKIT_LOG"])
         for provider in CONFIGS:
             kwargs.setdefault(provider, config_from_env(provider, source))
         return cls(**kwargs)

@@ -43,7 +43,7 @@ from imuzekit.jobs.job import Job, JobStatus
 
 __all__ = ["BatchDriver", "Poller"]
 
-_log = logging.getLogger("imuzekit.poller")
+_log = logging.getLogger("imuzekit.jobs")
 
 _TRANSIENT = (errors.ServerError, errors.RateLimitError, errors.TransportError)
 _MAX_TRANSIENT_FAILURES = 5

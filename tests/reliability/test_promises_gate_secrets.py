@@ -359,7 +359,7 @@ async def test_credentials_over_plain_http_warn_once_per_provider(
     for provider, token in [("imuze", IMUZE_TOKEN), ("mureka", MUREKA_TOKEN), ("joplin", "x")]:
         transport.set_auth(provider, TokenLogin(provider=provider, token=token))
     remote, local = "http://music.example.test", "http://127.0.0.1:9"
-    with caplog.at_level(logging.WARNING, logger="imuzekit.transport"):
+    with caplog.at_level(logging.WARNING, logger="imuzekit.http"):
         for _ in range(3):
             await transport.send(Request("GET", f"{remote}/a", provider="imuze"))
             await transport.send(Request("GET", f"{remote}/b", provider="mureka"))
