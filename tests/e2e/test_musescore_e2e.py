@@ -170,6 +170,7 @@ async def test_upload_becomes_ready_then_owner_deletes_it(emu: Emulator, tmp_pat
         score = await job.wait(timeout=10)
         assert isinstance(score, Score) and score.status == "ready"
         assert score.title == "Étude in C"
+        assert (score.tags, score.custom_url) == (("study", "piano"), None)
         assert emu.musescore.uploads == 1
 
         other_key, other_secret = emu.musescore.issue_token(5)

@@ -434,11 +434,6 @@ async def test_musescore_desktop_app_checks_the_user_uploads_and_reads_the_score
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the desktop app reads a score's 'tags' (a comma separated string) and "
-    "'custom_url' from GET /score/{id}.json; the emulator's score has neither",
-)
 async def test_musescore_score_carries_the_tags_and_custom_url_the_desktop_reads(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:

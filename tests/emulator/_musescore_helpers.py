@@ -24,7 +24,8 @@ from imuzekit.emulator.musescore import MuseScoreScore, MuseScoreState
 SCORE_KEYS = [
     "id", "vid", "dates", "secret", "uri", "permalink", "user", "status", "sharing",
     "comment_count", "favoriting_count", "view_count", "playback_count", "download_count",
-    "genre", "format", "license", "language", "title", "description", "metadata",
+    "genre", "format", "license", "language", "title", "description", "tags", "custom_url",
+    "metadata",
 ]  # fmt: skip
 METADATA_KEYS = [
     "title", "subtitle", "composer", "poet", "pages", "measures", "lyrics", "chordnames",

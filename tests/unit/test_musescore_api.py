@@ -37,6 +37,31 @@ def test_seed_score_object_parses_verbatim() -> None:
     assert metadata.parts == (Part(name="Flute", program=73), Part(name="Piano", program=0))
 
 
+@pytest.mark.parametrize(
+    ("wire", "tags"),
+    [
+        ("a,b", ("a", "b")),
+        (" piano , etude ,, ", ("piano", "etude")),
+        ("", ()),
+        (["a", " b ", 3, None, True], ("a", "b", "3")),
+        (None, ()),
+        ({"odd": "shape"}, ()),
+    ],
+)
+def test_score_tags_are_read_from_the_comma_separated_string(wire: Any, tags: Any) -> None:
+    # MuseScore's desktop app reads "tags" (one comma-separated string) and "custom_url".
+    body = {"id": "7", "tags": wire, "custom_url": "my-etude"}
+    score = _api.parse_score(response_for(body))
+    assert (score.tags, score.custom_url) == (tags, "my-etude")
+
+
+def test_score_without_tags_or_custom_url_has_none() -> None:
+    score = _api.parse_score(response_for({"id": "7", "custom_url": ""}))
+    assert (score.tags, score.custom_url) == ((), None)
+    seed = _api.parse_score(response_for(sample("musescore", "score")))
+    assert (seed.tags, seed.custom_url) == ((), None)
+
+
 def test_seed_user_object_parses_verbatim() -> None:
     user = _api.parse_user(response_for(sample("musescore", "user")))
     assert (user.id, user.name) == (5, "Nicolas")

@@ -129,6 +129,13 @@ def _ensemble_phrase(parts: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _tags(parts: Sequence[str]) -> tuple[str, ...]:
+    """A seeded score's tags: its instruments, lower-cased (drawn from no random stream, so the
+    rest of the catalogue is the same with or without them)."""
+    names = (name.lower() for name in parts if name != "Staff")
+    return tuple(dict.fromkeys(names))[:3]
+
+
 def seed_catalogue(
     seed: int,
     *,
@@ -237,6 +244,7 @@ def _seeded_score(
         license=rng.choices(LICENSES, weights=(30, 10, 5, 12, 10, 5, 8, 12, 8))[0],
         language=language,
         metadata=metadata,
+        tags=_tags(names),
         comment_count=min(int(rng.expovariate(0.4)), 40),
         favoriting_count=int(views * rng.uniform(0, 0.05)),
         view_count=views,

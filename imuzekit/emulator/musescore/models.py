@@ -85,6 +85,8 @@ class MuseScoreUser:
     """Screen name, also ``user.username`` in scores; its lower case is the permalink slug."""
     full_name: str
     """The person's name (composer of their own pieces; not on the wire)."""
+    email: str | None = None
+    """The login email (not on the wire); xAuth takes it or the name as ``x_auth_username``."""
 
     @property
     def slug(self) -> str:
@@ -156,6 +158,9 @@ class MuseScoreScore:
     genre: str = ""
     format: str = ""
     tags: tuple[str, ...] = ()
+    """Its tags (``"tags"`` on the wire: one comma-separated string)."""
+    custom_url: str = ""
+    """The custom path its owner gave its permalink (``"custom_url"``); ``""`` for none."""
     ready_at: float | None = None
     """Emulator clock time (`Clock.now`) at which an upload is processed; None: ready."""
     upload: bytes | None = attrs.field(default=None, repr=False)

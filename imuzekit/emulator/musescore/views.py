@@ -77,6 +77,9 @@ def _score_json(state: MuseScoreState, score: MuseScoreScore, origin: str) -> di
         "language": score.language,
         "title": score.title,
         "description": score.description,
+        # What the desktop app reads besides the reference's fields (loginmanager.cpp).
+        "tags": ",".join(score.tags),
+        "custom_url": score.custom_url,
         "metadata": {
             "title": meta.title,
             "subtitle": meta.subtitle,

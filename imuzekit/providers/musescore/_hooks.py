@@ -2,8 +2,8 @@
 
 Pure. Numbers often arrive as strings, empty strings mean "not set", ``metadata.parts`` wraps each
 part as ``{"part": {...}}``, counts may come fractional (read as the nearest integer) and
-``metadata.duration`` may be fractional (kept): the hooks registered by `configure_converter`
-take care of all of them.
+``metadata.duration`` may be fractional (kept) and ``tags`` is one comma-separated string: the
+hooks registered by `configure_converter` take care of all of them.
 """
 
 from __future__ import annotations
@@ -56,6 +56,23 @@ def _nearest_int(value: Any) -> Any:
     return value
 
 
+def _tags(value: Any) -> tuple[str, ...]:
+    """A score's tags from the API's comma-separated string (or a list); anything else: none."""
+    if isinstance(value, str):
+        items: Sequence[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return ()
+    # One odd item (a number, null) is dropped rather than failing the score.
+    texts = (
+        str(item).strip()
+        for item in items
+        if isinstance(item, str | int | float) and not isinstance(item, bool)
+    )
+    return tuple(text for text in texts if text)
+
+
 def _blank_to_none(converter: cattrs.Converter, cls: type[Any]) -> None:
     inner = make_dict_structure_fn(cls, converter)
     counts = _COUNTS.get(cls, ())
@@ -68,6 +85,8 @@ def _blank_to_none(converter: cattrs.Converter, cls: type[Any]) -> None:
             for key in counts:
                 if value.get(key) is not None:
                     value[key] = _nearest_int(value[key])
+            if cls is Score:
+                value["tags"] = _tags(value.get("tags"))
         return inner(value, tp)
 
     converter.register_structure_hook(cls, structure_blank_as_none)

@@ -168,6 +168,10 @@ class Score:
     title: str | None = None
     description: str | None = None
     metadata: ScoreMetadata | None = None
+    tags: tuple[str, ...] = ()
+    """The score's tags; the API sends one comma-separated string (``"a,b"``)."""
+    custom_url: str | None = None
+    """The custom path of the score's permalink; None when it has none."""
     static_url: str | None = None
 
     def _static(self, name: str, kind: MediaKind) -> ScoreFile:
