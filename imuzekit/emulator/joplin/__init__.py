@@ -11,7 +11,8 @@ GET     /musics/{id}/mp3        202 ``{"id"}`` + ``Retry-After`` while rendering
 ======  ======================  ===============================================================
 
 The schema is ``{"id", "genre", "subgenre", "music_engine_version", "bpm", "measure",
-"duration_ms", "structure": [{"start", "duration", "energy" | "movement"}, ...]}``.
+"duration_ms", "structure": [{"start", "duration", "energy" | "movement"}, ...]}``; a movement
+may also carry neither (seed 000's own create example), never both.
 
 Tokens are real HS256 JWTs (joserfc, authlib's JOSE successor) signed with a per-emulator random
 secret (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti`` claims in
