@@ -134,11 +134,6 @@ def test_no_row_has_an_empty_test() -> None:
     assert [row.text for row in rows() if not row.test] == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="rows marked PENDING wait for the SDK-level tests of the MuseScore and "
-    "iMuze/joplin/Mureka work of issue 15; remove this mark once the table has none",
-)
 def test_no_row_is_pending() -> None:
     assert [f"{row.seed}: {row.text}" for row in rows() if row.test.startswith("PENDING")] == []
 
