@@ -14,7 +14,7 @@ import pytest
 from imuzekit import Client, JobState, MuseScoreConfig, PollPolicy, errors
 from imuzekit._http import Request
 from imuzekit.emulator import Emulator
-from imuzekit.providers.musescore import Score, User
+from imuzekit.providers.musescore import Score, User, _api
 from imuzekit.providers.musescore._oauth import OAuth1Credentials, sign
 from tests.e2e.conftest import FAST_RETRY
 from tests.emulator._musescore_helpers import expected_search
@@ -50,6 +50,57 @@ async def test_three_legged_flow(emu: Emulator) -> None:
         assert access.oauth_token and access.oauth_token not in repr(access.oauth_token_secret)
         me = await kit.musescore.me()
         assert isinstance(me, User) and me.name
+
+
+async def test_xauth_logs_in_with_the_name_or_email_and_password(emu: Emulator) -> None:
+    creds = emu.credentials["musescore"]
+    assert creds.email and creds.password
+    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+        with pytest.raises(errors.AuthenticationError):
+            await kit.musescore.me()  # consumer-signed only: no user yet
+        token = await kit.musescore.oauth.xauth(creds.email, creds.password)
+        assert token.oauth_token in emu.musescore.access_tokens
+        me = await kit.musescore.me()
+        assert (me.id, me.name) == (1024, "demo")
+    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+        await kit.musescore.oauth.xauth("DEMO", creds.password)  # the name, any case
+        assert (await kit.musescore.me()).id == 1024
+
+
+@pytest.mark.parametrize("username", ["demo", "nicolas", "nobody"])
+async def test_xauth_refusal_is_withheld_and_stores_no_token(emu: Emulator, username: str) -> None:
+    # A wrong password, a user without one, an unknown user: the same refusal.
+    password = "hunter2-not-the-password"
+    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+        with pytest.raises(errors.AuthenticationError) as caught:
+            await kit.musescore.oauth.xauth(username, password)
+        assert kit.musescore.oauth._api.hook.credentials.token is None
+    exc = caught.value
+    assert exc.status == 401 and exc.body is None
+    assert password not in f"{exc} {exc!r} {exc.args}"
+    raw = [r for r in emu.requests if r.path.endswith("/access_token")]
+    assert raw and all(r.status == 401 for r in raw)
+
+
+async def test_xauth_answers_as_the_desktop_app_reads_it(emu: Emulator) -> None:
+    # loginmanager.cpp reads a refused xAuth login as a JSON array of {"code"}.
+    creds = emu.credentials["musescore"]
+    assert creds.email and creds.password
+    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+        request = _api.build_xauth_request(emu.urls["musescore_oauth"], creds.email, "nope")
+        signed = sign(request, kit.musescore.oauth._credentials(), token="", token_secret="")
+        with pytest.raises(errors.AuthenticationError) as refused:
+            await kit.transport.send(signed)
+        assert refused.value.body == [{"code": "USER_AUTHENTICATION_FAILED"}]
+        emu.clock.advance(emu.musescore.timestamp_window + 60)  # the signature's time is old
+        request = _api.build_xauth_request(emu.urls["musescore_oauth"], creds.email, creds.password)
+        signed = sign(request, kit.musescore.oauth._credentials(), token="", token_secret="")
+        with pytest.raises(errors.AuthenticationError) as late:
+            await kit.transport.send(signed)
+        assert late.value.body == [{"code": "USER_TIMESTAMP_EXPIRED"}]
+    with pytest.raises(errors.ValidationError) as caught:
+        _api.build_xauth_request(emu.urls["musescore_oauth"], "demo", "")
+    assert caught.value.field == "password"
 
 
 async def test_json_token_answers_are_read_too(emu: Emulator) -> None:

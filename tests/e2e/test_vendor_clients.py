@@ -450,28 +450,23 @@ async def test_musescore_score_carries_the_tags_and_custom_url_the_desktop_reads
     assert isinstance(score["custom_url"], str)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the desktop app logs in with xAuth (x_auth_username, x_auth_password, "
-    "x_auth_mode=client_auth on POST /oauth/access_token, signed by the consumer only); the "
-    "emulator only knows the three-legged flow",
-)
 async def test_musescore_xauth_login_of_the_desktop_app(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
     creds = emu.credentials["musescore"]
+    assert creds.email and creds.password  # the demo user's login
     url = emu.urls["musescore_oauth"] + "/access_token"
     form = {"Content-Type": "application/x-www-form-urlencoded"}
 
     async def xauth(password: str) -> aiohttp.ClientResponse:
         body = (
-            f"x_auth_username={quote(creds.email or 'demo')}"
+            f"x_auth_username={quote(creds.email)}"
             f"&x_auth_password={quote(password)}&x_auth_mode=client_auth"
         )
         signed_url, headers, signed_body = _signer(emu, user=False).sign("POST", url, form, body)
         return await http.post(signed_url, data=signed_body, headers=headers)
 
-    async with await xauth(creds.password or "demo") as got:
+    async with await xauth(creds.password) as got:
         assert got.status == 200
         answer = await got.text()
     assert "oauth_token=" in answer and "oauth_token_secret=" in answer

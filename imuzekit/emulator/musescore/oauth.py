@@ -1,14 +1,16 @@
 """OAuth 1.0 (RFC 5849, HMAC-SHA1) as the emulated MuseScore.com verifies it, and its endpoints.
 
 `authenticate` checks a request's consumer, timestamp, nonce, token and signature for real and
-says who the `Caller` is; `request_token` and `access_token` are the three-legged flow's endpoints.
+says who the `Caller` is; `request_token` and `access_token` are the three-legged flow's endpoints
+(`access_token` also takes xAuth's ``x_auth_username``, ``x_auth_password`` and
+``x_auth_mode=client_auth``, signed by the consumer alone, as the MuseScore 2 desktop app logs in).
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import parse_qsl, unquote, urlencode
 from urllib.request import parse_http_list
 
@@ -200,9 +202,57 @@ async def request_token(request: web.Request) -> web.Response:
     )
 
 
+# xAuth's refusals, as the desktop app reads them: a JSON array of {"code"} (loginmanager.cpp).
+_XAUTH_CODES: Final[Mapping[str, str]] = {"timestamp expired": "USER_TIMESTAMP_EXPIRED"}
+
+
+def _xauth_refusal(code: str) -> web.Response:
+    return web.Response(status=401, text=dumps([{"code": code}]), content_type="application/json")
+
+
+async def _xauth(
+    request: web.Request, state: MuseScoreState, params: Mapping[str, str]
+) -> web.Response:
+    """xAuth: a consumer-signed exchange of a user's name and password for an access token."""
+    try:
+        caller, oauth, _ = await authenticate(
+            request, state, token_kind="none", require_signature=True
+        )
+        if "oauth_token" in oauth:
+            raise MuseScoreError(401, "xAuth takes no token")
+        if params.get("x_auth_mode") != "client_auth":
+            raise MuseScoreError(400, "x_auth_mode must be client_auth")
+    except MuseScoreError as exc:
+        code = _XAUTH_CODES.get(exc.message)
+        return _xauth_refusal(code) if code else json_error(exc.status, exc.message)
+    user = state.login(params.get("x_auth_username", ""), params.get("x_auth_password", ""))
+    if user is None:
+        return _xauth_refusal("USER_AUTHENTICATION_FAILED")
+    token, secret = state.issue_token(user.id, caller.consumer_key)
+    return _token_answer(
+        state,
+        {
+            "oauth_token": token,
+            "oauth_token_secret": secret,
+            "user_id": str(user.id),
+            "username": user.name,
+        },
+    )
+
+
 async def access_token(request: web.Request) -> web.Response:
-    """``/oauth/access_token`` (GET or POST): an approved request token for an access token."""
+    """``/oauth/access_token`` (GET or POST): an approved request token for an access token, or
+    (xAuth, with ``x_auth_mode=client_auth``) a user's name and password for one."""
     state = state_of(request)
+    try:
+        query = parse_qsl(
+            request.rel_url.raw_query_string, keep_blank_values=True, max_num_fields=1000
+        )
+        params = dict([*query, *await _form_params(request)])
+    except (MuseScoreError, ValueError):
+        params = {}  # authenticate() answers the malformed request
+    if "x_auth_mode" in params:
+        return await _xauth(request, state, params)
     try:
         _, oauth, record = await authenticate(
             request, state, token_kind="request", require_signature=True

@@ -19,6 +19,7 @@ import attrs
 
 from imuzekit.emulator._clock import Clock
 from imuzekit.emulator._files import MsczInfo, is_zip, read_mscz
+from imuzekit.emulator._kit.accounts import DEMO_EMAIL, DEMO_PASSWORD
 from imuzekit.emulator._kit.media import AudioStore
 from imuzekit.emulator._kit.provider import Credentials
 from imuzekit.emulator._kit.timing import (
@@ -139,6 +140,8 @@ class MuseScoreState:
     """The demo user's access token secret."""
     users: dict[int, MuseScoreUser] = attrs.field(factory=dict, init=False)
     """Users by id."""
+    passwords: dict[int, str] = attrs.field(factory=dict, init=False, repr=False)
+    """xAuth passwords by user id (the demo user's is ``emu.credentials["musescore"]``'s)."""
     request_tokens: dict[str, RequestToken] = attrs.field(factory=dict, init=False)
     """Request tokens not yet exchanged, by token."""
     access_tokens: dict[str, AccessToken] = attrs.field(factory=dict, init=False)
@@ -165,7 +168,9 @@ class MuseScoreState:
         self.consumer_secret = secrets.token_hex(16)
         self.consumers[self.consumer_key] = self.consumer_secret
         for user_id, name, full_name in USERS:
-            self.users[user_id] = MuseScoreUser(user_id, name, full_name)
+            email = DEMO_EMAIL if user_id == DEMO_USER_ID else None
+            self.users[user_id] = MuseScoreUser(user_id, name, full_name, email)
+        self.passwords[DEMO_USER_ID] = DEMO_PASSWORD
         self.token, self.token_secret = self.issue_token(DEMO_USER_ID)
 
     @property
@@ -185,13 +190,14 @@ class MuseScoreState:
             )
         return self._scores
 
-    # --- catalogue --------------------------------------------------------------------------
-
     # --- consumers, tokens, users -----------------------------------------------------------
 
     def credentials(self) -> Credentials:
-        """The demo user's access token; ``extra`` holds the consumer key and secret too."""
+        """The demo user's access token and xAuth login (`email`, `password`); ``extra`` holds
+        the consumer key and secret too."""
         return Credentials(
+            email=DEMO_EMAIL,
+            password=self.passwords[DEMO_USER_ID],
             token=self.token,
             extra={
                 "consumer_key": self.consumer_key,
@@ -222,6 +228,15 @@ class MuseScoreState:
         access = AccessToken(secrets.token_hex(16), secrets.token_hex(20), key, found.id)
         self.access_tokens[access.token] = access
         return access.token, access.secret
+
+    def login(self, username: str, password: str) -> MuseScoreUser | None:
+        """The user an xAuth login names (email or name) if `password` is theirs, else None."""
+        wanted = username.strip().lower()
+        user = next((u for u in self.users.values() if wanted in (u.slug, u.email)), None)
+        known = self.passwords.get(user.id) if user is not None else None
+        # Compared even for an unknown user, so that the answer takes as long either way.
+        ok = hmac.compare_digest(password.encode(), (known or "\0").encode())
+        return user if ok and known is not None else None
 
     def find_user(self, user: int | str) -> MuseScoreUser | None:
         """A user by id, by decimal id string, or by name (case-insensitive)."""

@@ -69,7 +69,7 @@ __all__ = [
 
 
 class OAuthAPI:
-    """``kit.musescore.oauth``: the three-legged OAuth 1.0 flow."""
+    """``kit.musescore.oauth``: the three-legged OAuth 1.0 flow, and xAuth's one step."""
 
     def __init__(self, api: MuseScoreAPI) -> None:
         self._api = api
@@ -121,6 +121,25 @@ class OAuthAPI:
             token=request_token.oauth_token,
             token_secret=request_token.oauth_token_secret,
             verifier=check_verifier(verifier),
+        )
+        token = await self._token_step(request)
+        credentials = self._api.hook.credentials
+        credentials.token = token.oauth_token
+        credentials.token_secret = token.oauth_token_secret
+        return token
+
+    async def xauth(self, username: str, password: str) -> OAuthToken:
+        """Log in with a user's name (or email) and password instead of the three steps (xAuth,
+        as MuseScore's desktop app does); the consumer must be allowed xAuth.
+
+        Like `access_token`, the Client uses the new token for every later call. A refused
+        login raises an `APIError` whose answer is withheld (it may echo the password).
+        """
+        request = sign(
+            _api.build_xauth_request(self._api.oauth_url, username, password),
+            self._credentials(),
+            token="",
+            token_secret="",
         )
         token = await self._token_step(request)
         credentials = self._api.hook.credentials

@@ -62,6 +62,7 @@ __all__ = [
     "build_time",
     "build_token_request",
     "build_upload",
+    "build_xauth_request",
     "check_user_id",
     "configure_converter",
     "next_search_request",
@@ -488,6 +489,19 @@ def build_token_request(oauth_url: str, step: str) -> Request:
     if step not in ("request_token", "access_token"):
         raise errors.ValidationError("step", f"unknown OAuth step {step!r}")
     return Request("POST", join_url(oauth_url, step), provider=PROVIDER, auth=False)
+
+
+def build_xauth_request(oauth_url: str, username: str, password: str) -> Request:
+    """xAuth: ``POST {oauth_url}/access_token`` with ``x_auth_username``, ``x_auth_password``
+    and ``x_auth_mode=client_auth`` in a form body (signed by the consumer alone)."""
+    form = {
+        "x_auth_username": check_str("username", username, max_length=255).strip(),
+        # Sent as typed: a password's spaces are its own.
+        "x_auth_password": check_str("password", password, max_length=1000),
+        "x_auth_mode": "client_auth",
+    }
+    request = build_token_request(oauth_url, "access_token")
+    return attrs.evolve(request, form=tuple(form.items()))
 
 
 def parse_token(response: Response) -> OAuthToken:
