@@ -11,7 +11,6 @@ to be installed: this module imports click and, through the commands, rich.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import pathlib
 import select
@@ -22,6 +21,7 @@ from typing import Any
 import click
 
 from imuzekit import __version__, errors
+from imuzekit._logs import log_to_stderr
 from imuzekit.cli._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -156,16 +156,13 @@ def cli(ctx: click.Context, debug: bool, config_path: pathlib.Path | None) -> No
     state = ctx.ensure_object(CliState)
     state.debug = debug
     state.config_path = config_path
-    if debug:
-        logger = logging.getLogger("imuzekit")
-        if not any(getattr(h, "_imuzekit_cli", False) for h in logger.handlers):
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-            )
-            handler._imuzekit_cli = True  # type: ignore[attr-defined]
-            logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
+    # --debug, or IMUZEKIT_LOG=debug|info (as OPENAI_LOG): imuzekit's log lines on stderr.
+    level = "debug" if debug else os.environ.get("IMUZEKIT_LOG", "")
+    if level:
+        try:
+            log_to_stderr(level)
+        except errors.ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from None
 
 
 def _register() -> None:

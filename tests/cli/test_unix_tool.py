@@ -244,3 +244,20 @@ def test_a_broken_pipe_that_is_not_stdout_is_reported_by_the_process() -> None:
     done = _run([sys.executable, "-c", script, "batch", "status"])
     assert done.stderr == b"error: [Errno 32] Broken pipe\n"
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize(("level", "shown"), [("debug", True), ("info", False), ("", False)])
+def test_imuzekit_log_sends_the_log_lines_to_stderr(level: str, shown: bool) -> None:
+    env = child_env({"IMUZEKIT_LOG": level} if level else {})
+    done = _run([sys.executable, "-m", "imuzekit", "imuze", "arrangements", "--emulator"], env)
+    assert done.returncode == 0, done.stderr
+    # A DEBUG line per request, on the imuzekit.http logger, with no credential in it.
+    assert (b"DEBUG imuzekit.http: GET http://127.0.0.1:" in done.stderr) is shown
+    assert b"password" not in done.stderr.lower()
+
+
+def test_a_bad_imuzekit_log_is_a_usage_error() -> None:
+    argv = [sys.executable, "-m", "imuzekit", "imuze", "arrangements", "--emulator"]
+    done = _run(argv, child_env({"IMUZEKIT_LOG": "loud"}))
+    assert done.returncode == 2
+    assert b"IMUZEKIT_LOG must be one of debug, info" in done.stderr
