@@ -21,7 +21,9 @@ GET     /resolve.{fmt}?url=              302 to the API resource of a score or u
 
 Outside the REST base (logged and matched by faults under these labels):
 
-- ``/musescore/oauth`` (``/oauth/...``): ``request_token`` and ``access_token`` (GET or POST);
+- ``/musescore/oauth`` (``/oauth/...``): ``request_token`` and ``access_token`` (GET or POST;
+  ``access_token`` also takes xAuth's ``x_auth_username``, ``x_auth_password`` and
+  ``x_auth_mode=client_auth``, the desktop app's login, refused as ``[{"code": ...}]``);
 - ``/musescore/site`` (``/site/...``): ``oauth/authorize``, ``oembed/endpoint``, permalink pages
   ``/{username}/scores/{id}`` and ``/{username}``, and ``/node/{id}/embed`` (the player iframe);
 - ``/musescore/static`` (``/static/...``): ``/{id}/{secret}/score.{pdf,mid,mxl,mscz,mp3}``,
