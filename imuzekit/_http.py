@@ -31,6 +31,7 @@ __all__ = [
     "StreamSender",
     "StreamingResponse",
     "Timeouts",
+    "WireTransport",
     "redact_url",
 ]
 
@@ -277,6 +278,20 @@ def redact_url(url: str) -> str:
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     masked = [(k, "***" if _sensitive(k) else v) for k, v in pairs]
     return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
+
+
+class WireTransport(Protocol):
+    """What sends one request over the wire, for the send pipeline to wrap.
+
+    The pipeline (rate-limit gate, authentication, retries, error mapping) stays imuzekit's;
+    this is only the last step. imuzekit's own is aiohttp; `imuzekit.testing.MockTransport`
+    answers from a function instead. Raising `imuzekit.errors.TransportError` (with `sent`)
+    stands for a connection that failed.
+    """
+
+    async def handle(self, request: Request) -> Response:
+        """Send ``request`` (its authentication already applied) and return the answer."""
+        ...
 
 
 class Sender(Protocol):

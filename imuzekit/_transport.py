@@ -22,10 +22,11 @@ from ssl import SSLContext
 from typing import Any
 
 import aiohttp
+import attrs
 
 from imuzekit import errors
 from imuzekit._gate import RateGate
-from imuzekit._http import Auth, Request, Response, Sender, Timeouts, redact_url
+from imuzekit._http import Auth, Request, Response, Sender, Timeouts, WireTransport, redact_url
 from imuzekit._retry import (
     RetryPolicy,
     backoff_delay,
@@ -34,15 +35,15 @@ from imuzekit._retry import (
 )
 from imuzekit._watchdog import Deadlines, Limits, Watch
 from imuzekit._wire import (
+    BufferedAnswer,
     EnvProxies,
     StreamResponse,
-    decode_error_body,
+    api_error,
     default_user_agent,
     encode_body,
-    error_message,
     has_body,
+    log_retry,
     plain_http_host,
-    reason_phrase,
     wire_error,
     wire_url,
 )
@@ -59,7 +60,6 @@ __all__ = [
 
 _log = logging.getLogger("imuzekit.http")
 
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # How long close() from a foreign loop waits for the owning loop to close the pool.
 _CROSS_LOOP_CLOSE_TIMEOUT = 5.0
@@ -87,8 +87,11 @@ class Transport:
         ssl: SSLContext | bool | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         default_headers: Mapping[str, str] | None = None,
+        wire: WireTransport | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
+        # Another last step instead of aiohttp (imuzekit.testing.MockTransport): no socket.
+        self._wire = wire
         self.timeouts = timeouts or Timeouts()
         self.max_body_bytes = max_body_bytes
         # `ssl` wins; `verify_ssl=False` is the older spelling of `ssl=False`.
@@ -289,7 +292,7 @@ class Transport:
                 retryable = not exc.sent or request.is_idempotent
                 if retryable and attempt < policy.max_attempts:
                     delay = backoff_delay(attempt, policy)
-                    _log_retry(request, attempt, delay, type(exc).__name__)
+                    log_retry(request, attempt, delay, type(exc).__name__)
                     await asyncio.sleep(delay)
                     continue
                 raise
@@ -334,7 +337,7 @@ class Transport:
                     if left is not None and delay > left:
                         # The caller's deadline comes first: its error now, not a retry later.
                         raise self.error_for(response, retry_after)
-                    _log_retry(request, attempt, delay, str(status))
+                    log_retry(request, attempt, delay, str(status))
                     await asyncio.sleep(delay)
                 continue
             raise self.error_for(response, retry_after)
@@ -342,6 +345,8 @@ class Transport:
     async def _send_once(
         self, request: Request, attempt: int, auth_header: tuple[str, str] | None = None
     ) -> Response:
+        if self._wire is not None:
+            return await self._send_wire(request, attempt, auth_header)
         # close() clears _session, so this is _get_session() without the call in the common case
         # (same session, same loop).
         session = self._session
@@ -448,6 +453,23 @@ class Transport:
             )
         return response
 
+    async def _send_wire(
+        self, request: Request, attempt: int, auth_header: tuple[str, str] | None
+    ) -> Response:
+        assert self._wire is not None
+        if self._closed:
+            raise errors.ClientClosedError(
+                "this imuzekit Client is closed; create a new Client to send more requests"
+            )
+        prepared = request if auth_header is None else request.with_header(*auth_header)
+        started = time.monotonic()
+        response = await self._wire.handle(prepared)
+        if len(response.body) > self.max_body_bytes:
+            raise errors.ParseError(
+                f"response body exceeds the {self.max_body_bytes}-byte limit", body=None
+            )
+        return attrs.evolve(response, elapsed=time.monotonic() - started)
+
     async def _read_body(self, raw: aiohttp.ClientResponse, request: Request) -> bytes:
         limit = self.max_body_bytes
         declared = raw.content_length
@@ -491,7 +513,7 @@ class Transport:
             gate = self.gate(request.rate_key or request.provider)
             await gate.wait(request, policy)
             prepared = await auth.apply(request, self) if auth is not None else request
-            session = self._get_session()
+            session = self._get_session() if self._wire is None else None
             # Counted like send()'s requests: this one holds a pooled connection until the
             # caller is done with the body. aiohttp's own timers apply (per chunk read).
             self._in_flight += 1
@@ -500,21 +522,24 @@ class Transport:
                 if self._session_headers is not None:
                     headers = {**self._session_headers, **dict(headers or ())}
                 proxy, proxy_auth = self._proxy_for(prepared.url)
-                raw = await session.request(
-                    prepared.method,
-                    wire_url(prepared),
-                    params=prepared.params or None,
-                    headers=headers,
-                    timeout=self._limits_for(prepared).aiohttp_timeout,
-                    allow_redirects=prepared.allow_redirects,
-                    proxy=proxy,
-                    proxy_auth=proxy_auth,
-                )
+                if session is None:  # another wire (MockTransport): its whole answer, buffered
+                    raw: Any = BufferedAnswer(await self._send_wire(prepared, attempt, None))
+                else:
+                    raw = await session.request(
+                        prepared.method,
+                        wire_url(prepared),
+                        params=prepared.params or None,
+                        headers=headers,
+                        timeout=self._limits_for(prepared).aiohttp_timeout,
+                        allow_redirects=prepared.allow_redirects,
+                        proxy=proxy,
+                        proxy_auth=proxy_auth,
+                    )
             except BaseException as exc:
                 self._in_flight -= 1
                 if not isinstance(exc, Exception):
                     raise
-                error = wire_error(exc, prepared)
+                error = exc if isinstance(exc, errors.TransportError) else wire_error(exc, prepared)
                 if (not error.sent or request.is_idempotent) and attempt < policy.max_attempts:
                     await asyncio.sleep(backoff_delay(attempt, policy))
                     continue
@@ -557,43 +582,4 @@ class Transport:
 
     def error_for(self, response: Response, retry_after: float | None = None) -> errors.APIError:
         """The typed error for an error ``response`` (message taken from the provider's body)."""
-        body = decode_error_body(response)
-        message = error_message(body) or reason_phrase(response.status)
-        request = response.request
-        kwargs: dict[str, Any] = {
-            "status": response.status,
-            "provider": request.provider,
-            "body": body,
-            "request_id": next(
-                (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
-            ),
-            "method": request.method,
-            "url": redact_url(request.full_url),
-        }
-        cls = errors.error_for_status(response.status)
-        if cls is errors.RateLimitError:
-            if retry_after is None:
-                retry_after = parse_retry_after(response.headers)
-            return errors.RateLimitError(message, retry_after=retry_after, **kwargs)
-        return cls(message, **kwargs)
-
-
-def _log_retry(request: Request, attempt: int, delay: float, why: str) -> None:
-    """One INFO line per retry: what failed, which attempt, and the wait before the next."""
-    if _log.isEnabledFor(logging.INFO):
-        url = redact_url(request.full_url)
-        _log.info(
-            "%s %s failed (%s) on attempt %d; retrying in %.2fs",
-            request.method,
-            url,
-            why,
-            attempt,
-            delay,
-            extra={
-                "provider": request.provider,
-                "method": request.method,
-                "url": url,
-                "attempt": attempt,
-                "delay": delay,
-            },
-        )
+        return api_error(response, retry_after)

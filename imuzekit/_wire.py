@@ -11,6 +11,7 @@ import functools
 import importlib.metadata
 import ipaddress
 import json
+import logging
 import platform
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -26,16 +27,20 @@ from yarl import URL
 from imuzekit import errors
 from imuzekit._convert import loads_json
 from imuzekit._http import Body, Request, Response, redact_url
+from imuzekit._retry import parse_retry_after
 
 __all__ = [
+    "BufferedAnswer",
     "EnvProxies",
     "StreamResponse",
+    "api_error",
     "decode_error_body",
     "default_user_agent",
     "describe",
     "encode_body",
     "error_message",
     "has_body",
+    "log_retry",
     "plain_http_host",
     "reason_phrase",
     "scrubbed",
@@ -53,6 +58,42 @@ def default_user_agent() -> str:
         version = "0+unknown"
     python = ".".join(platform.python_version_tuple()[:2])
     return f"imuzekit/{version} python/{python} aiohttp/{aiohttp.__version__}"
+
+
+class _BufferedContent:
+    """The part of aiohttp's `StreamReader` a stream reads, over a body already in memory."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._offset = 0
+
+    async def read(self, size: int = -1) -> bytes:
+        end = len(self._body) if size < 0 else self._offset + size
+        chunk = self._body[self._offset : end]
+        self._offset += len(chunk)
+        return chunk
+
+    async def iter_chunked(self, size: int) -> AsyncIterator[bytes]:
+        while chunk := await self.read(size):
+            yield chunk
+
+
+class BufferedAnswer:
+    """A `Response` dressed as the part of `aiohttp.ClientResponse` that streams read.
+
+    So that a wire other than aiohttp (`imuzekit.testing.MockTransport`) goes through the same
+    stream loop (retries, re-login, error mapping) and the same `StreamResponse`.
+    """
+
+    def __init__(self, response: Response) -> None:
+        self.status = response.status
+        self.headers = response.headers
+        self.url = URL(response.url or response.request.full_url)
+        self.content_length: int | None = len(response.body)
+        self.content = _BufferedContent(response.body)
+
+    def release(self) -> None:
+        """Nothing to give back: there is no connection."""
 
 
 class EnvProxies:
@@ -241,6 +282,35 @@ def wire_error(exc: BaseException, request: Request) -> errors.TransportError:
     )
 
 
+# The transport's logger: retry lines are the send pipeline's.
+_http_log = logging.getLogger("imuzekit.http")
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
+
+
+def api_error(response: Response, retry_after: float | None = None) -> errors.APIError:
+    """The typed error for an error ``response`` (message taken from the provider's body)."""
+    body = decode_error_body(response)
+    message = error_message(body) or reason_phrase(response.status)
+    request = response.request
+    kwargs: dict[str, Any] = {
+        "status": response.status,
+        "provider": request.provider,
+        "body": body,
+        "request_id": next(
+            (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
+        ),
+        "method": request.method,
+        "url": redact_url(request.full_url),
+    }
+    cls = errors.error_for_status(response.status)
+    if cls is errors.RateLimitError:
+        if retry_after is None:
+            retry_after = parse_retry_after(response.headers)
+        return errors.RateLimitError(message, retry_after=retry_after, **kwargs)
+    return cls(message, **kwargs)
+
+
 def decode_error_body(response: Response) -> Any:
     if not response.body:
         return None
@@ -275,3 +345,24 @@ def reason_phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"HTTP {status}"
+
+
+def log_retry(request: Request, attempt: int, delay: float, why: str) -> None:
+    """One INFO line per retry: what failed, which attempt, and the wait before the next."""
+    if _http_log.isEnabledFor(logging.INFO):
+        url = redact_url(request.full_url)
+        _http_log.info(
+            "%s %s failed (%s) on attempt %d; retrying in %.2fs",
+            request.method,
+            url,
+            why,
+            attempt,
+            delay,
+            extra={
+                "provider": request.provider,
+                "method": request.method,
+                "url": url,
+                "attempt": attempt,
+                "delay": delay,
+            },
+        )

@@ -36,7 +36,7 @@ from imuzekit._configs import (
     MuseScoreConfig,
     config_from_env,
 )
-from imuzekit._http import Request, Response, Timeouts
+from imuzekit._http import Request, Response, Timeouts, WireTransport
 from imuzekit._logs import log_to_stderr
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport
@@ -121,7 +121,10 @@ class Client:
       spelling of `ssl=False`;
     - `trace_configs`: aiohttp `TraceConfig`s (OpenTelemetry's aiohttp instrumentation, say);
     - `default_headers`: headers sent with every request, after the default `User-Agent`
-      (`imuzekit/<version> python/<x.y> aiohttp/<version>`), which they may replace.
+      (`imuzekit/<version> python/<x.y> aiohttp/<version>`), which they may replace;
+    - `transport`: another last step instead of aiohttp, such as
+      `imuzekit.testing.MockTransport(handler)`, which answers from a function and opens no
+      socket (the gate, logins, retries, jobs and downloads still run).
     """
 
     def __init__(
@@ -145,10 +148,15 @@ class Client:
         ssl: SSLContext | bool | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         default_headers: Mapping[str, str] | None = None,
+        transport: WireTransport | None = None,
     ) -> None:
         # Checked here, not where first used: a wrong setting fails now, naming itself.
         _check_http_setup(session, proxy, trust_env, ssl, verify_ssl, trace_configs)
         _check_headers(default_headers)
+        if transport is not None and not callable(getattr(transport, "handle", None)):
+            raise errors.ValidationError(
+                "transport", "must have an async handle(request) (imuzekit.testing.MockTransport)"
+            )
         integer("max_connections", max_connections)
         integer("max_body_bytes", max_body_bytes)
         integer("download_chunk_size", download_chunk_size)
@@ -189,6 +197,7 @@ class Client:
             ssl=ssl,
             trace_configs=trace_configs,
             default_headers=default_headers,
+            wire=transport,
         )
         self._downloader = Downloader(self._transport, chunk_size=download_chunk_size)
         self._pollers: dict[str, Poller] = {}
