@@ -98,11 +98,6 @@ async def test_joplin_ruby_client_lists_genres_logs_in_and_composes(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ruby-imuzer reads mp3_uri (a scheme-relative //host/musics/<id>/mp3) from the "
-    "create answer and fetches 'http:' + it; the emulator's answer has no mp3_uri",
-)
 async def test_joplin_create_answer_carries_the_mp3_uri_the_client_plays(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
@@ -126,11 +121,6 @@ async def test_joplin_create_answer_carries_the_mp3_uri_the_client_plays(
     await _eventually(ready)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ruby-imuzer's format_response.rb looks for the HTTP status in the error body's "
-    "'status'; the emulator's errors are {error, code}",
-)
 async def test_joplin_error_answers_carry_their_status(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:

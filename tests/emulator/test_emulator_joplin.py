@@ -118,7 +118,10 @@ async def test_login_with_wrong_credentials_is_401(
 ) -> None:
     creds = {"email": email, "password": password}
     status, body = await call(anon, "PUT", url(emu, "/accounts/token"), json=creds)
-    assert (status, body) == (401, {"error": "Invalid email or password", "code": 401})
+    assert (status, body) == (
+        401,
+        {"error": "Invalid email or password", "code": 401, "status": 401},
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,7 +191,10 @@ async def test_token_ttl_and_expiry_follow_the_emulator_clock(
     assert status == 404  # authenticated, the music just does not exist
     emu.clock.advance(10)
     status, error = await call(anon, "GET", url(emu, "/musics/nope/schema"), headers=headers)
-    assert (status, error) == (401, {"error": "Unauthorized: token expired", "code": 401})
+    assert (status, error) == (
+        401,
+        {"error": "Unauthorized: token expired", "code": 401, "status": 401},
+    )
     with pytest.raises(ValueError, match="token_ttl"):
         emu.joplin.token_ttl = 0
 
@@ -217,7 +223,10 @@ async def test_revoke_tokens(emu: Emulator, jhttp: aiohttp.ClientSession) -> Non
     for token in (login, jhttp.headers["Authorization"]):
         headers = {"Authorization": token}
         status, body = await call(jhttp, "POST", url(emu, "/musics"), json=MUSIC, headers=headers)
-        assert (status, body) == (401, {"error": "Unauthorized: invalid token", "code": 401})
+        assert (status, body) == (
+            401,
+            {"error": "Unauthorized: invalid token", "code": 401, "status": 401},
+        )
     fresh = emu.credentials["joplin"].token
     assert fresh is not None
     headers = {"Authorization": fresh}
@@ -302,7 +311,10 @@ async def test_forged_garbage_and_expired_tokens_are_401(
 
 async def test_no_authorization_header_is_401(emu: Emulator, anon: aiohttp.ClientSession) -> None:
     status, body = await call(anon, "POST", url(emu, "/musics"), json=MUSIC)
-    assert (status, body) == (401, {"error": "Unauthorized: missing token", "code": 401})
+    assert (status, body) == (
+        401,
+        {"error": "Unauthorized: missing token", "code": 401, "status": 401},
+    )
 
 
 # --- genres --------------------------------------------------------------------------------
@@ -459,6 +471,7 @@ async def test_create_answers_the_schema(emu: Emulator, jhttp: aiohttp.ClientSes
         "measure",
         "duration_ms",
         "structure",
+        "mp3_uri",
     ]
     assert isinstance(body["id"], str)
     assert len(body["id"]) == 32
@@ -466,6 +479,8 @@ async def test_create_answers_the_schema(emu: Emulator, jhttp: aiohttp.ClientSes
     assert (body["genre"], body["subgenre"]) == ("electronic", "house")
     assert body["music_engine_version"] == ENGINE_VERSION == "joplin-2.4.1"
     assert body["measure"] == "4/4"
+    # Scheme-relative, at the host's /musics (iMuze's Ruby client plays "http:" + mp3_uri).
+    assert body.pop("mp3_uri") == f"//{emu.urls['joplin'].split('/')[2]}/musics/{body['id']}/mp3"
     record = emu.joplin.musics[body["id"]]
     assert record.schema == body
     assert record.owner == emu.joplin.demo_user.id
@@ -583,6 +598,7 @@ async def test_duration_cropped_or_rounded_up_to_whole_measures(
 
 async def test_schema_route(emu: Emulator, jhttp: aiohttp.ClientSession) -> None:
     created = await create(emu, jhttp)
+    created.pop("mp3_uri")  # only the create answer carries it (iMuze's Ruby client reads it there)
     status, body = await call(jhttp, "GET", url(emu, f"/musics/{created['id']}/schema"))
     assert (status, body) == (200, created)
     emu.clock.advance(RENDER_SECONDS)  # readiness does not change the schema
@@ -602,8 +618,9 @@ async def test_musics_are_private_to_their_owner(
     for route in ("schema", "mp3"):
         path = url(emu, f"/musics/{created['id']}/{route}")
         status, body = await call(anon, "GET", path, headers=other)
-        assert (status, body) == (404, {"error": "Not found", "code": 404})
+        assert (status, body) == (404, {"error": "Not found", "code": 404, "status": 404})
     status, body = await call(jhttp, "GET", url(emu, f"/musics/{created['id']}/schema"))
+    created.pop("mp3_uri")
     assert (status, body) == (200, created)  # still there for its owner
 
 
@@ -613,7 +630,7 @@ async def test_unknown_music_is_404(
 ) -> None:
     for route in ("schema", "mp3"):
         status, body = await call(jhttp, "GET", url(emu, f"/musics/{music_id}/{route}"))
-        assert (status, body) == (404, {"error": "Not found", "code": 404})
+        assert (status, body) == (404, {"error": "Not found", "code": 404, "status": 404})
 
 
 # --- rendering and the MP3 -----------------------------------------------------------------

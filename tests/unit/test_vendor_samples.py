@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urljoin
 
+import attrs
 import pytest
 
 from imuzekit import errors
@@ -194,16 +196,47 @@ def test_joplin_create_music_is_the_ruby_clients_body() -> None:
     assert request.json == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ruby-imuzer plays the create answer's mp3_uri ('http:' + a scheme-relative URL); "
-    "parse_music ignores it and always builds <base>/musics/<id>/mp3",
-)
 def test_joplin_mp3_uri_of_the_answer_is_where_the_sdk_downloads() -> None:
     body = json.loads(sample("joplin", "music_create"))
     body["mp3_uri"] = "//media.joplin.test/musics/abc123/mp3"
     music = joplin.parse_music(response_for(body, provider="joplin"), base_url=JOPLIN)
     assert music.mp3_url == "http://media.joplin.test/musics/abc123/mp3"
+    # Another host: the download goes without the account's token.
+    assert music.mp3_auth is False
+    assert music.download_spec().auth is False
+
+
+@pytest.mark.parametrize(
+    ("mp3_uri", "url", "auth"),
+    [
+        ("//joplin.imuze.io/musics/abc123/mp3", f"{JOPLIN}/musics/abc123/mp3", True),
+        ("https://joplin.imuze.io/musics/abc123/mp3", None, False),  # another port
+        ("//joplin.imuze.io:8080/musics/abc123/mp3", None, False),
+        ("javascript:alert(1)", f"{JOPLIN}/musics/abc123/mp3", True),  # not http(s): ignored
+        ("", f"{JOPLIN}/musics/abc123/mp3", True),
+    ],
+)
+def test_joplin_mp3_uri_carries_the_token_only_to_the_engines_own_host(
+    mp3_uri: str, url: str | None, auth: bool
+) -> None:
+    body = {**json.loads(sample("joplin", "music_create")), "id": "abc123", "mp3_uri": mp3_uri}
+    music = joplin.parse_music(response_for(body, provider="joplin"), base_url=JOPLIN)
+    assert music.mp3_url == (url or urljoin(JOPLIN, mp3_uri))
+    assert (music.mp3_auth, music.download_spec().auth) == (auth, auth)
+
+
+def test_joplin_a_resumed_music_keeps_the_answers_mp3_uri() -> None:
+    body = json.loads(sample("joplin", "music_create"))
+    body["mp3_uri"] = "//media.joplin.test/musics/abc123/mp3"
+    music = joplin.parse_music(response_for(body, provider="joplin"), base_url=JOPLIN)
+    driver = joplin.MusicDriver(JOPLIN)
+    data = json.loads(json.dumps(driver.token_data(music.id, music)))
+    resumed = driver.from_token_data(music.id, data)
+    assert resumed is not None
+    assert (resumed.mp3_url, resumed.mp3_auth) == (music.mp3_url, False)
+    # Without an mp3_uri the token stays small: the URL is rebuilt from the base URL.
+    plain = joplin.with_mp3_url(attrs.evolve(music, mp3_url=None), JOPLIN)
+    assert "mp3_url" not in driver.token_data(music.id, plain)
 
 
 # -- Mureka: useapi.net's script ---------------------------------------------------------------

@@ -5,14 +5,17 @@ Shapes follow the provider's reference page (seed 000) field for field:
 ======  ======================  ===============================================================
 PUT     /accounts/token         ``{"email", "password"}`` -> ``{"token": "<JWT>"}``
 GET     /genres/ (and /genres)  ``{"genres": [{"name", "subgenres": [...]}, ...]}``, no auth
-POST    /musics                 201, the music schema (below)
+POST    /musics                 201, the music schema (below) and ``mp3_uri``
 GET     /musics/{id}/schema     the music schema
 GET     /musics/{id}/mp3        202 ``{"id"}`` + ``Retry-After`` while rendering, then audio
 ======  ======================  ===============================================================
 
 The schema is ``{"id", "genre", "subgenre", "music_engine_version", "bpm", "measure",
 "duration_ms", "structure": [{"start", "duration", "energy" | "movement"}, ...]}``; a movement
-may also carry neither (seed 000's own create example), never both.
+may also carry neither (seed 000's own create example), never both. The create answer adds
+``"mp3_uri": "//<host>/joplin/musics/<id>/mp3"`` (scheme-relative: iMuze's Ruby client plays
+``"http:" + mp3_uri``), and every error body is ``{"error", "code", "status"}`` (the client reads
+``status``).
 
 Tokens are real HS256 JWTs (joserfc, authlib's JOSE successor) signed with a per-emulator random
 secret (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti`` claims in

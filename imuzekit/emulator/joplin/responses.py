@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 from aiohttp import web
 
 from imuzekit.emulator._kit.accounts import User
@@ -12,21 +15,56 @@ from imuzekit.emulator._kit.http import (
     BadJSON,
     bad_request,
     bytes_response,
+    dumps,
     json_response,
     login,
     not_found,
     read_json_object,
     unauthorized,
 )
-from imuzekit.emulator._kit.routes import StateKey
+from imuzekit.emulator._kit.routes import Handler, StateKey
 
 from .models import InvalidMusic, MusicRecord
 from .state import JoplinState
 
-__all__ = ["create_music", "list_genres", "music_mp3", "music_schema", "put_token", "state_of"]
+__all__ = [
+    "create_music",
+    "list_genres",
+    "music_mp3",
+    "music_schema",
+    "put_token",
+    "state_of",
+    "with_status",
+]
 
 state_of = StateKey("joplin_state", JoplinState)
 """The `JoplinState` of the application that routed a request."""
+
+
+def with_status(handler: Handler) -> Handler:
+    """`handler` whose JSON error answers also carry ``"status": <http status>``.
+
+    iMuze's Ruby client (``format_response.rb`` of ``imuze/ruby-imuzer``) reads the HTTP status
+    from the error body's ``status``; the shared error shape ``{"error", "code"}`` keeps its keys.
+    """
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        if response.status < 400 or not isinstance(response, web.Response):
+            return response
+        if response.content_type != "application/json" or not isinstance(response.body, bytes):
+            return response
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            return response
+        if isinstance(data, dict) and "status" not in data:
+            data["status"] = response.status
+            response.text = dumps(data)
+        return response
+
+    return wrapped
 
 
 def _authenticate(request: web.Request, state: JoplinState) -> User | web.Response:
@@ -74,7 +112,12 @@ async def list_genres(request: web.Request) -> web.Response:
 
 
 async def create_music(request: web.Request) -> web.Response:
-    """``POST /musics``: 201 with the music schema."""
+    """``POST /musics``: 201 with the music schema and ``mp3_uri``.
+
+    ``mp3_uri`` is scheme-relative (``//<host>/musics/<id>/mp3``, see
+    `JoplinState.media_prefix`): iMuze's Ruby client plays ``"http:" + mp3_uri`` and takes the
+    music's id from its fifth ``/``-separated piece.
+    """
     state = state_of(request)
     user = _authenticate(request, state)
     if isinstance(user, web.Response):
@@ -87,7 +130,8 @@ async def create_music(request: web.Request) -> web.Response:
         music = state.create_music(body, owner=user.id)
     except InvalidMusic as exc:
         return bad_request(str(exc))
-    return json_response(music.schema, status=201)
+    mp3_uri = f"//{request.host}{state.media_prefix}/{music.id}/mp3"
+    return json_response({**music.schema, "mp3_uri": mp3_uri}, status=201)
 
 
 def _owned_music(request: web.Request, state: JoplinState) -> MusicRecord | web.Response:

@@ -68,6 +68,10 @@ class JoplinState(Accounts):
 
     name: ClassVar[str] = "joplin"
     prefix: ClassVar[str] = "/joplin"
+    media_prefix: ClassVar[str] = "/musics"
+    """Where the create answer's ``mp3_uri`` points: ``//<host>/musics/<id>/mp3``, off the
+    ``/joplin`` prefix, because iMuze's Ruby client takes the id from the URI's fifth
+    ``/``-separated piece (the real engine serves it at its root)."""
 
     clock: Clock
     render_seconds: RenderSeconds = attrs.field(default=2.0, converter=check_render_seconds)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import attrs
 import cattrs
@@ -206,14 +207,46 @@ def build_create_music(
 
 
 def parse_music(response: Response, *, base_url: str | None = None) -> Music:
-    """A :class:`Music` (schema) from the create or schema endpoint, with its mp3 URL."""
-    music = structure(decode_json(response), Music)
-    return with_mp3_url(music, base_url) if base_url else music
+    """A `Music` (schema) from the create or schema endpoint, with its mp3 URL.
+
+    The create answer's ``mp3_uri`` (iMuze's Ruby client plays ``"http:" + mp3_uri``) is where
+    the mp3 is; without one, ``<base>/musics/<id>/mp3``.
+    """
+    data = decode_json(response)
+    music = structure(data, Music)
+    if not base_url:
+        return music
+    mp3_uri = data.get("mp3_uri") if isinstance(data, dict) else None
+    return with_mp3_url(music, base_url, mp3_uri if isinstance(mp3_uri, str) else None)
 
 
-def with_mp3_url(music: Music, base_url: str) -> Music:
-    """``music`` with ``mp3_url`` pointing at ``GET /musics/:id/mp3``."""
-    return attrs.evolve(music, mp3_url=join_url(base_url, "musics", music.id, "mp3"))
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of an http(s) URL, the port filled in; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
+def with_mp3_url(music: Music, base_url: str, mp3_uri: str | None = None) -> Music:
+    """``music`` with ``mp3_url``: `mp3_uri` resolved against `base_url`, else the engine's
+    ``GET /musics/:id/mp3``.
+
+    ``mp3_auth`` (whether the download carries the account's token) is True only when the
+    URL is on the engine's own scheme, host and port: the token never goes to another host.
+    A `mp3_uri` that does not resolve to an http(s) URL is ignored.
+    """
+    default = join_url(base_url, "musics", music.id, "mp3")
+    url = urljoin(base_url, mp3_uri.strip()) if mp3_uri and mp3_uri.strip() else default
+    origin = _origin(url)
+    if origin is None:
+        url, origin = default, _origin(default)
+    return attrs.evolve(music, mp3_url=url, mp3_auth=origin == _origin(base_url))
 
 
 def build_schema(base_url: str, music_id: str) -> Request:
@@ -279,9 +312,15 @@ class MusicDriver:
         if result is None:
             return {}
         data: dict[str, Any] = attrs.asdict(result, recurse=True)
-        data.pop("mp3_url", None)
+        data.pop("mp3_auth", None)
+        # The mp3 URL is kept only when the answer named one elsewhere (its mp3_uri).
+        if data.get("mp3_url") == join_url(self.base_url, "musics", job_id, "mp3"):
+            data.pop("mp3_url")
         return {k: v for k, v in data.items() if v not in (None, [], ())}
 
     def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> Music | None:
-        """The Music from :meth:`token_data`'s output."""
-        return with_mp3_url(structure({**data, "id": job_id}, Music), self.base_url)
+        """The Music from `token_data`'s output (the token is re-decided from the URL's host)."""
+        fields = {k: v for k, v in data.items() if k not in ("mp3_url", "mp3_auth")}
+        music = structure({**fields, "id": job_id}, Music)
+        mp3_url = data.get("mp3_url")
+        return with_mp3_url(music, self.base_url, mp3_url if isinstance(mp3_url, str) else None)

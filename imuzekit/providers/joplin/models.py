@@ -152,8 +152,10 @@ class Music:
     """A generated music: its schema (bpm, measure, movements placed in time) and, once
     rendered, its mp3.
 
-    ``mp3_url`` is not sent by the API: the SDK fills it from the base URL so that
-    ``kit.download(music, dest)`` knows where the audio is (it needs the account's token).
+    ``mp3_url`` is where ``kit.download(music, dest)`` fetches the audio: the create answer's
+    ``mp3_uri`` (a scheme-relative URL, resolved against the base URL's scheme) when it has one,
+    else ``<base>/musics/<id>/mp3``. ``mp3_auth`` says whether the download carries the
+    account's token: only when ``mp3_url`` is on the engine's own host.
     """
 
     id: str
@@ -165,9 +167,10 @@ class Music:
     duration_ms: int | None = None
     structure: tuple[Movement, ...] = ()
     mp3_url: str | None = None
+    mp3_auth: bool = True
 
     def download_spec(self) -> DownloadSpec:
-        """Where the mp3 is (an authenticated URL of the engine)."""
+        """Where the mp3 is (authenticated when it is on the engine's own host)."""
         if not self.mp3_url:
             raise errors.ValidationError("source", f"music {self.id} has no mp3 URL")
         label = "-".join(part for part in (self.genre, self.subgenre) if part) or "music"
@@ -177,7 +180,7 @@ class Music:
             suffix=".mp3",
             kind=MediaKind.MP3,
             provider="joplin",
-            auth=True,
+            auth=self.mp3_auth,
         )
 
 
