@@ -425,7 +425,7 @@ async def test_every_model_is_accepted(
     [
         ("create", {"prompt": "x" * 3001}, "prompt: must be at most 3000 characters, got 3001"),
         ("create", {"prompt": 5}, "prompt: must be a string"),
-        ("create", {"model": "V9"}, "model: must be one of V8, O2, V7.6, V7.5"),
+        ("create", {"model": "V10"}, f"model: must be one of {', '.join(MODELS)}"),
         ("create", {"async": "yes"}, "async: must be a boolean"),
         ("create-advanced", {}, "lyrics: is required"),
         ("create-advanced", {"lyrics": "  \n"}, "lyrics: is required"),
@@ -456,7 +456,8 @@ async def test_limits_are_inclusive_and_problems_are_joined(
     await create(emu, mhttp, "create-instrumental", prompt="p" * 1000, title="t" * 50)
     answer = await create(emu, mhttp, "create-advanced", status=400, title=7, model="x")
     assert answer["error"] == (
-        "lyrics: is required; title: must be a string; model: must be one of V8, O2, V7.6, V7.5"
+        "lyrics: is required; title: must be a string; model: must be one of "
+        "V9, V8, O2, V7.6, V7.5, V7, O1, V6"
     )
 
 
@@ -572,6 +573,12 @@ async def test_job_lifecycle_feed_states_and_mp3s(
             assert part.status == 206
             assert part.headers["Content-Range"] == f"bytes 0-9/{len(data)}"
             assert await part.read() == data[:10]
+    # A declared duration that is not a whole number of seconds is rendered exactly (to the
+    # frame), not floored to the second.
+    seeded = emu.mureka.songs[response["songs"][0]["song_id"]]
+    seeded.duration_ms += 900
+    length = MP3(io.BytesIO(emu.mureka.audio_bytes(seeded.song_id))).info.length
+    assert abs(length - seeded.duration_ms / 1000) <= FRAME_DURATION
 
 
 async def test_cdn_is_public_and_serves_covers_and_share_pages(
@@ -732,6 +739,22 @@ async def test_account_errors(
     await create(emu, mhttp)
     with pytest.raises(ValueError, match="status"):
         emu.mureka.set_account_error(FIRST, 500)
+
+
+async def test_accounts_lists_every_account_with_its_error(
+    emu: Emulator, mhttp: aiohttp.ClientSession
+) -> None:
+    # useapi.net's script calls GET /accounts first and skips the accounts in error.
+    status, body = await call(mhttp, "GET", url(emu, "/accounts"))
+    assert status == 200
+    assert list(body) == [FIRST, SECOND]
+    assert body[FIRST] == {"account": FIRST, "email": emu.mureka.accounts[FIRST].email}
+    emu.mureka.set_account_error(SECOND, 596)
+    status, body = await call(mhttp, "GET", url(emu, "/accounts/"))
+    assert "error" not in body[FIRST]
+    assert body[SECOND]["error"].startswith("Mureka account session expired")
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as anon:
+        assert (await call(anon, "GET", url(emu, "/accounts")))[0] == 401
 
 
 # --- synchronous creation --------------------------------------------------------------------

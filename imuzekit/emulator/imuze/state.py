@@ -40,7 +40,8 @@ __all__ = [
     "song_problems",
 ]
 
-MUSICAL_MODES = ("Ionian", "Dorian", "Phrygian", "Lydian", "Mixolydian", "Aeolian", "Locrian")
+# As iMuze's own schema (createSong.output.json of imuze/jslate) spells them: "Mixolydia".
+MUSICAL_MODES = ("Ionian", "Dorian", "Phrygian", "Lydian", "Mixolydia", "Aeolian", "Locrian")
 """Values of a song's ``musical_mode``."""
 
 MAX_TITLE = 255

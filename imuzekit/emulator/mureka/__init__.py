@@ -5,6 +5,7 @@ Shapes follow the reference pages (seeds 002 and 003) field for field, and useap
 creation and job endpoints:
 
 ======  ==============================  ==================================================
+GET     /accounts                       ``{"<account>": {"account", "email", "error"?}}``
 GET     /music/?account&last_id&expand  ``{"list": [feed], "last_id", "more", "total"}``
 GET     /music/{song_id}                ``{"song", "user", "feed_id"}``
 POST    /music/create                   201 job record (``"async": true``), else 200 feed

@@ -38,10 +38,11 @@ DEFAULT_ACCOUNTS: Final = ("12345678901234", "98765432109876")
 USEAPI_USER_ID: Final = 777
 """The useapi.net user the token belongs to (``u777`` in job ids, ``user:777`` in song ids)."""
 
-MODELS: Final = ("V8", "O2", "V7.6", "V7.5")
-"""Values of a creation's ``model``."""
-DEFAULT_MODEL: Final = "V8"
-"""Model used when a creation names none."""
+MODELS: Final = ("V9", "V8", "O2", "V7.6", "V7.5", "V7", "O1", "V6")
+"""Values of a creation's ``model``: useapi.net's current models (``V9``, ``V8``, ``O2``,
+``V7.6``), then the older names it still accepts as aliases (``V7.5``, ``V7``, ``O1``, ``V6``)."""
+DEFAULT_MODEL: Final = "V9"
+"""Model used when a creation names none (useapi.net's documented default)."""
 
 PAGE_SIZE: Final = 20
 """Feeds per ``GET /music/`` page."""
@@ -101,6 +102,10 @@ class MurekaAccount:
     """The account's feeds, oldest first (feed ids increase)."""
     error_status: int | None = None
     """Status every call on the account answers (`MurekaState.set_account_error`)."""
+    email: str = attrs.field(
+        default=attrs.Factory(lambda self: f"mureka-{self.id}@imuzekit.test", takes_self=True)
+    )
+    """The Mureka login's email, as ``GET /accounts`` lists it."""
 
     @property
     def user_id(self) -> int:
@@ -123,7 +128,7 @@ class MurekaSong:
     version: str
     title: str
     duration_ms: int
-    """A whole number of seconds: what the served MP3 lasts (to within a frame)."""
+    """What the served MP3 lasts (to within a frame); generations draw whole seconds."""
     genres: tuple[str, ...]
     moods: tuple[str, ...]
     key: str

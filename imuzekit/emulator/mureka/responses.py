@@ -29,7 +29,7 @@ from imuzekit.emulator._kit.routes import StateKey
 
 from .models import MurekaError, MurekaJob, MurekaSong
 from .state import MurekaState
-from .views import feed_json, job_json, running_jobs_json, song_detail_json
+from .views import accounts_json, feed_json, job_json, running_jobs_json, song_detail_json
 
 __all__ = [
     "cdn_image",
@@ -37,6 +37,7 @@ __all__ = [
     "create_advanced",
     "create_instrumental",
     "create_simple",
+    "list_accounts",
     "list_music",
     "running_jobs",
     "share_page",
@@ -82,6 +83,15 @@ def _query_bool(request: web.Request, name: str) -> bool:
     if text in ("true", "1"):
         return True
     raise MurekaError(400, f"{name}: must be true or false")
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    """``GET /accounts``: ``{"<account>": {"account", "email", "error"?}}`` (useapi.net's
+    script calls it first, to find the accounts it may use)."""
+    state = state_of(request)
+    if not _authorized(request, state):
+        return unauthorized()
+    return json_response(accounts_json(state))
 
 
 async def list_music(request: web.Request) -> web.Response:

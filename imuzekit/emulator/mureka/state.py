@@ -465,6 +465,7 @@ class MurekaState:
     song_detail_json = views.song_detail_json
     job_json = views.job_json
     running_jobs_json = views.running_jobs_json
+    accounts_json = views.accounts_json
 
     def by_cdn_key(self, key: str) -> MurekaSong | MurekaAccount | None:
         """The song (MP3 and cover) or the account (profile image) a CDN key names."""
@@ -478,12 +479,14 @@ class MurekaState:
 
     def audio(self, song: MurekaSong) -> Audio:
         """The MP3 the song's ``mp3_url`` serves once it is ready (shared by length)."""
-        seconds = song.duration_ms // 1000
+        # Exactly the declared duration (to the frame): flooring to whole seconds would make a
+        # fractional duration up to a second short.
+        seconds = song.duration_ms / 1000
         return self._audio.mp3(
             seconds,
             bitrate_kbps=self.bitrate_kbps,
             limit=self.audio_cache_limit,
-            title=f"Mureka emulator ({seconds} s)",
+            title=f"Mureka emulator ({seconds:g} s)",
         )
 
     def audio_bytes(self, song_id: str) -> bytes:

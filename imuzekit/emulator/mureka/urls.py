@@ -15,6 +15,8 @@ from .state import MurekaState
 __all__ = ["CDN_ROUTES", "ROUTES", "build_app", "build_cdn_app", "mounts"]
 
 ROUTES: Final = (
+    Route("GET", "/accounts", r.list_accounts),
+    Route("GET", "/accounts/", r.list_accounts),
     Route("GET", "/music/", r.list_music),
     Route("GET", "/music", r.list_music),
     Route("POST", "/music/create", r.create_simple),

@@ -9,7 +9,7 @@ import random
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .models import MurekaFeed, MurekaJob, MurekaSong, stage_name
+from .models import ACCOUNT_ERRORS, MurekaFeed, MurekaJob, MurekaSong, stage_name
 from .rules import timed_lyrics
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .state import MurekaState
 
 __all__ = [
+    "accounts_json",
     "feed_json",
     "iso",
     "job_json",
@@ -163,3 +164,18 @@ def running_jobs_json(state: MurekaState) -> dict[str, Any]:
         "accounts": accounts,
         "availableAccounts": list(state.accounts),
     }
+
+
+def accounts_json(state: MurekaState) -> dict[str, Any]:
+    """``GET /accounts``: ``{"<account>": {"account", "email", "error"?}}``, every configured one.
+
+    ``error`` is there while `MurekaState.set_account_error` holds (what the account's calls
+    answer): useapi.net's script lists the accounts first and skips the ones in error.
+    """
+    accounts: dict[str, Any] = {}
+    for account in state.accounts.values():
+        entry: dict[str, Any] = {"account": account.id, "email": account.email}
+        if account.error_status is not None:
+            entry["error"] = ACCOUNT_ERRORS[account.error_status]
+        accounts[account.id] = entry
+    return accounts
