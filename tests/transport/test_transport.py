@@ -285,12 +285,16 @@ async def test_a_retry_after_past_the_callers_deadline_raises_at_once(
     request = Request("GET", server.url + "/x", provider="p")
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    with deadline_scope(loop.time() + 0.5), pytest.raises(errors.ServerError) as info:
+
+    async def call() -> None:
         if how == "send":
             await transport.send(request)
         else:
             async with transport.stream(request):
                 pass
+
+    with deadline_scope(loop.time() + 0.5), pytest.raises(errors.ServerError) as info:
+        await call()
     assert time.monotonic() - started < 0.4
     assert info.value.status == 503
     assert server.hits["GET /x"] == 1
