@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from imuzekit import Client, MuseScoreConfig, PollPolicy
+from imuzekit import Client, PollPolicy
 from imuzekit._http import Request
 from imuzekit.emulator import Emulator
 from imuzekit.providers.musescore import Score
+from tests._configs import musescore_config
 
 SCORE_FIELDS = [
     "id",
@@ -70,23 +71,6 @@ OEMBED_FIELDS = [
 ]
 
 
-def _config(emu: Emulator, **overrides: Any) -> MuseScoreConfig:
-    extra = emu.credentials["musescore"].extra
-    values: dict[str, Any] = {
-        "consumer_key": extra["consumer_key"],
-        "consumer_secret": extra["consumer_secret"],
-        "token": extra["token"],
-        "token_secret": extra["token_secret"],
-        "base_url": emu.urls["musescore"],
-        "oauth_url": emu.urls["musescore_oauth"],
-        "authorize_url": emu.urls["musescore_authorize"],
-        "static_url": emu.urls["musescore_static"],
-        "oembed_url": emu.urls["musescore_oembed"],
-    }
-    values.update(overrides)
-    return MuseScoreConfig(**values)
-
-
 async def _raw(kit: Client, url: str, **params: str) -> Any:
     request = Request("GET", url, provider="musescore", params=params)
     return json.loads((await kit.transport.send(request)).body)
@@ -116,7 +100,7 @@ def _same(model: Any, raw: Any) -> bool:
 @pytest.mark.parametrize("field", SCORE_FIELDS)
 async def test_score_object_field(emu: Emulator, field: str) -> None:
     # The Score object, every field of the seed's JSON example, through GET /score/{id}
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         first = (await kit.musescore.scores.search(limit=1).collect())[0]
         score = await kit.musescore.scores.get(first.id)
         raw = await _raw(kit, f"{emu.urls['musescore']}/score/{first.id}.json")
@@ -128,7 +112,7 @@ async def test_score_object_field(emu: Emulator, field: str) -> None:
 @pytest.mark.parametrize("field", ["id", "name", "permalink", "uri"])
 async def test_user_object_field(emu: Emulator, field: str) -> None:
     # The User object from GET /me and GET /user/{id}
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         me = await kit.musescore.me()
         user = await kit.musescore.users.get(me.id)
         raw = await _raw(kit, f"{emu.urls['musescore']}/me.json")
@@ -138,7 +122,7 @@ async def test_user_object_field(emu: Emulator, field: str) -> None:
 @pytest.mark.parametrize("field", ["elid", "position"])
 async def test_time_event_field(emu: Emulator, field: str) -> None:
     # GET /score/time/{id}: [{"elid", "position"}]
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         score = (await kit.musescore.scores.search(limit=1).collect())[0]
         events = await kit.musescore.scores.time(score.id)
         raw = await _raw(kit, f"{emu.urls['musescore']}/score/{score.id}/time.json")
@@ -148,7 +132,7 @@ async def test_time_event_field(emu: Emulator, field: str) -> None:
 @pytest.mark.parametrize("field", ["id", "x", "y", "sx", "sy", "page"])
 async def test_space_element_field(emu: Emulator, field: str) -> None:
     # GET /score/space/{id}: [{"id", "x", "y", "sx", "sy", "page"}]
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         score = (await kit.musescore.scores.search(limit=1).collect())[0]
         boxes = await kit.musescore.scores.space(score.id)
         raw = await _raw(kit, f"{emu.urls['musescore']}/score/{score.id}/space.json")
@@ -157,7 +141,7 @@ async def test_space_element_field(emu: Emulator, field: str) -> None:
 
 async def test_unauthenticated_search_shows_only_public_scores(emu: Emulator) -> None:
     # "An unauthenticated request shows only public scores"
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         scores = [s async for s in kit.musescore.scores.search()]
     public = [s.id for s in emu.musescore.scores.values() if s.sharing == "public"]
     assert scores and all(s.sharing == "public" for s in scores)
@@ -172,7 +156,7 @@ async def test_upload_parameter(emu: Emulator, parameter: str) -> None:
         archive.writestr("piece.mscx", "<museScore><Score/></museScore>")
     data = buffer.getvalue()
     async with Client(
-        musescore=_config(emu), poll=PollPolicy(initial=0.05, max_interval=0.1)
+        musescore=musescore_config(emu), poll=PollPolicy(initial=0.05, max_interval=0.1)
     ) as kit:
         job = await kit.musescore.scores.upload(
             ("piece.mscz", data),
@@ -198,7 +182,7 @@ async def test_upload_parameter(emu: Emulator, parameter: str) -> None:
 @pytest.mark.parametrize("field", OEMBED_FIELDS)
 async def test_oembed_field(emu: Emulator, field: str) -> None:
     # oEmbed JSON: every field of the seed's example; width defaults to "100%", height to 394
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         score = (await kit.musescore.scores.search(limit=1).collect())[0]
         assert score.permalink is not None
         oembed = await kit.musescore.oembed(score.permalink)
@@ -217,10 +201,10 @@ async def test_oembed_field(emu: Emulator, field: str) -> None:
 async def test_user_scores_list_the_owners_private_scores_only_to_the_owner(emu: Emulator) -> None:
     # GET /user/{id}/score: "If the user is authenticated, the call will also list the private
     # scores of this user."
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         me = await kit.musescore.me()
         mine = [s async for s in kit.musescore.users.scores(me.id)]
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as anonymous:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as anonymous:
         public = [s async for s in anonymous.musescore.users.scores(me.id)]
     owned = [s for s in emu.musescore.scores.values() if s.user_id == me.id]
     assert {s.id for s in mine} == {s.id for s in owned}
@@ -230,7 +214,7 @@ async def test_user_scores_list_the_owners_private_scores_only_to_the_owner(emu:
 
 async def test_user_scores_are_searchable_like_score(emu: Emulator) -> None:
     # "This resource is searchable just like /score"
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         owner = next(s.user_id for s in emu.musescore.scores.values() if s.sharing == "public")
         everything = [s async for s in kit.musescore.users.scores(owner)]
         by_views = [s async for s in kit.musescore.users.scores(owner, sort="view_count")]

@@ -11,34 +11,18 @@ from typing import Any
 import mutagen.mp3
 import pytest
 
-from imuzekit import Client, JobState, MuseScoreConfig, PollPolicy, errors
+from imuzekit import Client, JobState, PollPolicy, errors
 from imuzekit._http import Request
 from imuzekit.emulator import Emulator
 from imuzekit.providers.musescore import Score, User, _api
 from imuzekit.providers.musescore._oauth import OAuth1Credentials, sign
+from tests._configs import musescore_config
 from tests.e2e.conftest import FAST_RETRY
 from tests.emulator._musescore_helpers import expected_search
 
 
-def _config(emu: Emulator, **overrides: Any) -> MuseScoreConfig:
-    extra = emu.credentials["musescore"].extra
-    values: dict[str, Any] = {
-        "consumer_key": extra["consumer_key"],
-        "consumer_secret": extra["consumer_secret"],
-        "token": extra["token"],
-        "token_secret": extra["token_secret"],
-        "base_url": emu.urls["musescore"],
-        "oauth_url": emu.urls["musescore_oauth"],
-        "authorize_url": emu.urls["musescore_authorize"],
-        "static_url": emu.urls["musescore_static"],
-        "oembed_url": emu.urls["musescore_oembed"],
-    }
-    values.update(overrides)
-    return MuseScoreConfig(**values)
-
-
 async def test_three_legged_flow(emu: Emulator) -> None:
-    config = _config(emu, token=None, token_secret=None)
+    config = musescore_config(emu, token=None, token_secret=None)
     async with Client(musescore=config) as kit:
         with pytest.raises(errors.AuthenticationError):
             await kit.musescore.me()  # consumer-signed only: no user yet
@@ -55,14 +39,14 @@ async def test_three_legged_flow(emu: Emulator) -> None:
 async def test_xauth_logs_in_with_the_name_or_email_and_password(emu: Emulator) -> None:
     creds = emu.credentials["musescore"]
     assert creds.email and creds.password
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         with pytest.raises(errors.AuthenticationError):
             await kit.musescore.me()  # consumer-signed only: no user yet
         token = await kit.musescore.oauth.xauth(creds.email, creds.password)
         assert token.oauth_token in emu.musescore.access_tokens
         me = await kit.musescore.me()
         assert (me.id, me.name) == (1024, "demo")
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         await kit.musescore.oauth.xauth("DEMO", creds.password)  # the name, any case
         assert (await kit.musescore.me()).id == 1024
 
@@ -71,7 +55,7 @@ async def test_xauth_logs_in_with_the_name_or_email_and_password(emu: Emulator) 
 async def test_xauth_refusal_is_withheld_and_stores_no_token(emu: Emulator, username: str) -> None:
     # A wrong password, a user without one, an unknown user: the same refusal.
     password = "hunter2-not-the-password"
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         with pytest.raises(errors.AuthenticationError) as caught:
             await kit.musescore.oauth.xauth(username, password)
         assert kit.musescore.oauth._api.hook.credentials.token is None
@@ -86,7 +70,7 @@ async def test_xauth_answers_as_the_desktop_app_reads_it(emu: Emulator) -> None:
     # loginmanager.cpp reads a refused xAuth login as a JSON array of {"code"}.
     creds = emu.credentials["musescore"]
     assert creds.email and creds.password
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         request = _api.build_xauth_request(emu.urls["musescore_oauth"], creds.email, "nope")
         signed = sign(request, kit.musescore.oauth._credentials(), token="", token_secret="")
         with pytest.raises(errors.AuthenticationError) as refused:
@@ -105,7 +89,7 @@ async def test_xauth_answers_as_the_desktop_app_reads_it(emu: Emulator) -> None:
 
 async def test_json_token_answers_are_read_too(emu: Emulator) -> None:
     emu.musescore.token_format = "json"
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         request_token = await kit.musescore.oauth.request_token()
         verifier = emu.musescore.approve(request_token.oauth_token)
         await kit.musescore.oauth.access_token(request_token, verifier)
@@ -134,7 +118,7 @@ async def test_json_token_answers_are_read_too(emu: Emulator) -> None:
 async def test_search_returns_exactly_the_matching_scores(
     emu: Emulator, filters: dict[str, Any]
 ) -> None:
-    async with Client(musescore=_config(emu, token=None, token_secret=None)) as kit:
+    async with Client(musescore=musescore_config(emu, token=None, token_secret=None)) as kit:
         results = kit.musescore.scores.search(**filters)
         ids = [score.id async for score in results]
     part = filters.get("part", ())
@@ -152,7 +136,7 @@ async def test_search_returns_exactly_the_matching_scores(
 
 
 async def test_public_calls_with_only_a_consumer_key(emu: Emulator) -> None:
-    config = _config(emu, consumer_secret=None, token=None, token_secret=None)
+    config = musescore_config(emu, consumer_secret=None, token=None, token_secret=None)
     async with Client(musescore=config) as kit:
         first = [s async for s in kit.musescore.scores.search(limit=3)]
         assert len(first) == 3
@@ -163,7 +147,7 @@ async def test_public_calls_with_only_a_consumer_key(emu: Emulator) -> None:
 
 
 async def test_score_time_space_and_files(emu: Emulator, tmp_path: Path) -> None:
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         score = (await kit.musescore.scores.search(limit=1).collect())[0]
         assert score.metadata is not None and score.metadata.measures
         events = await kit.musescore.scores.time(score.id)
@@ -196,7 +180,7 @@ async def test_score_time_space_and_files(emu: Emulator, tmp_path: Path) -> None
 
 
 async def test_a_file_that_is_not_what_it_claims_is_refused(emu: Emulator, tmp_path: Path) -> None:
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         score = (await kit.musescore.scores.search(limit=1).collect())[0]
         emu.faults.add("musescore", "GET /static/*", garbage=True)
         with pytest.raises(errors.IntegrityError):
@@ -211,7 +195,7 @@ async def test_upload_becomes_ready_then_owner_deletes_it(emu: Emulator, tmp_pat
         archive.writestr("etude.mscx", "<museScore><Score/></museScore>")
     mscz.write_bytes(buffer.getvalue())
     async with Client(
-        musescore=_config(emu), poll=PollPolicy(initial=0.1, max_interval=0.2)
+        musescore=musescore_config(emu), poll=PollPolicy(initial=0.1, max_interval=0.2)
     ) as kit:
         job = await kit.musescore.scores.upload(
             mscz, "Étude in C", description="mine", license="cc-by", tags=["study", "piano"]
@@ -225,7 +209,7 @@ async def test_upload_becomes_ready_then_owner_deletes_it(emu: Emulator, tmp_pat
         assert emu.musescore.uploads == 1
 
         other_key, other_secret = emu.musescore.issue_token(5)
-        other = _config(emu, token=other_key, token_secret=other_secret)
+        other = musescore_config(emu, token=other_key, token_secret=other_secret)
         async with Client(musescore=other) as intruder:
             with pytest.raises(errors.PermissionDeniedError):
                 await intruder.musescore.scores.delete(score.id)
@@ -233,12 +217,12 @@ async def test_upload_becomes_ready_then_owner_deletes_it(emu: Emulator, tmp_pat
         with pytest.raises(errors.NotFoundError):
             await kit.musescore.scores.get(score.id)
     with pytest.raises(errors.ValidationError):
-        async with Client(musescore=_config(emu)) as kit:
+        async with Client(musescore=musescore_config(emu)) as kit:
             await kit.musescore.scores.upload(tmp_path / "etude.pdf", "x")
 
 
 async def test_users_resolve_and_oembed(emu: Emulator) -> None:
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         me = await kit.musescore.me()
         assert (await kit.musescore.users.get(me.id)).name == me.name
         mine = [s async for s in kit.musescore.users.scores(me.id)]
@@ -257,7 +241,7 @@ async def test_users_resolve_and_oembed(emu: Emulator) -> None:
 
 
 async def test_wrong_secret_and_replayed_nonce_are_refused(emu: Emulator) -> None:
-    async with Client(musescore=_config(emu, consumer_secret="wrong")) as kit:
+    async with Client(musescore=musescore_config(emu, consumer_secret="wrong")) as kit:
         with pytest.raises(errors.AuthenticationError):
             await kit.musescore.me()
     extra = emu.credentials["musescore"].extra
@@ -278,7 +262,7 @@ async def test_wrong_secret_and_replayed_nonce_are_refused(emu: Emulator) -> Non
 
 
 async def test_search_validation_sends_nothing(emu: Emulator) -> None:
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         for bad in ({"part": 200}, {"language": "french"}, {"sort": "best"}, {"license": "mit"}):
             with pytest.raises(errors.ValidationError):
                 kit.musescore.scores.search(**bad)
