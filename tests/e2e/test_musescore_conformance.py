@@ -14,26 +14,16 @@ import pytest
 from imuzekit import Client, MuseScoreConfig, PollPolicy, errors
 from imuzekit.emulator import Emulator
 from imuzekit.providers.musescore import Score, User
+from tests._configs import musescore_config
 from tests.emulator._musescore_helpers import expected_search
 
+
+def _public_config(emu: Emulator) -> MuseScoreConfig:
+    """Consumer-signed only: no user token."""
+    return musescore_config(emu, token=None, token_secret=None)
+
+
 FORMATS = [("xml", None), ("jsonp", None), ("jsonp", "my.cb_1")]
-
-
-def _config(emu: Emulator, *, user: bool = True, **overrides: Any) -> MuseScoreConfig:
-    extra = emu.credentials["musescore"].extra
-    values: dict[str, Any] = {
-        "consumer_key": extra["consumer_key"],
-        "consumer_secret": extra["consumer_secret"],
-        "token": extra["token"] if user else None,
-        "token_secret": extra["token_secret"] if user else None,
-        "base_url": emu.urls["musescore"],
-        "oauth_url": emu.urls["musescore_oauth"],
-        "authorize_url": emu.urls["musescore_authorize"],
-        "static_url": emu.urls["musescore_static"],
-        "oembed_url": emu.urls["musescore_oembed"],
-    }
-    values.update(overrides)
-    return MuseScoreConfig(**values)
 
 
 def _mscz(title: str = "Etude") -> tuple[str, bytes]:
@@ -52,7 +42,7 @@ def _paths(emu: Emulator) -> list[str]:
 
 
 async def test_users_by_int_numeric_string_and_name_are_the_same(emu: Emulator) -> None:
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         me = await kit.musescore.me()
         assert me.name is not None
         by_int = await kit.musescore.users.get(me.id)
@@ -77,7 +67,7 @@ async def test_every_get_endpoint_in_each_format_equals_json(
     emu: Emulator, fmt: str, callback: str | None
 ) -> None:
     asked = {"format": fmt, "callback": callback}
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         ms = kit.musescore
         as_json = await ms.scores.search(parts=2, limit=25).collect()
         assert len(as_json) == 25  # two pages
@@ -115,7 +105,7 @@ def attrs_without_html(value: Any) -> dict[str, Any]:
 
 
 async def test_format_and_callback_are_checked_before_sending(emu: Emulator) -> None:
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         ms = kit.musescore
         with pytest.raises(errors.ValidationError, match="format"):
             await ms.scores.get(1001, format="yaml")
@@ -134,7 +124,7 @@ async def test_format_and_callback_are_checked_before_sending(emu: Emulator) -> 
 async def test_search_starts_at_the_callers_zero_based_page(emu: Emulator) -> None:
     expected = expected_search(emu.musescore)
     assert len(expected) > 60
-    async with Client(musescore=_config(emu, user=False)) as kit:
+    async with Client(musescore=_public_config(emu)) as kit:
         results = kit.musescore.scores.search(page=2)
         ids = [s.id async for s in results]
         assert ids == expected[40:]
@@ -157,7 +147,7 @@ async def test_user_scores_start_at_the_callers_page(emu: Emulator) -> None:
     expected = expected_search(emu.musescore, user_id=owner)
     assert len(expected) > 20
     name = emu.musescore.users[owner].name
-    async with Client(musescore=_config(emu, user=False)) as kit:
+    async with Client(musescore=_public_config(emu)) as kit:
         ids = [s.id async for s in kit.musescore.users.scores(name, page=1)]
     assert ids == expected[20:]
 
@@ -178,7 +168,7 @@ async def test_fractional_metadata_and_one_odd_score_never_fail_a_page(emu: Emul
         "comment_count": "many",
     }
     emu.musescore.score_quirks[nameless] = {"id": "not-a-number"}
-    async with Client(musescore=_config(emu, user=False)) as kit:
+    async with Client(musescore=_public_config(emu)) as kit:
         page = await kit.musescore.scores.search(limit=20).collect()
         got = {score.id: score for score in page}
         assert [s.id for s in page] == [i for i in expected if i != nameless]
@@ -203,7 +193,7 @@ async def test_upload_answer_that_only_names_the_score_is_completed(
 ) -> None:
     emu.musescore.upload_answer = answer
     policy = PollPolicy(initial=0.05, max_interval=0.1, timeout=10)
-    async with Client(musescore=_config(emu), poll=policy) as kit:
+    async with Client(musescore=musescore_config(emu), poll=policy) as kit:
         job = await kit.musescore.scores.upload(_mscz(), "My étude", license="cc-by")
         assert int(job.id) in emu.musescore.scores
         assert job.result is not None and job.result.title == "My étude"
@@ -218,7 +208,7 @@ async def test_upload_answer_that_only_names_the_score_is_completed(
 
 async def test_upload_private_is_private(emu: Emulator) -> None:
     policy = PollPolicy(initial=0.05, max_interval=0.1, timeout=10)
-    async with Client(musescore=_config(emu), poll=policy) as kit:
+    async with Client(musescore=musescore_config(emu), poll=policy) as kit:
         job = await kit.musescore.scores.upload(_mscz(), "Hidden", private=True)
         emu.clock.advance(60)
         score = await job.wait(timeout=10)
@@ -226,7 +216,7 @@ async def test_upload_private_is_private(emu: Emulator) -> None:
         assert emu.musescore.scores[score.id].sharing == "private"
         mine = [s.id async for s in kit.musescore.scores.search(text="Hidden")]
         assert score.id in mine
-    async with Client(musescore=_config(emu, user=False)) as public:
+    async with Client(musescore=_public_config(emu)) as public:
         assert score.id not in [s.id async for s in public.musescore.scores.search(text="Hidden")]
         with pytest.raises(errors.NotFoundError):
             await public.musescore.scores.get(score.id)
@@ -243,7 +233,7 @@ async def test_secret_opens_a_private_score_get_time_and_space(emu: Emulator) ->
         for s in emu.musescore.scores.values()
         if s.sharing == "private" and s.status == "ready" and s.user_id != 1
     )
-    async with Client(musescore=_config(emu, user=False)) as kit:
+    async with Client(musescore=_public_config(emu)) as kit:
         ms = kit.musescore.scores
         for call in (ms.get, ms.time, ms.space):
             with pytest.raises(errors.NotFoundError):
@@ -268,10 +258,10 @@ async def test_an_authenticated_search_lists_the_users_private_scores(emu: Emula
         if s.user_id == me_id and s.sharing == "private" and s.status == "ready"
     }
     assert own_private
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         signed = [s.id async for s in kit.musescore.scores.search()]
         mine = [s.id async for s in kit.musescore.users.scores(me_id)]
-    async with Client(musescore=_config(emu, user=False)) as public:
+    async with Client(musescore=_public_config(emu)) as public:
         anonymous = [s.id async for s in public.musescore.scores.search()]
     assert signed == expected_search(emu.musescore, viewer_id=me_id)
     assert own_private <= set(signed) and own_private <= set(mine)
@@ -284,7 +274,7 @@ async def test_an_authenticated_search_lists_the_users_private_scores(emu: Emula
 
 async def test_resolve_follows_a_redirect_to_https_on_the_same_host(emu: Emulator) -> None:
     emu.musescore.redirect_scheme = "https"
-    async with Client(musescore=_config(emu)) as kit:
+    async with Client(musescore=musescore_config(emu)) as kit:
         score = (await kit.musescore.scores.search(limit=1).collect())[0]
         assert score.permalink is not None
         resolved = await kit.musescore.resolve(score.permalink)
@@ -297,7 +287,7 @@ async def test_resolve_follows_a_redirect_to_https_on_the_same_host(emu: Emulato
 
 
 async def test_oembed_takes_mus_cr_short_links(emu: Emulator) -> None:
-    async with Client(musescore=_config(emu, user=False)) as kit:
+    async with Client(musescore=_public_config(emu)) as kit:
         score = (await kit.musescore.scores.search(limit=1).collect())[0]
         assert score.permalink is not None
         long = await kit.musescore.oembed(score.permalink)
