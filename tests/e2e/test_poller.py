@@ -12,6 +12,7 @@ import pytest
 from imuzekit import Client, JobState, PollPolicy, errors
 from imuzekit.emulator import Emulator
 from imuzekit.emulator._clock import Clock
+from tests._titles import numbered_title
 from tests.e2e.conftest import FAST_RETRY
 
 
@@ -22,7 +23,9 @@ async def test_many_jobs_are_refreshed_by_list_requests() -> None:
         emu.client(poll=policy, retry=FAST_RETRY) as kit,
     ):
         jobs = [
-            await kit.imuze.songs.create(title=f"J{i}", arrangement_id=1, tags=[], desired_length=2)
+            await kit.imuze.songs.create(
+                title=numbered_title(i), arrangement_id=1, tags=[], desired_length=2
+            )
             for i in range(60)
         ]
         done = [job async for job in kit.as_completed(jobs, timeout=10)]
@@ -39,7 +42,9 @@ async def test_many_jobs_are_refreshed_by_list_requests() -> None:
 
 
 async def test_cancelling_a_wait_unregisters_the_job(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="C", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Cancelled Song", arrangement_id=1, tags=[], desired_length=2
+    )
     task = asyncio.create_task(job.wait(timeout=5))
     await asyncio.sleep(0.01)
     poller = kit._pollers["imuze"]
@@ -53,7 +58,9 @@ async def test_cancelling_a_wait_unregisters_the_job(emu: Emulator, kit: Client)
 async def test_closing_the_client_wakes_waiters_with_a_clear_error() -> None:
     async with Emulator(render_seconds=60, clock=Clock(frozen=True)) as emu:
         kit = emu.client(poll=PollPolicy(initial=0.05, max_interval=0.1), retry=FAST_RETRY)
-        job = await kit.imuze.songs.create(title="Z", arrangement_id=1, tags=[], desired_length=2)
+        job = await kit.imuze.songs.create(
+            title="Closing Song", arrangement_id=1, tags=[], desired_length=2
+        )
         task = asyncio.create_task(job.wait(timeout=5))
         await asyncio.sleep(0.1)
         await kit.close()
@@ -62,14 +69,18 @@ async def test_closing_the_client_wakes_waiters_with_a_clear_error() -> None:
 
 
 async def test_permanent_error_reaches_the_waiter(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="G", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Gone Song", arrangement_id=1, tags=[], desired_length=2
+    )
     emu.faults.add("imuze", "GET /songs/*", status=404, times=None)
     with pytest.raises(errors.NotFoundError):
         await job.wait(timeout=5)
 
 
 async def test_transient_errors_are_ridden_out(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="T", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Transient Song", arrangement_id=1, tags=[], desired_length=2
+    )
     emu.faults.add("imuze", "GET /songs/*", status=503, times=5)
     song = await job.wait(timeout=5)
     assert song.status == "ready"
@@ -77,7 +88,9 @@ async def test_transient_errors_are_ridden_out(emu: Emulator, kit: Client) -> No
 
 async def test_429_burst_pauses_the_whole_provider(emu: Emulator, kit: Client) -> None:
     jobs = [
-        await kit.imuze.songs.create(title=f"R{i}", arrangement_id=1, tags=[], desired_length=1)
+        await kit.imuze.songs.create(
+            title=numbered_title(i), arrangement_id=1, tags=[], desired_length=1
+        )
         for i in range(2)
     ]
     emu.clear_requests()

@@ -185,11 +185,6 @@ async def test_imuze_song_from_tags_alone_conforms_to_imuzes_schemas(
     assert schema_problems(created, vendored("imuze", "createSong.output.json")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="createSong.input: title has minLength 4 and pattern ^[a-zA-Z ]*$; the emulator "
-    "accepts any non-empty title of up to 255 characters",
-)
 @pytest.mark.parametrize("title", ["abc", "Song 42", "rock-n-roll"])
 async def test_imuze_title_outside_imuzes_rules_is_a_400(
     emu: Emulator, http: aiohttp.ClientSession, title: str
@@ -198,6 +193,9 @@ async def test_imuze_title_outside_imuzes_rules_is_a_400(
     song = {"title": title, "arrangement_id": 1, "tags": ["calm"], "desired_length": 30}
     async with http.post(emu.urls["imuze"] + "/songs", json=song, headers=auth) as got:
         assert got.status == 400
+        body = await got.json()
+    assert body["code"] == 400 and body["error"].startswith("title must be 4 to 255 characters")
+    assert emu.imuze.songs_created == 0
 
 
 def test_imuze_musical_modes_are_the_ones_imuzes_schema_allows() -> None:

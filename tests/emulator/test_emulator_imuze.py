@@ -188,6 +188,13 @@ _INVALID_SONGS: list[tuple[dict[str, Any], str]] = [
     ({"title": "   "}, "title"),
     ({"title": "x" * 256}, "title"),
     ({"title": 12}, "title"),
+    # iMuze's own schema (createSong.input.json): minLength 4, pattern ^[a-zA-Z ]*$.
+    ({"title": "abc"}, "title"),
+    ({"title": "    "}, "title"),
+    ({"title": "Song 42"}, "title"),
+    ({"title": "rock-n-roll"}, "title"),
+    ({"title": "Caf\u00e9 Noir"}, "title"),
+    ({"title": "Morning\n"}, "title"),
     # Without an arrangement id the tags choose one (seed 001: "by ids ... or by tags"): these
     # match none, or there are none to match.
     ({"arrangement_id": None, "tags": ["no-such-style"]}, "arrangement_id"),
@@ -222,8 +229,21 @@ async def test_create_song_validation(
 
 async def test_create_song_boundaries_accepted(emu: Emulator, http: aiohttp.ClientSession) -> None:
     await create_song(emu, http, title="x" * 255, desired_length=900, tags=[])
-    await create_song(emu, http, desired_length=1)
-    assert emu.imuze.songs_created == 2
+    await create_song(emu, http, title="Song", desired_length=1)
+    await create_song(emu, http, title=" a b ")
+    assert emu.imuze.songs_created == 3
+
+
+async def test_create_song_title_refusal_names_imuzes_rule(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    song = {**SONG, "title": "Song 42"}
+    status, body = await call(http, "POST", api(emu, "/songs"), json=song)
+    assert (status, set(body)) == (400, {"error", "code"})
+    assert body["error"] == (
+        "title must be 4 to 255 characters, ASCII letters and spaces only (^[a-zA-Z ]*$), "
+        "not only spaces"
+    )
 
 
 @pytest.mark.parametrize(

@@ -201,6 +201,42 @@ def test_create_validation_names_the_field(kwargs: dict[str, object], field: str
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    "title", ["Song", "Summer Rain", " Intro ", "a b c d", "x" * _api.TITLE_MAX_LENGTH]
+)
+def test_titles_within_imuzes_rule_are_sent_unchanged(title: str) -> None:
+    request = _api.build_create_song(
+        BASE, title=title, arrangement_id=4, tags=["rock"], desired_length=60
+    )
+    assert request.json["title"] == title
+    assert _api.check_title("title", title) == title
+
+
+@pytest.mark.parametrize(
+    ("title", "says"),
+    [
+        ("abc", "has 3 characters"),
+        ("x" * (_api.TITLE_MAX_LENGTH + 1), f"has {_api.TITLE_MAX_LENGTH + 1} characters"),
+        ("    ", "only spaces"),
+        ("Song 42", "holds '4'"),
+        ("Caf\u00e9 Noir", "holds '\u00e9'"),
+        ("rock-n-roll", "holds '-'"),
+        ("Tab\there", "holds '\\t'"),
+        ("Morning\n", "holds '\\n'"),
+    ],
+)
+def test_titles_outside_imuzes_rule_name_the_rule(title: str, says: str) -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        _api.build_create_song(BASE, title=title, arrangement_id=4, tags=["rock"], desired_length=6)
+    assert info.value.field == "title"
+    assert says in info.value.reason
+    assert info.value.reason.endswith(f"iMuze wants {_api.TITLE_RULE}")
+    assert "ASCII letters" in _api.TITLE_RULE and "4 to 255 characters" in _api.TITLE_RULE
+    with pytest.raises(errors.ValidationError) as direct:
+        _api.check_title("songs[3].title", title)
+    assert (direct.value.field, direct.value.reason) == ("songs[3].title", info.value.reason)
+
+
 def test_song_driver_reports_ready_only_with_audio() -> None:
     driver = _api.SongDriver(BASE)
     status = driver.parse_status(

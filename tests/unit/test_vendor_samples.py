@@ -104,11 +104,6 @@ def test_imuze_create_song_from_tags_alone_sends_a_null_arrangement_id() -> None
     assert schema_problems(request.json, vendored("imuze", "createSong.input.json")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="createSong.input: title has minLength 4 and pattern ^[a-zA-Z ]*$; the SDK sends "
-    "any non-empty title, which iMuze's own input schema does not allow",
-)
 @pytest.mark.parametrize("title", ["abc", "Song 42", "Été", "rock-n-roll"])
 def test_imuze_title_outside_imuzes_rules_is_refused_before_sending(title: str) -> None:
     assert schema_problems(title, vendored("imuze", "createSong.input.json")["properties"]["title"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -45,6 +46,10 @@ MUSICAL_MODES = ("Ionian", "Dorian", "Phrygian", "Lydian", "Mixolydia", "Aeolian
 """Values of a song's ``musical_mode``."""
 
 MAX_TITLE = 255
+# iMuze's own input schema (createSong.input.json of imuze/jslate): a title has at least 4
+# characters, each an ASCII letter or a space; the schema names no maximum (255 is ours).
+MIN_TITLE = 4
+TITLE_PATTERN = "^[a-zA-Z ]*$"
 MAX_DESIRED_LENGTH = 900
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 25
@@ -155,8 +160,16 @@ def song_problems(body: Mapping[str, Any], arrangements: Mapping[int, Arrangemen
     title = body.get("title")
     if title is None:
         problems.append("title is required")
-    elif not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
-        problems.append(f"title must be a non-empty string of at most {MAX_TITLE} characters")
+    elif (
+        not isinstance(title, str)
+        or not title.strip()
+        or not MIN_TITLE <= len(title) <= MAX_TITLE
+        or re.fullmatch(TITLE_PATTERN, title) is None
+    ):
+        problems.append(
+            f"title must be {MIN_TITLE} to {MAX_TITLE} characters, ASCII letters and spaces only "
+            f"({TITLE_PATTERN}), not only spaces"
+        )
 
     arrangement_id = body.get("arrangement_id")
     tags = body.get("tags")

@@ -11,6 +11,7 @@ Seed 001. Notes on the wire format:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -24,7 +25,6 @@ from imuzekit.auth import LoginResult
 from imuzekit.jobs import JobState, JobStatus
 from imuzekit.providers._common import (
     check_int,
-    check_str,
     check_str_list,
     decode_json,
     expect_object,
@@ -42,6 +42,7 @@ __all__ = [
     "build_list_arrangements",
     "build_list_songs",
     "build_login",
+    "check_title",
     "configure_converter",
     "parse_arrangement",
     "parse_arrangements",
@@ -51,7 +52,22 @@ __all__ = [
 ]
 
 PROVIDER = "imuze"
-MAX_TITLE_LENGTH = 255
+
+# A song title as iMuze's own input schema has it (createSong.input.json of imuze/jslate:
+# ``"pattern": "^[a-zA-Z ]*$", "minLength": 4``). The schema sets no maximum; 255 is the
+# SDK's own bound, kept from before the schema was known.
+TITLE_MIN_LENGTH = 4
+"""Fewest characters in a song title (the schema's ``minLength``)."""
+TITLE_MAX_LENGTH = 255
+"""Most characters in a song title (the SDK's bound; the schema names none)."""
+TITLE_PATTERN = "^[a-zA-Z ]*$"
+"""The characters a song title may hold, as the schema writes it: ASCII letters and spaces."""
+TITLE_RULE = (
+    f"{TITLE_MIN_LENGTH} to {TITLE_MAX_LENGTH} characters, ASCII letters (a-z, A-Z) and "
+    "spaces only, not only spaces"
+)
+"""The title rule in words, for error messages."""
+MAX_TITLE_LENGTH = TITLE_MAX_LENGTH  # the former name, kept as an alias
 LIST_PAGE_SIZE = 1000
 
 
@@ -144,6 +160,27 @@ def parse_arrangement(response: Response) -> Arrangement:
 # -- songs ----------------------------------------------------------------------------------
 
 
+def check_title(field: str, value: object) -> str:
+    """``value`` if it is a title iMuze accepts, else ValidationError(``field``) naming the rule.
+
+    The rule is iMuze's own schema: `TITLE_MIN_LENGTH` to `TITLE_MAX_LENGTH` characters,
+    each an ASCII letter or a space (`TITLE_PATTERN`), and not only spaces.
+    """
+    if not isinstance(value, str):
+        raise errors.ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not TITLE_MIN_LENGTH <= len(value) <= TITLE_MAX_LENGTH:
+        raise errors.ValidationError(
+            field, f"has {len(value)} characters; iMuze wants {TITLE_RULE}"
+        )
+    # fullmatch: the pattern's "$" alone would also let a trailing newline through.
+    if re.fullmatch(TITLE_PATTERN, value) is None:
+        bad = next(c for c in value if re.fullmatch(TITLE_PATTERN, c) is None)
+        raise errors.ValidationError(field, f"holds {bad!r}; iMuze wants {TITLE_RULE}")
+    if not value.strip():
+        raise errors.ValidationError(field, f"is only spaces; iMuze wants {TITLE_RULE}")
+    return value
+
+
 def build_create_song(
     base_url: str,
     *,
@@ -152,14 +189,14 @@ def build_create_song(
     tags: Collection[str],
     desired_length: int,
 ) -> Request:
-    """``POST /songs``; ValidationError (nothing sent) for an empty title, a non-positive
-    ``desired_length`` or ``tags`` that is not a list of strings.
+    """``POST /songs``; ValidationError (nothing sent) for a title outside iMuze's rule (see
+    `check_title`), a non-positive ``desired_length`` or ``tags`` that is not a list of strings.
 
     Seed 001 reaches arrangements "by ids ... or by tags": with ``arrangement_id=None`` the
     service chooses the arrangement from ``tags`` (then at least one is needed), and the id is
     sent as ``null`` (the seed gives it no type and lists it as required).
     """
-    check_str("title", title, max_length=MAX_TITLE_LENGTH)
+    check_title("title", title)
     if arrangement_id is not None:
         check_int("arrangement_id", arrangement_id, minimum=0)
     tag_list = check_str_list("tags", tags)
