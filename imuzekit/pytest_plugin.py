@@ -1,35 +1,38 @@
 """A pytest plugin that gives your own tests an imuzekit emulator and a client wired to it.
 
-Installed with imuzekit (the ``pytest11`` entry point ``imuzekit``), so there is nothing to
-import or register. It needs `pytest-asyncio <https://pypi.org/project/pytest-asyncio/>`_ to
-run the async fixtures; with ``asyncio_mode = auto`` your ``async def`` tests just ask for them::
+Installed with imuzekit (the `pytest11` entry point `imuzekit`), so there is nothing to import
+or register. It needs [pytest-asyncio](https://pypi.org/project/pytest-asyncio/) to run the async
+fixtures; with `asyncio_mode = auto` your `async def` tests just ask for them:
 
-    import pytest
-
-
-    async def test_song(imuzekit_client, tmp_path):
-        job = await imuzekit_client.imuze.songs.create(
-            title="t", arrangement_id=1, tags=["x"], desired_length=10
-        )
-        song = await job.wait(timeout=10)
-        assert (await imuzekit_client.download(song, tmp_path)).stat().st_size > 0
+```python
+import pytest
 
 
-    @pytest.mark.imuzekit_faults(("imuze", "GET /songs/*", {"status": 503, "times": 2}))
-    async def test_retries(imuzekit_client, imuzekit_emulator): ...
+async def test_song(imuzekit_client, tmp_path):
+    job = await imuzekit_client.imuze.songs.create(
+        title="Morning Song", arrangement_id=1, tags=["x"], desired_length=10
+    )
+    song = await job.wait(timeout=10)
+    assert (await imuzekit_client.download(song, tmp_path)).stat().st_size > 0
+
+
+@pytest.mark.imuzekit_faults(("imuze", "GET /songs/*", {"status": 503, "times": 2}))
+async def test_retries(imuzekit_client, imuzekit_emulator): ...
+```
 
 Fixtures (function scope):
 
-- ``imuzekit_emulator``: an :class:`~imuzekit.emulator.Emulator` with ``render_seconds=0.2``,
-  started on 127.0.0.1 (a free port) and stopped after the test.
-- ``imuzekit_client``: ``imuzekit_emulator.client(poll=PollPolicy(initial=0.05,
-  max_interval=0.2))``, a :class:`~imuzekit.Client` configured for all four providers and
-  closed after the test.
+- `imuzekit_emulator`: an `imuzekit.emulator.Emulator` with `render_seconds=0.2`, started on
+  127.0.0.1 (a free port) and stopped after the test.
+- `imuzekit_client`: `imuzekit_emulator.client(poll=PollPolicy(initial=0.05, max_interval=0.2))`,
+  an `imuzekit.Client` configured for all four providers and closed after the test.
 
-Marker ``imuzekit_faults(*faults)``: each fault is ``(provider, pattern)`` or
-``(provider, pattern, {keyword arguments})``, passed to
-:meth:`imuzekit.emulator.Faults.add` before the test runs (markers on the module or class
-apply too, outermost first).
+Marker `imuzekit_faults(*faults)`: each fault is `(provider, pattern)` or
+`(provider, pattern, {keyword arguments})`, passed to `imuzekit.emulator.Faults.add` before the
+test runs (markers on the module or class apply too, outermost first).
+
+Loading the plugin costs a few milliseconds: it imports the emulator, the client and aiohttp only
+inside its fixtures, so a test run that never asks for them never loads them.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["MARKER", "imuzekit_client", "imuzekit_emulator", "pytest_configure"]
 
 MARKER = "imuzekit_faults"
-"""Name of the marker that installs faults on ``imuzekit_emulator`` before a test."""
+"""Name of the marker that installs faults on `imuzekit_emulator` before a test."""
 
 _RENDER_SECONDS = 0.2
 
@@ -54,8 +57,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _async_fixture(function: _F) -> _F:
-    """``pytest_asyncio.fixture`` when pytest-asyncio is installed (so strict mode works too),
-    else a plain ``pytest.fixture`` (pytest then reports that async fixtures need a plugin)."""
+    """`pytest_asyncio.fixture` when pytest-asyncio is installed (so strict mode works too),
+    else a plain `pytest.fixture` (pytest then reports that async fixtures need a plugin)."""
     try:
         import pytest_asyncio
     except ImportError:  # pragma: no cover - pytest-asyncio is documented as required
@@ -64,7 +67,7 @@ def _async_fixture(function: _F) -> _F:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``imuzekit_faults`` marker (so ``--strict-markers`` accepts it)."""
+    """Register the `imuzekit_faults` marker (so `--strict-markers` accepts it)."""
     config.addinivalue_line(
         "markers",
         f"{MARKER}(*faults): install faults on the imuzekit_emulator fixture before the test; "
@@ -73,7 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _install_faults(emulator: Emulator, node: pytest.Item) -> None:
-    """Add every fault named by ``imuzekit_faults`` markers on `node` (outermost first)."""
+    """Add every fault named by `imuzekit_faults` markers on `node` (outermost first)."""
     for marker in reversed(list(node.iter_markers(MARKER))):
         if marker.kwargs:
             raise pytest.UsageError(
@@ -98,9 +101,9 @@ def _install_faults(emulator: Emulator, node: pytest.Item) -> None:
 
 @_async_fixture
 async def imuzekit_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
-    """A running emulator of every provider (``render_seconds=0.2``), stopped after the test.
+    """A running emulator of every provider (`render_seconds=0.2`), stopped after the test.
 
-    Faults named by ``@pytest.mark.imuzekit_faults(...)`` are installed before the test.
+    Faults named by `@pytest.mark.imuzekit_faults(...)` are installed before the test.
     """
     # Imported here: loading the plugin (in every pytest run of a project that has imuzekit
     # installed) must not import aiohttp or the emulator.
@@ -117,7 +120,7 @@ async def imuzekit_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emu
 
 @_async_fixture
 async def imuzekit_client(imuzekit_emulator: Emulator) -> AsyncIterator[Client]:
-    """A :class:`~imuzekit.Client` for ``imuzekit_emulator``, polling fast, closed after."""
+    """An `imuzekit.Client` for `imuzekit_emulator`, polling fast, closed after."""
     from imuzekit.jobs import PollPolicy
 
     client = imuzekit_emulator.client(poll=PollPolicy(initial=0.05, max_interval=0.2))
