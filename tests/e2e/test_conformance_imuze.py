@@ -104,7 +104,7 @@ async def test_song_create_answer_field(emu: Emulator, kit: Client, field: str) 
 async def test_songs_index_field(emu: Emulator, kit: Client, field: str) -> None:
     # GET /songs -> {"count", "response": [{"id", "title", "status", "mp3_url",
     # "arrangement_name"}]}
-    for title in ("One", "Two"):
+    for title in ("First Song", "Second Song"):
         await kit.imuze.songs.create(title=title, arrangement_id=1, tags=[], desired_length=2)
     songs = [s async for s in kit.imuze.songs.list()]
     raw = await _raw(emu, kit, "/songs")
@@ -127,7 +127,9 @@ async def test_song_show_field(emu: Emulator, kit: Client, field: str) -> None:
 
 async def test_song_status_goes_from_processing_to_ready(emu: Emulator, kit: Client) -> None:
     # "Wait until the status is 'ready' on song#show, then get the mp3 url".
-    job = await kit.imuze.songs.create(title="S", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Status Song", arrangement_id=1, tags=[], desired_length=2
+    )
     first = await kit.imuze.songs.get(int(job.id))
     assert first.status == "processing" and first.state is not JobState.READY
     song = await job.wait(timeout=5)

@@ -10,6 +10,7 @@ import pytest
 from imuzekit import Client, errors
 from imuzekit.emulator import Emulator
 from imuzekit.providers.imuze import Song
+from tests._titles import numbered_title
 
 
 async def _ready_song(kit: Client, length: int = 4, title: str = "Track") -> Song:
@@ -105,7 +106,7 @@ async def test_progress_reports_bytes_and_total(emu: Emulator, kit: Client, tmp_
 async def test_download_many_reports_failures_without_stopping_others(
     emu: Emulator, kit: Client, tmp_path: Path
 ) -> None:
-    songs = [await _ready_song(kit, length=2, title=f"S{i}") for i in range(3)]
+    songs = [await _ready_song(kit, length=2, title=numbered_title(i)) for i in range(3)]
     emu.faults.add("imuze", f"GET /files/songs/{songs[1].id}/*", garbage=True)
     results = {r.source.id: r async for r in kit.download_many(songs, tmp_path)}
     assert results[songs[0].id].ok and results[songs[2].id].ok
@@ -118,7 +119,12 @@ async def test_hostile_titles_land_inside_the_folder(
     emu: Emulator, kit: Client, tmp_path: Path
 ) -> None:
     titles = ["../../etc/passwd", "/abs", "con", "a\x01b", "x" * 250]
-    songs = [await _ready_song(kit, length=1, title=t) for t in titles]
+    # iMuze refuses such titles on create (letters and spaces only), but a song's title is
+    # still the service's word on the way back: seed them, as a service's old data might be.
+    seeded = [emu.imuze.create_song(title=t, arrangement_id=1, desired_length=1) for t in titles]
+    emu.clock.advance(60)
+    songs = [await kit.imuze.songs.get(record.id) for record in seeded]
+    assert [(song.title, song.is_ready) for song in songs] == [(t, True) for t in titles]
     results = [r async for r in kit.download_many(songs, tmp_path)]
     assert all(r.ok for r in results)
     for result in results:
@@ -127,7 +133,9 @@ async def test_hostile_titles_land_inside_the_folder(
 
 
 async def test_processing_song_and_bad_sources_are_refused(kit: Client, tmp_path: Path) -> None:
-    job = await kit.imuze.songs.create(title="P", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Processing Song", arrangement_id=1, tags=[], desired_length=2
+    )
     assert job.result is not None
     with pytest.raises(errors.ValidationError, match="not ready"):
         await kit.download(job.result, tmp_path)
@@ -177,7 +185,7 @@ async def test_download_many_lands_every_file_with_fewer_directory_fsyncs(
     calls: list[Path] = []
     real = downloads._fsync_directory
     monkeypatch.setattr(downloads, "_fsync_directory", lambda d: (calls.append(d), real(d)))
-    songs = [await _ready_song(kit, length=2, title=f"Song {n}") for n in range(6)]
+    songs = [await _ready_song(kit, length=2, title=numbered_title(n)) for n in range(6)]
     results = [r async for r in kit.download_many(songs, tmp_path, concurrency=6)]
     assert all(r.ok for r in results) and len(results) == 6
     for result in results:

@@ -18,6 +18,7 @@ from imuzekit._http import Request
 from imuzekit._transport import Transport
 from imuzekit.emulator import Emulator
 from imuzekit.emulator._mp3 import mp3_bytes
+from tests._titles import numbered_title
 from tests.e2e.conftest import FAST_RETRY
 
 
@@ -118,7 +119,9 @@ async def test_two_downloads_to_one_target_do_not_corrupt_it(
     emu: Emulator, kit: Client, tmp_path: Path
 ) -> None:
     jobs = [
-        await kit.imuze.songs.create(title=f"T{i}", arrangement_id=1, tags=[], desired_length=3 + i)
+        await kit.imuze.songs.create(
+            title=numbered_title(i, "Target"), arrangement_id=1, tags=[], desired_length=3 + i
+        )
         for i in range(2)
     ]
     songs = [await job.wait(timeout=5) for job in jobs]
@@ -138,7 +141,9 @@ async def test_breaking_out_of_download_many_leaves_nothing_running(
     emu: Emulator, kit: Client, tmp_path: Path
 ) -> None:
     jobs = [
-        await kit.imuze.songs.create(title=f"B{i}", arrangement_id=1, tags=[], desired_length=2)
+        await kit.imuze.songs.create(
+            title=numbered_title(i, "Break"), arrangement_id=1, tags=[], desired_length=2
+        )
         for i in range(6)
     ]
     songs = [await job.wait(timeout=5) for job in jobs]
@@ -155,7 +160,9 @@ async def test_a_failing_progress_callback_is_a_result_error(
     emu: Emulator, kit: Client, tmp_path: Path
 ) -> None:
     song = await (
-        await kit.imuze.songs.create(title="P", arrangement_id=1, tags=[], desired_length=2)
+        await kit.imuze.songs.create(
+            title="Progress Song", arrangement_id=1, tags=[], desired_length=2
+        )
     ).wait(timeout=5)
 
     def explode(done: int, total: int | None) -> None:
@@ -177,7 +184,9 @@ async def test_a_driver_error_reaches_the_waiter_at_once() -> None:
 
 
 async def test_cancel_then_wait_again_does_not_hang(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="R", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Rewait Song", arrangement_id=1, tags=[], desired_length=2
+    )
     for _ in range(5):
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(job.wait(timeout=5), 0.03)
@@ -186,7 +195,9 @@ async def test_cancel_then_wait_again_does_not_hang(emu: Emulator, kit: Client) 
 
 
 async def test_as_completed_goes_on_after_a_job_error(emu: Emulator, kit: Client) -> None:
-    good = await kit.imuze.songs.create(title="G", arrangement_id=1, tags=[], desired_length=2)
+    good = await kit.imuze.songs.create(
+        title="Good Song", arrangement_id=1, tags=[], desired_length=2
+    )
     ghost = kit.imuze.songs.job(999_999)
     done = [job async for job in kit.as_completed([ghost, good], timeout=5)]
     assert {job.id for job in done} == {good.id, ghost.id}
@@ -199,7 +210,7 @@ async def test_rewaiting_keeps_the_cadence() -> None:
         policy = PollPolicy(initial=1.0, max_interval=0.1, jitter=False, timeout=5)
         async with emu.client(poll=policy, retry=FAST_RETRY) as kit:
             job = await kit.imuze.songs.create(
-                title="K", arrangement_id=1, tags=[], desired_length=2
+                title="Kept Song", arrangement_id=1, tags=[], desired_length=2
             )
             started = time.monotonic()
             states = [snapshot.state async for snapshot in job.watch(timeout=5)]
@@ -211,7 +222,7 @@ async def test_rewaiting_keeps_the_cadence() -> None:
 
 async def test_tags_may_be_any_collection(emu: Emulator, kit: Client) -> None:
     job = await kit.imuze.songs.create(
-        title="S", arrangement_id=1, tags={"a", "b"}, desired_length=2
+        title="Set Tags", arrangement_id=1, tags={"a", "b"}, desired_length=2
     )
     assert job.result is not None and set(job.result.tags) == {"a", "b"}
 
@@ -240,7 +251,7 @@ async def test_debug_logs_of_a_whole_session_hold_no_secret(
             await kit.imuze.login()
             await kit.joplin.login()
             job = await kit.imuze.songs.create(
-                title="L", arrangement_id=1, tags=[], desired_length=2
+                title="Logged Song", arrangement_id=1, tags=[], desired_length=2
             )
             await kit.download(await job.wait(timeout=5), tmp_path)
             tokens = [kit.imuze._auth._token, kit.joplin._auth._token]

@@ -15,6 +15,7 @@ import pytest
 from imuzekit import Client, ImuzeConfig, JobState, PollPolicy, errors
 from imuzekit.emulator import Emulator
 from imuzekit.emulator._clock import Clock
+from tests._titles import numbered_title
 from tests.e2e.conftest import FAST_POLL, FAST_RETRY
 
 FRAME = 1152 / 44100
@@ -50,11 +51,13 @@ async def test_login_arrangements_create_wait_download(
 
 
 async def test_songs_list_and_get(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="A", arrangement_id=1, tags=[], desired_length=3)
+    job = await kit.imuze.songs.create(
+        title="Listed Song", arrangement_id=1, tags=[], desired_length=3
+    )
     songs = [s async for s in kit.imuze.songs.list()]
     assert [s.id for s in songs] == [int(job.id)]
     got = await kit.imuze.songs.get(int(job.id))
-    assert got.title == "A"
+    assert got.title == "Listed Song"
     with pytest.raises(errors.NotFoundError):
         await kit.imuze.songs.get(999_999)
 
@@ -85,7 +88,9 @@ async def test_given_token_without_login_fails_once_on_401(emu: Emulator) -> Non
 
 
 async def test_two_503s_then_success_observing_retry_after(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="R", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Retried Song", arrangement_id=1, tags=[], desired_length=2
+    )
     emu.clear_requests()
     emu.faults.add("imuze", "GET /songs/*", status=503, times=2, retry_after=0.2)
     song = await kit.imuze.songs.get(int(job.id))
@@ -107,7 +112,9 @@ async def test_500_on_create_is_not_retried_and_one_song_exists(emu: Emulator, k
 
 async def test_429_on_create_is_retried_after_retry_after(emu: Emulator, kit: Client) -> None:
     emu.faults.add("imuze", "POST /songs", status=429, retry_after=0.2)
-    job = await kit.imuze.songs.create(title="Q", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Quick Song", arrangement_id=1, tags=[], desired_length=2
+    )
     posts = [r for r in emu.requests if r.method == "POST" and r.path == "/songs"]
     assert [r.status for r in posts] == [429, 201]
     assert posts[1].wall - posts[0].wall >= 0.19
@@ -141,7 +148,7 @@ async def test_stalled_job_raises_job_timeout() -> None:
         policy = PollPolicy(initial=0.02, max_interval=0.05, stall_after=0.2)
         async with emu.client(poll=policy, retry=FAST_RETRY) as kit:
             job = await kit.imuze.songs.create(
-                title="S", arrangement_id=1, tags=[], desired_length=2
+                title="Stalled Song", arrangement_id=1, tags=[], desired_length=2
             )
             started = time.monotonic()
             with pytest.raises(errors.JobTimeout, match="stalled"):
@@ -151,21 +158,34 @@ async def test_stalled_job_raises_job_timeout() -> None:
 
 async def test_validation_errors_send_nothing(emu: Emulator, kit: Client) -> None:
     bad_calls = [
-        {"title": "", "arrangement_id": 1, "tags": [], "desired_length": 5},
-        {"title": "x", "arrangement_id": 1, "tags": [], "desired_length": 0},
-        {"title": "x", "arrangement_id": 1, "tags": "rock", "desired_length": 5},
-        {"title": "x", "arrangement_id": 1, "tags": [1], "desired_length": 5},
+        ({"title": "", "arrangement_id": 1, "tags": [], "desired_length": 5}, "title"),
+        (
+            {"title": "Morning Song", "arrangement_id": 1, "tags": [], "desired_length": 0},
+            "desired_length",
+        ),
+        (
+            {"title": "Morning Song", "arrangement_id": 1, "tags": "rock", "desired_length": 5},
+            "tags",
+        ),
+        (
+            {"title": "Morning Song", "arrangement_id": 1, "tags": [1], "desired_length": 5},
+            "tags[0]",
+        ),
+        ({"title": "Song 42", "arrangement_id": 1, "tags": [], "desired_length": 5}, "title"),
     ]
-    for call in bad_calls:
-        with pytest.raises(errors.ValidationError):
+    for call, field in bad_calls:
+        with pytest.raises(errors.ValidationError) as info:
             await kit.imuze.songs.create(**call)  # type: ignore[arg-type]
+        assert info.value.field == field
     assert len(emu.requests) == 0
 
 
 async def test_unknown_status_keeps_polling_and_failed_like_value_is_raw(
     emu: Emulator, kit: Client
 ) -> None:
-    job = await kit.imuze.songs.create(title="U", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Unknown Song", arrangement_id=1, tags=[], desired_length=2
+    )
     emu.imuze.set_status(int(job.id), "remastering")
     state = await job.refresh()
     assert state is JobState.UNKNOWN and job.raw_status == "remastering"
@@ -175,7 +195,9 @@ async def test_unknown_status_keeps_polling_and_failed_like_value_is_raw(
 
 
 async def test_watch_yields_each_state_change(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="W", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Watched Song", arrangement_id=1, tags=[], desired_length=2
+    )
     states = [snapshot.state async for snapshot in job.watch(timeout=5)]
     assert states[0] is JobState.QUEUED
     assert states[-1] is JobState.READY
@@ -210,13 +232,15 @@ async def test_as_completed_and_download_many(emu: Emulator, kit: Client, tmp_pa
 
 
 async def test_resume_from_token_in_same_process(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="Tok", arrangement_id=2, tags=["a"], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Token Song", arrangement_id=2, tags=["a"], desired_length=2
+    )
     token = job.token()
     assert "password" not in token and emu.credentials["imuze"].password not in token
     resumed = kit.resume(token)
     assert resumed.id == job.id and resumed.result is not None
     song = await resumed.wait(timeout=5)
-    assert song.title == "Tok"
+    assert song.title == "Token Song"
     with pytest.raises(errors.ValidationError):
         kit.resume('{"nope": 1}')
 
@@ -246,7 +270,9 @@ async def test_unconfigured_provider_says_what_to_set(emu: Emulator) -> None:
 
 
 async def test_cancelled_wait_leaves_no_pending_tasks(emu: Emulator, kit: Client) -> None:
-    job = await kit.imuze.songs.create(title="C", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Cancelled Song", arrangement_id=1, tags=[], desired_length=2
+    )
     task = asyncio.create_task(job.wait(timeout=5))
     await asyncio.sleep(0.02)
     task.cancel()
@@ -305,7 +331,9 @@ async def test_song_from_tags_that_match_no_arrangement_is_a_bad_request(
 
 async def test_song_without_arrangement_or_tags_sends_nothing(emu: Emulator, kit: Client) -> None:
     with pytest.raises(errors.ValidationError) as info:
-        await kit.imuze.songs.create(title="x", arrangement_id=None, tags=[], desired_length=2)
+        await kit.imuze.songs.create(
+            title="Morning Song", arrangement_id=None, tags=[], desired_length=2
+        )
     assert info.value.field == "tags"
     assert [r for r in emu.requests if r.provider == "imuze"] == []
 
@@ -314,7 +342,7 @@ async def test_list_count_as_a_numeric_string_keeps_paging(emu: Emulator, kit: C
     emu.imuze.count_as_string = True
     jobs = [
         await kit.imuze.songs.create(
-            title=f"Old {n}", arrangement_id=1, tags=["x"], desired_length=1
+            title=numbered_title(n, "Old"), arrangement_id=1, tags=["x"], desired_length=1
         )
         for n in range(3)
     ]
