@@ -92,10 +92,22 @@ class MusicAPI:
         return _api.parse_song_detail(await self._api.send(request))
 
     async def create(
-        self, prompt: str | None = None, *, model: str | None = None, account: str | None = None
+        self,
+        prompt: str | None = None,
+        *,
+        model: str | None = None,
+        account: str | None = None,
+        reply_url: str | None = None,
+        reply_ref: str | None = None,
     ) -> Job[Feed]:
-        """Generate a song with AI-written lyrics (``POST /music/create``; prompt <= 3000)."""
-        return await self._api.submit("create", account, prompt=prompt, model=model)
+        """Generate a song with AI-written lyrics (``POST /music/create``; prompt <= 3000).
+
+        ``reply_url``/``reply_ref`` are sent as useapi.net's ``replyUrl``/``replyRef``
+        (callbacks on created, completed and failed; see `imuzekit.webhooks`).
+        """
+        return await self._api.submit(
+            "create", account, prompt=prompt, model=model, reply_url=reply_url, reply_ref=reply_ref
+        )
 
     async def create_advanced(
         self,
@@ -108,9 +120,11 @@ class MusicAPI:
         motif_id: str | None = None,
         model: str | None = None,
         account: str | None = None,
+        reply_url: str | None = None,
+        reply_ref: str | None = None,
     ) -> Job[Feed]:
         """Generate a song from your lyrics (``POST /music/create-advanced``; lyrics <= 5000,
-        title <= 50, desc <= 1000)."""
+        title <= 50, desc <= 1000; ``reply_url``/``reply_ref`` as in `create`)."""
         return await self._api.submit(
             "create-advanced",
             account,
@@ -121,6 +135,8 @@ class MusicAPI:
             ref_id=ref_id,
             motif_id=motif_id,
             model=model,
+            reply_url=reply_url,
+            reply_ref=reply_ref,
         )
 
     async def create_instrumental(
@@ -131,11 +147,20 @@ class MusicAPI:
         ref_id: str | None = None,
         model: str | None = None,
         account: str | None = None,
+        reply_url: str | None = None,
+        reply_ref: str | None = None,
     ) -> Job[Feed]:
         """Generate an instrumental (``POST /music/create-instrumental``; prompt <= 1000,
-        title <= 50)."""
+        title <= 50; ``reply_url``/``reply_ref`` as in `create`)."""
         return await self._api.submit(
-            "create-instrumental", account, prompt=prompt, title=title, ref_id=ref_id, model=model
+            "create-instrumental",
+            account,
+            prompt=prompt,
+            title=title,
+            ref_id=ref_id,
+            model=model,
+            reply_url=reply_url,
+            reply_ref=reply_ref,
         )
 
 

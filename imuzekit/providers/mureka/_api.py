@@ -14,8 +14,9 @@ job endpoints. Notes on the wire format:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import cattrs
@@ -56,6 +57,7 @@ __all__ = [
     "parse_job_record",
     "parse_running_jobs",
     "parse_song_detail",
+    "reply_ref_from_token",
 ]
 
 PROVIDER = "mureka"
@@ -69,6 +71,12 @@ CREATE_LIMITS: dict[str, dict[str, int]] = {
     "create-instrumental": {"prompt": 1000, "title": 50},
 }
 _TEXT_FIELDS = ("prompt", "lyrics", "title", "desc", "vocal_id", "ref_id", "motif_id", "model")
+MAX_REPLY_URL = 2048
+"""Longest ``replyUrl`` sent (useapi.net documents none; a URL longer than this is a mistake)."""
+MAX_REPLY_REF = 256
+"""Longest ``replyRef`` sent (imuzekit's own are about 80 characters)."""
+REPLY_REF_TOKEN_FIELD = "reply_ref"
+"""The job-token field recording that callbacks were requested, with their ``replyRef``."""
 
 
 def rate_key(account: str | None) -> str:
@@ -159,13 +167,42 @@ def parse_song_detail(response: Response) -> SongDetail:
 # -- creation ---------------------------------------------------------------------------------
 
 
+def check_reply_url(value: Any) -> str:
+    """A ``replyUrl``: an absolute http(s) URL with a host, no fragment, bounded."""
+    check_str("reply_url", value, max_length=MAX_REPLY_URL)
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise errors.ValidationError("reply_url", "must be an absolute http(s) URL")
+    if parts.fragment or any(ch.isspace() for ch in value) or not value.isascii():
+        raise errors.ValidationError("reply_url", "must be a plain URL (ASCII, no spaces)")
+    return str(value)
+
+
+def check_reply_ref(value: Any) -> str:
+    """A ``replyRef``: printable ASCII, at most `MAX_REPLY_REF` characters."""
+    check_str("reply_ref", value, max_length=MAX_REPLY_REF)
+    if not (value.isascii() and value.isprintable()):
+        raise errors.ValidationError("reply_ref", "must be printable ASCII")
+    return str(value)
+
+
 def build_create(
-    base_url: str, route: str, *, account: str | None, retry: Any = None, **fields: Any
+    base_url: str,
+    route: str,
+    *,
+    account: str | None,
+    retry: Any = None,
+    reply_url: str | None = None,
+    reply_ref: str | None = None,
+    **fields: Any,
 ) -> Request:
     """``POST /music/<route>`` with ``"async": true``; ValidationError before sending.
 
     ``route`` is ``create``, ``create-advanced`` or ``create-instrumental``; ``fields`` are
-    that route's body fields (None ones are left out).
+    that route's body fields (None ones are left out). ``reply_url`` and ``reply_ref`` become
+    useapi.net's ``replyUrl`` (where it POSTs the job record when the job is created,
+    completed or failed) and ``replyRef`` (passed back in those callbacks); a ``reply_ref``
+    needs a ``reply_url``.
     """
     limits = CREATE_LIMITS.get(route)
     if limits is None:
@@ -181,6 +218,12 @@ def build_create(
         raise errors.ValidationError("lyrics", "is required for create_advanced")
     if account is not None:
         body["account"] = check_str("account", account, max_length=128)
+    if reply_url is not None:
+        body["replyUrl"] = check_reply_url(reply_url)
+    if reply_ref is not None:
+        if reply_url is None:
+            raise errors.ValidationError("reply_ref", "is only sent with a reply_url")
+        body["replyRef"] = check_reply_ref(reply_ref)
     body["async"] = True
     return Request(
         "POST",
@@ -244,6 +287,9 @@ class FeedDriver:
     provider: str = PROVIDER
     kind: str = "feed"
     ok_statuses: Collection[int] = ()
+    reply_ref_of: Callable[[str], str | None] | None = None
+    """The ``replyRef`` a job was created with, when callbacks were requested
+    (``Webhooks.ref_of``): job tokens then record it as ``reply_ref``."""
 
     def status_request(self, job_id: str) -> Request:
         """``GET /jobs/{jobid}``."""
@@ -291,9 +337,25 @@ class FeedDriver:
         return statuses, False
 
     def token_data(self, job_id: str, result: Feed | None) -> dict[str, Any]:
-        """Nothing beyond the job id is needed: the job record holds the feed."""
-        return {}
+        """Nothing beyond the job id is needed (the job record holds the feed), except the
+        ``reply_ref`` of a job created with callbacks, so a resumed job is watched again."""
+        ref = self.reply_ref_of(job_id) if self.reply_ref_of is not None else None
+        return {REPLY_REF_TOKEN_FIELD: ref} if ref is not None else {}
 
     def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> Feed | None:
         """No partial result: the first poll reads the record."""
         return None
+
+
+def reply_ref_from_token(data: Mapping[str, Any]) -> str | None:
+    """The ``replyRef`` a job token recorded (None when callbacks were not requested).
+
+    A malformed value is ValidationError on the token: it came from outside.
+    """
+    ref = data.get(REPLY_REF_TOKEN_FIELD)
+    if ref is None:
+        return None
+    try:
+        return check_reply_ref(ref)
+    except errors.ValidationError as exc:
+        raise errors.ValidationError("token", f"reply_ref: {exc.reason}") from None
