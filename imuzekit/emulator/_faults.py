@@ -25,6 +25,12 @@ Effects, in the order the server applies them:
    declared whatever the body, then the connection closed).
 
 ``headers`` and ``retry_after`` are added to whatever response is sent, injected or real.
+
+Callbacks a provider sends (Mureka's ``replyUrl`` POSTs) have faults of their own, a
+`CallbackFault` in a `CallbackFaults` registry, matched by provider and event (``created``,
+``completed``, ``failed``) when a callback falls due: ``drop`` (never sent), ``duplicate``
+(N extra copies), ``delay`` (seconds on the emulator clock) and ``reorder`` (held back until
+the job's next callback has been sent).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Fault", "FaultBody", "Faults", "garbage_bytes"]
+__all__ = ["CallbackFault", "CallbackFaults", "Fault", "FaultBody", "Faults", "garbage_bytes"]
 
 FaultBody = str | bytes | Mapping[str, Any] | list[Any]
 """What an injected status may answer: text, raw bytes, or a JSON value."""
@@ -244,6 +250,112 @@ class Faults:
 
     def __iter__(self) -> Iterator[Fault]:
         """Iterate over the registered, still active faults in matching order."""
+        return iter(list(self._faults))
+
+    def __len__(self) -> int:
+        """Number of registered faults that are still active."""
+        return len(self._faults)
+
+
+@attrs.define(eq=False)
+class CallbackFault:
+    """One registered callback fault: which callbacks it matches, what it does, how often.
+
+    Created by `CallbackFaults.add`; `hits` counts the callbacks it affected, and it stops
+    applying once `hits` reaches `times` (never, when `times` is None).
+    """
+
+    provider: str
+    """Provider name (``"mureka"``), or ``"*"``."""
+    event: str
+    """``created``, ``completed``, ``failed``, or ``"*"`` for any."""
+    times: int | None = 1
+    """How many matching callbacks it affects; None: every one."""
+    drop: bool = False
+    """The callback is never sent."""
+    duplicate: int = 0
+    """Extra copies sent right after it."""
+    delay: float | None = None
+    """Seconds, on the emulator clock, the callback is held before it is sent."""
+    reorder: bool = False
+    """Held back until the job's next callback has been sent (sent last when none follows)."""
+    hits: int = 0
+    """How many callbacks this fault has affected."""
+
+    @property
+    def active(self) -> bool:
+        """Whether the fault still applies to the next matching callback."""
+        return self.times is None or self.hits < self.times
+
+    def matches(self, provider: str, event: str) -> bool:
+        """Whether this fault targets a callback of `provider` for `event`."""
+        return self.provider in ("*", provider) and self.event in ("*", event)
+
+
+@attrs.define
+class CallbackFaults:
+    """The registry of callback faults of one provider's state (``emu.mureka.callback_faults``).
+
+    Consulted in the order faults were added; the first active one that matches a callback
+    applies to it, and only that one.
+    """
+
+    _faults: list[CallbackFault] = attrs.field(factory=list, init=False)
+
+    def add(
+        self,
+        event: str = "*",
+        *,
+        provider: str = "*",
+        times: int | None = 1,
+        drop: bool = False,
+        duplicate: int = 0,
+        delay: float | None = None,
+        reorder: bool = False,
+    ) -> CallbackFault:
+        """Register a callback fault and return it (its `hits` counts the callbacks affected).
+
+        ``event`` is ``"created"``, ``"completed"``, ``"failed"`` or ``"*"``; exactly one
+        effect is given: ``drop=True``, ``duplicate=N``, ``delay=seconds`` or ``reorder=True``.
+        """
+        if event not in ("*", "created", "completed", "failed"):
+            raise ValueError(f"event must be created, completed, failed or '*', got {event!r}")
+        if times is not None and (isinstance(times, bool) or times < 1):
+            raise ValueError(f"times must be a positive integer or None, got {times!r}")
+        if isinstance(duplicate, bool) or not isinstance(duplicate, int) or duplicate < 0:
+            raise ValueError(f"duplicate must be a non-negative integer, got {duplicate!r}")
+        _non_negative("delay", delay)
+        effects = [drop, duplicate > 0, delay is not None, reorder]
+        if sum(effects) != 1:
+            raise ValueError("give exactly one of drop, duplicate, delay or reorder")
+        fault = CallbackFault(
+            provider=provider,
+            event=event,
+            times=times,
+            drop=drop,
+            duplicate=duplicate,
+            delay=delay,
+            reorder=reorder,
+        )
+        self._faults.append(fault)
+        return fault
+
+    def take(self, provider: str, event: str) -> CallbackFault | None:
+        """Return the fault applying to this callback and count the hit, or None."""
+        for index, fault in enumerate(self._faults):
+            if fault.active and fault.matches(provider, event):
+                fault.hits += 1
+                if fault.times is not None and fault.hits >= fault.times:
+                    del self._faults[index]  # used up: matching stays cheap
+                return fault
+        return None
+
+    def clear(self) -> None:
+        """Unregister every callback fault."""
+        self._faults.clear()
+
+    def __iter__(self) -> Iterator[CallbackFault]:
+        """Iterate over the still active faults in matching order."""
         return iter(list(self._faults))
 
     def __len__(self) -> int:

@@ -53,3 +53,15 @@ def encode(body: Any) -> bytes:
 
 
 Handle = Callable[[bytes], Awaitable[int]]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (5 ms steps, bounded) until ``predicate()`` holds; fail the test otherwise."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)

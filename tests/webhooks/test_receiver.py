@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from imuzekit import errors
-from imuzekit.webhooks import MAX_REF_LENGTH, WebhookStats, Webhooks
+from imuzekit.webhooks import MAX_REF_LENGTH, Webhooks, WebhookStats
 
 from .conftest import JSON, PATH, PUBLIC_URL, SECRET, Confirmer, encode, record
 

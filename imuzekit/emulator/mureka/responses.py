@@ -153,11 +153,11 @@ async def _create(request: web.Request, route: str) -> web.Response:
         body = await read_json_object(request)
     except BadJSON as exc:
         return bad_request(str(exc))
+    root = origin(request)
     try:
-        job = state.create(route, body)
+        job = state.create(route, body, origin=root)
     except MurekaError as exc:
         return _error(exc, state)
-    root = origin(request)
     if body.get("async") is True:
         return json_response(job_json(state, job, root, as_created=True), status=201)
 

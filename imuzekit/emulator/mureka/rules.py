@@ -6,6 +6,7 @@ Pure: no aiohttp.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -16,6 +17,7 @@ __all__ = [
     "is_int",
     "lyrics_from_prompt",
     "lyrics_from_text",
+    "reply_problems",
     "timed_lyrics",
     "title_from",
     "words",
@@ -28,6 +30,10 @@ _ID_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "create-instrumental": ("ref_id",),
 }
 _MAX_ID_CHARS = 128
+# useapi.net documents no limits for these; the emulator accepts what a sane client sends.
+_MAX_REPLY_URL = 2048
+_MAX_REPLY_REF = 256
+_REPLY_URL = re.compile(r"^https?://[^/?#\s]+[^\s]*$", re.IGNORECASE)
 # Lyrics rows are spread over this part of the song (an intro and an outro without vocals).
 _VOCALS = (0.08, 0.92)
 _DANGLING = frozenset(("a", "an", "the", "of", "for", "about", "to", "in", "on", "and", "with"))
@@ -73,6 +79,25 @@ def creation_problems(route: str, body: Mapping[str, Any]) -> list[str]:
     is_async = body.get("async")
     if is_async is not None and not isinstance(is_async, bool):
         problems.append("async: must be a boolean")
+    problems.extend(reply_problems(body))
+    return problems
+
+
+def reply_problems(body: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a creation's ``replyUrl`` (an http(s) URL) and ``replyRef``."""
+    problems: list[str] = []
+    url = body.get("replyUrl")
+    if url is not None:
+        if not isinstance(url, str):
+            problems.append("replyUrl: must be a string")
+        elif len(url) > _MAX_REPLY_URL or not _REPLY_URL.match(url):
+            problems.append("replyUrl: must be an http(s) URL")
+    ref = body.get("replyRef")
+    if ref is not None:
+        if not isinstance(ref, str):
+            problems.append("replyRef: must be a string")
+        elif len(ref) > _MAX_REPLY_REF:
+            problems.append(f"replyRef: must be at most {_MAX_REPLY_REF} characters")
     return problems
 
 

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import attrs
 
 from imuzekit.emulator._clock import Clock
+from imuzekit.emulator._faults import CallbackFaults
 from imuzekit.emulator._kit.media import AudioStore
 from imuzekit.emulator._kit.provider import Credentials
 from imuzekit.emulator._kit.timing import (
@@ -30,6 +31,7 @@ from imuzekit.emulator._kit.timing import (
 from imuzekit.emulator._mp3 import Audio
 
 from . import views
+from .callbacks import Callback, Outbox, forged_record
 from .models import (
     ACCOUNT_ERRORS,
     CREATE_ROUTES,
@@ -140,6 +142,9 @@ class MurekaState:
     """Creations accepted (HTTP 200/201) since the emulator was built."""
     max_running: dict[str, int] = attrs.field(factory=dict, init=False)
     """Per account, the most generations ever running at once (a high-water mark)."""
+    callbacks: Outbox = attrs.field(factory=Outbox, init=False)
+    """Callbacks to creations' ``replyUrl``: queued, released (``callbacks.released``, each
+    with the receiver's ``status``) and dropped; the courier sends them."""
 
     _rng: random.Random = attrs.field(init=False)
     _feed_ids: itertools.count[int] = attrs.field(
@@ -267,13 +272,25 @@ class MurekaState:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         self._fail_queue.extend([Failure(error, details, code)] * n)
 
+    @property
+    def callback_faults(self) -> CallbackFaults:
+        """The callback fault registry (`CallbackFaults.add`: drop, duplicate, delay, reorder)."""
+        return self.callbacks.faults
+
     def create(
-        self, route: str, request: Mapping[str, Any], *, account: str | None = None
+        self,
+        route: str,
+        request: Mapping[str, Any],
+        *,
+        account: str | None = None,
+        origin: str = "",
     ) -> MurekaJob:
         """Start a generation as ``POST /music/<route>`` does and return its job.
 
         `route` is a key of `CREATE_ROUTES`; `account` overrides the body's. Raises
-        `MurekaError` with the status the API would answer (400, 402/412/596, 429).
+        `MurekaError` with the status the API would answer (400, 402/412/596, 429). With a
+        ``replyUrl``, callbacks fall due now (``created``) and when the generation ends;
+        `origin` is the scheme and host their records link CDN files under.
         """
         if route not in CREATE_ROUTES:
             raise ValueError(f"route must be one of {', '.join(CREATE_ROUTES)}, got {route!r}")
@@ -324,7 +341,55 @@ class MurekaState:
         self.max_running[owner.id] = max(self.max_running.get(owner.id, 0), len(running))
         self.creations += 1
         self._prune_jobs()
+        url = request.get("replyUrl")
+        if isinstance(url, str):
+            final = "failed" if job.failure is not None else "completed"
+            for event, due in (("created", now), (final, job.done_at)):
+                self.callbacks.schedule(Callback(url, event, job.jobid, due, origin=origin))
         return job
+
+    def callback_body(self, callback: Callback) -> dict[str, Any] | None:
+        """The JSON a callback carries: the job's record at its event (None: job forgotten)."""
+        if callback.body is not None:
+            return dict(callback.body)
+        job = self.jobs.get(callback.jobid or "")
+        if job is None:
+            return None
+        return views.job_json(self, job, callback.origin, as_created=callback.event == "created")
+
+    def send_forged_callback(
+        self,
+        url: str | None = None,
+        *,
+        jobid: str | None = None,
+        status: str = "completed",
+        reply_ref: str | None = None,
+        copy_ref: bool = False,
+        body: Mapping[str, Any] | None = None,
+    ) -> Callback:
+        """Queue, due now, a callback useapi.net never sent and return it (`status` once sent).
+
+        By default it claims `jobid` ``completed`` with songs whose ``mp3_url`` is
+        `FORGED_MP3_URL`, sent to the job's ``replyUrl`` (or `url`), with `reply_ref` as its
+        ``replyRef``, the job's real one when `copy_ref` (a forger who saw it), else none.
+        `body` replaces the whole JSON. Faults do not apply to it.
+        """
+        job = self.jobs.get(jobid) if jobid is not None else None
+        real = job.request if job is not None else {}
+        url = url or real.get("replyUrl")
+        if not isinstance(url, str):
+            raise ValueError("no url: pass url= or the jobid of a job created with replyUrl")
+        if copy_ref:
+            reply_ref = real.get("replyRef")
+        record = body or forged_record(
+            jobid=jobid or f"j0-u{USEAPI_USER_ID}-a0-bot:mureka",
+            status=status,
+            account=job.account if job is not None else None,
+            url=url,
+            reply_ref=reply_ref,
+        )
+        forged = Callback(url, status, jobid, self.clock.now(), body=record, forged=True)
+        return self.callbacks.schedule(forged)
 
     def _new_feed(
         self,

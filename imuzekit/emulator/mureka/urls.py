@@ -10,6 +10,7 @@ from imuzekit.emulator._kit import routes
 from imuzekit.emulator._kit.routes import Mount, Route
 
 from . import responses as r
+from .courier import courier_context
 from .state import MurekaState
 
 __all__ = ["CDN_ROUTES", "ROUTES", "build_app", "build_cdn_app", "mounts"]
@@ -38,8 +39,13 @@ CDN_ROUTES: Final = (
 
 
 def build_app(state: MurekaState) -> web.Application:
-    """Build the useapi.net Mureka application over `state` (mounted at its prefix)."""
-    return routes.build_app(r.state_of, state, ROUTES)
+    """Build the useapi.net Mureka application over `state` (mounted at its prefix).
+
+    While it serves, a `Courier` POSTs the creations' callbacks to their ``replyUrl``.
+    """
+    app = routes.build_app(r.state_of, state, ROUTES)
+    app.cleanup_ctx.append(courier_context(state))
+    return app
 
 
 def build_cdn_app(state: MurekaState) -> web.Application:
