@@ -35,6 +35,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -71,6 +72,9 @@ STALE_PART_SECONDS = 24 * 3600
 
 MAX_RECORD_BYTES = 1024
 """The longest source record read (ours are about 150 bytes): a longer one is no record."""
+
+# The download layer's logger: DEBUG lines for what happens to files on disk (names only).
+_log = logging.getLogger("imuzekit.downloads")
 
 _RECORD_ATTR = "user.imuzekit.source"
 _SIDECAR = ".{}.imuzekit-source"
@@ -241,24 +245,29 @@ def prepare_directory(directory: Path, sweep: bool) -> None:
                 elif _flock is not None:
                     # The lock alone decides: an old-looking file may be a live writer's
                     # (NFS clients' clocks differ; a stalled transfer writes nothing for long).
-                    _remove_if_dead(entry.path)
+                    if not _remove_if_dead(entry.path):
+                        continue
                 elif entry.stat(follow_symlinks=False).st_mtime < horizon:
                     os.unlink(entry.path)
+                else:
+                    continue
             except OSError:
                 continue  # another sweeper, or a name we may not remove: not ours to insist
+            _log.debug("swept %s, a dead writer's temporary file", entry.name)
 
 
-def _remove_if_dead(path: str) -> None:
-    """Remove a temporary file whose writer no longer holds its lock (it died)."""
+def _remove_if_dead(path: str) -> bool:
+    """Remove a temporary file whose writer no longer holds its lock (it died); True if so."""
     fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     try:
         try:
             _flock.flock(fd, _flock.LOCK_EX | _flock.LOCK_NB)
         except BlockingIOError:
-            return  # a live writer's
+            return False  # a live writer's
         # Removed while we hold the lock: a writer that created this name an instant ago
         # finds its file unlinked once it gets the lock, and takes another name.
         os.unlink(path)
+        return True
     finally:
         os.close(fd)
 
@@ -388,6 +397,15 @@ class Commit:
             # Published while still open, so still locked: a sweeper never takes it for a
             # dead writer's between the fsync and the link.
             final, created = self._publish()
+            if not created or final != self.target:
+                _log.debug(
+                    "%s %s: %s",
+                    "adopted" if not created else "published as",
+                    final.name,
+                    "another writer's file of the same source"
+                    if not created
+                    else f"{self.target.name} holds another file",
+                )
             if created and not recorded:
                 _write_sidecar(final, self.record)
             with self._lock:

@@ -10,16 +10,23 @@ the total, the declared size and digest, and the format of the first bytes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 from imuzekit import errors
-from imuzekit._http import Request
+from imuzekit._http import Request, redact_url
 from imuzekit._media import DownloadSpec, looks_like
 from imuzekit._transport import Transport
 
-__all__ = ["Attempt", "label", "transfer"]
+__all__ = ["Attempt", "label", "log_file", "transfer"]
+
+# The download layer's logger: INFO per resume or restart, DEBUG per file (never a credential).
+_log = logging.getLogger("imuzekit.downloads")
 
 _HEAD_BYTES = 4096  # enough for a format signature, or an ID3 header and the frame after it
 
@@ -32,6 +39,8 @@ class Attempt:
         self.size = 0
         self.total: int | None = None
         self.etag: str | None = None  # the validator of the answer whose bytes we hold
+        self.started = time.perf_counter()
+        self.requests = 0
 
     def restart(self) -> None:
         if self.hasher is not None:
@@ -75,6 +84,7 @@ async def transfer(
             attempt.restart()
             handle.seek(0)
             handle.truncate()
+        attempt.requests += 1
         try:
             async with transport.stream(request, ok_statuses=(416,)) as response:
                 _refuse_encoding(spec, response.headers)
@@ -110,6 +120,7 @@ async def transfer(
                 else:
                     if response.status != 206 and offset:
                         # The server ignored our Range: start over from the first byte.
+                        _log_restart(spec, attempt, "the server ignored Range")
                         attempt.restart()
                         handle.seek(0)
                         handle.truncate()
@@ -139,6 +150,78 @@ async def transfer(
                 raise errors.DownloadError(
                     f"{label(spec)}: transfer failed after {failures} attempts: {exc}"
                 ) from exc
+            if resumable and attempt.size:
+                _log.info(
+                    "%s: transfer broke at byte %d (%s); resuming with Range (attempt %d of %d)",
+                    label(spec),
+                    attempt.size,
+                    type(exc).__name__,
+                    failures + 1,
+                    max_attempts,
+                    extra=_fields(spec, attempt, action="resume", attempt_number=failures + 1),
+                )
+            else:
+                _log_restart(spec, attempt, type(exc).__name__, failures + 1, max_attempts)
+
+
+def log_file(spec: DownloadSpec, path: Path, attempt: Attempt | None, size: int) -> None:
+    """The DEBUG line of one file: downloaded (`attempt` given) or kept as it was (None)."""
+    if not _log.isEnabledFor(logging.DEBUG):
+        return
+    if attempt is None:
+        _log.debug(
+            "%s: kept %s (%d bytes, already downloaded)",
+            label(spec),
+            path.name,
+            size,
+            extra={**_fields(spec, None, action="kept"), "bytes": size, "elapsed": 0.0},
+        )
+        return
+    elapsed = time.perf_counter() - attempt.started
+    _log.debug(
+        "%s: %d bytes in %.3fs (%d request(s)) -> %s",
+        label(spec),
+        size,
+        elapsed,
+        attempt.requests,
+        path.name,
+        extra={**_fields(spec, attempt, action="downloaded"), "elapsed": elapsed},
+    )
+
+
+def _log_restart(
+    spec: DownloadSpec, attempt: Attempt, why: str, number: int = 0, of: int = 0
+) -> None:
+    """The INFO line of a transfer that starts over from byte 0 (after `number - 1` failures)."""
+    _log.info(
+        "%s: %s; restarting from byte 0%s",
+        label(spec),
+        why,
+        f" (attempt {number} of {of})" if number else "",
+        extra=_fields(spec, attempt, action="restart", attempt_number=number),
+    )
+
+
+def _fields(
+    spec: DownloadSpec, attempt: Attempt | None, *, action: str, attempt_number: int = 0
+) -> dict[str, Any]:
+    """The structured `extra` fields of a download's log line (the URL without credentials)."""
+    fields: dict[str, Any] = {"provider": spec.provider, "url": _safe_url(spec.url)}
+    fields["action"] = action
+    if attempt is not None:
+        fields["bytes"] = attempt.size
+        fields["requests"] = attempt.requests
+    if attempt_number:
+        fields["attempt"] = attempt_number
+    return fields
+
+
+def _safe_url(url: str) -> str:
+    """`url` for a log line: credential-like query values and any user:password removed."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
+    return redact_url(urlunsplit(parts))
 
 
 async def _receive(

@@ -484,6 +484,7 @@ class Downloader:
             )
             if found is not None:
                 size, digest = found
+                _fetch.log_file(spec, target, None, size)
                 return DownloadResult(source=source, path=target, size=size, sha256=digest)
         await self._prepare(target.parent)
         attempt = _fetch.Attempt(hashed=checksum or bool(spec.sha256))
@@ -559,6 +560,7 @@ class Downloader:
         finally:
             if commit_slot is not None and holds_commit_slot:
                 commit_slot.release()
+        _fetch.log_file(spec, final, attempt, attempt.size)
         return DownloadResult(source=source, path=final, size=attempt.size, sha256=attempt.digest())
 
 

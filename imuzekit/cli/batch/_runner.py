@@ -58,7 +58,7 @@ __all__ = [
     "resubmit_after",
 ]
 
-_log = logging.getLogger("imuzekit.cli.batch")
+_log = logging.getLogger("imuzekit.batch")
 
 # How long reconciliation waits for a Mureka feed seen half-made to show its job or finish.
 _MUREKA_SETTLE_ROUNDS = 3
