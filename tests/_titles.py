@@ -11,3 +11,11 @@ def numbered_title(n: int, stem: str = "Song") -> str:
     Distinct numbers give distinct titles, and each is a valid iMuze title.
     """
     return f"{stem} {str(n).translate(_LETTERS)}"
+
+
+def spelled_title(text: str, stem: str = "Song") -> str:
+    """``stem`` and ``text`` with digits spelled as letters (0-9 as a-j) and any other
+    character that is not an ASCII letter as a space: ``spelled_title("s-12") == "Song s bc"``.
+    """
+    spelled = "".join(c if c.isascii() and c.isalpha() else " " for c in text.translate(_LETTERS))
+    return f"{stem} {spelled}"

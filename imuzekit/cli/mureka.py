@@ -24,7 +24,7 @@ def mureka() -> None:
 @click.option("--prompt", required=True, help="What the song is about (style, mood, topic).")
 @click.option("--instrumental", is_flag=True, help="No vocals (create-instrumental).")
 @click.option("--title", default=None, help="Title (instrumentals only).")
-@click.option("--model", default=None, help="Model (V8, O2, V7.6, V7.5).")
+@click.option("--model", default=None, help="Model: V9 (the service's default), V8, O2 or V7.6.")
 @click.option("--account", default=None, help="Account id (default: the least busy).")
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
 @out_option

@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 
 from imuzekit.cli import cli
 from imuzekit.emulator import Emulator
+from tests._titles import spelled_title
 
 T = TypeVar("T")
 
@@ -182,7 +183,7 @@ def song_line(key: str, length: int = 3, **extra: Any) -> dict[str, Any]:
     return {
         "provider": "imuze",
         "key": key,
-        "title": f"Song {key}",
+        "title": spelled_title(key),
         "arrangement_id": 1,
         "tags": ["batch"],
         "desired_length": length,

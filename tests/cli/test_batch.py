@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import re
 import signal
 import sqlite3
 import subprocess
@@ -102,7 +103,7 @@ def test_batch_runs_every_provider_and_a_rerun_sends_nothing(
     assert summary["total"] == 7 and summary["counts"]["downloaded"] == 7
     # The titles carry the marker, so the songs can be found after a crash.
     songs = json_lines(invoke(["imuze", "songs", "list", "--json"]).stdout)
-    assert all(" [ik:" in s["title"] for s in songs)
+    assert all(re.search(r" ik [a-p]{12}$", s["title"]) for s in songs)
 
 
 def test_a_bad_line_stops_everything_before_sending(
@@ -114,6 +115,14 @@ def test_a_bad_line_stops_everything_before_sending(
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "error: manifest line 3, field 'desired_length': must be an integer, got string"
+    )
+    assert _counters(emu_thread) == (0, 0, 0)
+    titled = song_line("s3") | {"title": "Song 3"}
+    manifest = manifest_file(tmp_path / "t.jsonl", [song_line("s1"), titled])
+    refused = invoke(batch_run_argv(manifest, tmp_path / "out", None))
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().startswith(
+        "error: manifest line 2, field 'title': has '3', which iMuze does not allow (4 to 255"
     )
     assert _counters(emu_thread) == (0, 0, 0)
     accounts = manifest_file(tmp_path / "a.jsonl", [tune_line("t") | {"account": "000"}])

@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from tests._titles import numbered_title
 from tests.cli.conftest import (
     EmulatorThread,
     batch_run_argv,
@@ -75,7 +76,7 @@ def _write_manifest(path: pathlib.Path) -> dict[int, str]:
             line = {
                 "provider": "imuze",
                 "key": key,
-                "title": f"Crash Song {n}",
+                "title": numbered_title(n, "Crash Song"),
                 "arrangement_id": 1 + n % 3,
                 "tags": ["crash"],
                 "desired_length": 2 + n % 3,

@@ -10,6 +10,7 @@ import string
 import tomllib
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,8 @@ from imuzekit.cli._config import dump_toml, load_settings, update_config_file
 from imuzekit.cli._progress import ByteMeter
 from imuzekit.cli.batch._journal import Journal, JournalError, marker_for
 from imuzekit.cli.batch._manifest import ManifestError, load_manifest, manifest_schema, parse_line
-from imuzekit.cli.batch._runner import marked_params
+from imuzekit.cli.batch._runner import marked_params, markers_in
+from imuzekit.providers.imuze._api import check_title
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
@@ -133,21 +135,30 @@ def _line(**fields: Any) -> str:
     ("fields", "field", "reason"),
     [
         ({"provider": "suno"}, "provider", "must be one of"),
-        ({"provider": "imuze", "title": "x", "arrangement_id": 1}, "desired_length", "required"),
+        (
+            {"provider": "imuze", "title": "Morning Song", "arrangement_id": 1},
+            "desired_length",
+            "required",
+        ),
         (
             {"provider": "imuze", "title": "", "arrangement_id": 1, "desired_length": 3},
             "title",
             "must not be empty",
         ),
         (
-            {"provider": "imuze", "title": "x", "arrangement_id": "1", "desired_length": 3},
+            {
+                "provider": "imuze",
+                "title": "Morning Song",
+                "arrangement_id": "1",
+                "desired_length": 3,
+            },
             "arrangement_id",
             "must be an integer, got string",
         ),
         (
             {
                 "provider": "imuze",
-                "title": "x",
+                "title": "Morning Song",
                 "arrangement_id": 1,
                 "desired_length": 3,
                 "tags": "rock",
@@ -158,7 +169,7 @@ def _line(**fields: Any) -> str:
         (
             {
                 "provider": "imuze",
-                "title": "x",
+                "title": "Morning Song",
                 "arrangement_id": 1,
                 "desired_length": 3,
                 "colour": "red",
@@ -199,6 +210,21 @@ def _line(**fields: Any) -> str:
             "duration_ms",
             ">= 1",
         ),
+        (
+            {"provider": "imuze", "title": "Song 42", "arrangement_id": 1, "desired_length": 3},
+            "title",
+            "has '4', which iMuze does not allow (4 to 255 characters, ASCII letters",
+        ),
+        (
+            {"provider": "imuze", "title": "abc", "arrangement_id": 1, "desired_length": 3},
+            "title",
+            "must be at least 4 characters, got 3",
+        ),
+        (
+            {"provider": "imuze", "title": "a" * 256, "arrangement_id": 1, "desired_length": 3},
+            "title",
+            "must be at most 255 characters, got 256",
+        ),
         ({"provider": "mureka", "kind": "remix"}, "kind", "must be one of"),
         ({"provider": "mureka", "kind": "create_advanced"}, "lyrics", "required"),
         ({"provider": "mureka", "prompt": "x" * 3001}, "prompt", "at most 3000"),
@@ -218,7 +244,7 @@ def test_manifest_errors_name_the_line_and_field(
 
 def test_manifest_keys(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "m.jsonl"
-    song = {"provider": "imuze", "title": "t", "arrangement_id": 1, "desired_length": 3}
+    song = {"provider": "imuze", "title": "Morning Song", "arrangement_id": 1, "desired_length": 3}
     path.write_text("\n".join([_line(**song), "", _line(**song, key="b"), _line(**song, key=9)]))
     lines = load_manifest(path)
     assert [(line.number, line.key) for line in lines] == [(1, "1"), (3, "b"), (4, "9")]
@@ -257,7 +283,13 @@ def test_markers_go_in_titles_and_tags(tmp_path: pathlib.Path) -> None:
         rows = {row.key: row for row in journal.lines()}
         imuze = marked_params(rows["1"])
         marker = marker_for(journal.batch_id, "1")
-        assert imuze["title"].endswith(f" [{marker}]") and len(imuze["title"]) == 255
+        # iMuze titles are letters and spaces: the marker's hex digits are spelled a-p there.
+        spelled = "ik " + marker[3:].translate(
+            str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+        )
+        assert imuze["title"] == "T" * (255 - len(spelled) - 1) + " " + spelled
+        assert len(imuze["title"]) == 255 and check_title("title", imuze["title"])
+        assert markers_in(imuze["title"]) == {marker} == markers_in(*imuze["tags"])
         assert imuze["tags"] == [marker]
         advanced = marked_params(rows["2"])["title"]
         assert len(advanced) == 50 and advanced.endswith(f"[{rows['2'].marker}]")
@@ -265,6 +297,42 @@ def test_markers_go_in_titles_and_tags(tmp_path: pathlib.Path) -> None:
         assert rows["4"].marker is None and "title" not in marked_params(rows["4"])
         assert rows["5"].marker is None and str(marked_params(rows["5"])["structure"]) == "calm:1"
         assert re.fullmatch(r"ik:[0-9a-f]{12}", marker)
+
+
+@pytest.mark.parametrize("key", ["1", "b", "Morning", "a" * 200])
+def test_imuze_marker_round_trips_through_a_title(tmp_path: pathlib.Path, key: str) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        manifest = tmp_path / "m.jsonl"
+        line = {"provider": "imuze", "title": "Morning Song", "arrangement_id": 1}
+        manifest.write_text(_line(**line, desired_length=3, key=key))
+        journal.sync(load_manifest(manifest))
+        (row,) = journal.lines()
+        assert row.marker == marker_for(journal.batch_id, key)
+        title = marked_params(row)["title"]
+        assert title.startswith("Morning Song ik ") and len(title) == len("Morning Song") + 16
+        assert check_title("title", title) == title
+        # Found again in the title alone, as iMuze's list shows it, and in any case of text
+        # around it; an old journal's "[ik:<hex>]" form is still recognized.
+        assert markers_in(title) == {row.marker}
+        assert markers_in(f"{title}, remastered") == {row.marker}
+        assert markers_in(f"Old Song [{row.marker}]") == {row.marker}
+        assert (
+            markers_in(
+                title.upper(),
+                "Morning Song ik abcd",
+                "Pik abcdefghijkl",
+                "ik abcdefghijklm",
+                "ik abcdefghijklq",
+            )
+            == set()
+        )
+    # Without a title, the marker alone is a valid title.
+    request = json.dumps({"provider": "imuze", "kind": "create", "params": {**line, "tags": []}})
+    bare = marked_params(attrs.evolve(row, request=request.replace('"Morning Song"', "null")))
+    assert bare["tags"] == [row.marker]
+    bare = bare["title"]
+    assert bare == title.removeprefix("Morning Song ")
+    assert check_title("title", bare) == bare
 
 
 def test_docs_show_the_manifest_schema() -> None:
@@ -292,12 +360,34 @@ def test_docs_cover_every_command() -> None:
         assert f"imuzekit {name}" in text, name
 
 
+def test_mureka_model_texts_name_v9_as_the_default() -> None:
+    from click.testing import CliRunner
+
+    from imuzekit.cli import cli
+    from imuzekit.cli.batch._manifest import VARIANTS
+
+    result = CliRunner().invoke(cli, ["mureka", "create", "--help"])
+    assert result.exit_code == 0
+    words = " ".join(result.output.split())
+    assert "Model: V9 (the service's default), V8, O2 or V7.6." in words
+    assert "V8 (default)" not in words
+    models = {
+        spec.description
+        for variant in VARIANTS.values()
+        for spec in variant.fields
+        if variant.provider == "mureka" and spec.name == "model"
+    }
+    assert models == {"Mureka model: V9 (the service's default), V8, O2 or V7.6."}
+
+
 # -- the journal ----------------------------------------------------------------------------
 
 
 def _journal_with_line(tmp_path: pathlib.Path) -> Journal:
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(_line(provider="imuze", title="t", arrangement_id=1, desired_length=3))
+    manifest.write_text(
+        _line(provider="imuze", title="Morning Song", arrangement_id=1, desired_length=3)
+    )
     journal = Journal(tmp_path / "j.sqlite")
     journal.sync(load_manifest(manifest))
     return journal
@@ -326,7 +416,9 @@ def test_journal_notices_edited_lines(tmp_path: pathlib.Path) -> None:
     with _journal_with_line(tmp_path) as journal:
         journal.transition("1", "submitting")
         edited = tmp_path / "m2.jsonl"
-        edited.write_text(_line(provider="imuze", title="u", arrangement_id=1, desired_length=3))
+        edited.write_text(
+            _line(provider="imuze", title="Evening Song", arrangement_id=1, desired_length=3)
+        )
         (conflict,) = journal.sync(load_manifest(edited))
         assert "manifest line 1 (key '1') changed since it was submitted" in conflict
     with pytest.raises(JournalError, match="no journal"):

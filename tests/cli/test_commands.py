@@ -26,7 +26,7 @@ def test_every_list_command_prints_json_lines(
     emu_env: dict[str, str], tmp_path: pathlib.Path
 ) -> None:
     created = invoke(
-        "imuze songs create --arrangement 1 --title Tea --tag a --tag b --length 3"
+        "imuze songs create --arrangement 1 --title Teatime --tag a --tag b --length 3"
         " --count 2 --wait --json"
     )
     assert created.exit_code == 0, created.output
@@ -51,7 +51,7 @@ def test_every_list_command_prints_json_lines(
         objects = json_lines(result.stdout)
         assert objects, command
     listed = json_lines(invoke(["imuze", "songs", "list", "--json"]).stdout)
-    assert {s["title"] for s in listed} == {"Tea"}
+    assert {s["title"] for s in listed} == {"Teatime"}
     assert {tuple(s["tags"]) for s in listed} <= {("a", "b"), ()}
     feeds = json_lines(invoke(["mureka", "list", "--json"]).stdout)
     assert len(feeds) == 1 and feeds[0]["account"] in emu_env["IMUZEKIT_MUREKA_ACCOUNTS"]
@@ -78,7 +78,9 @@ def test_emulator_flag_needs_no_configuration(clean_env: pathlib.Path) -> None:
     result = invoke(["joplin", "genres", "--emulator", "--json"])
     assert result.exit_code == 0, result.output
     assert {"name", "subgenres"} <= json_lines(result.stdout)[0].keys()
-    created = invoke("imuze songs create --emulator --arrangement 1 --title x --length 2 --json")
+    created = invoke(
+        "imuze songs create --emulator --arrangement 1 --title Morning --length 2 --json"
+    )
     assert created.exit_code == 0
     assert json_lines(created.stdout)[0]["token"].startswith("{")
 

@@ -157,7 +157,7 @@ def test_ctrl_c_while_a_waited_job_closes_its_poller_leaks_nothing() -> None:
             sys.executable,
             "-c",
             _SIGINT_WHILE_CLOSING,
-            *("imuze", "songs", "create", "--arrangement", "1", "--title", "x"),
+            *("imuze", "songs", "create", "--arrangement", "1", "--title", "Morning"),
             *("--wait", "--emulator", "--json"),
         ]
     )

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import pathlib
+import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -19,6 +20,7 @@ import attrs
 
 from imuzekit import errors
 from imuzekit._convert import loads_json
+from imuzekit.providers.imuze import _api as imuze_api
 from imuzekit.providers.joplin import Energy, Movement, Structure
 
 __all__ = [
@@ -45,13 +47,20 @@ Kind = Literal["string", "integer", "boolean", "tags", "structure"]
 
 @attrs.frozen
 class FieldSpec:
-    """One keyword argument of a provider's create call, with its limits."""
+    """One keyword argument of a provider's create call, with its limits.
+
+    ``pattern`` (a string's allowed characters, as a JSON Schema pattern) goes with ``rule``,
+    the words an error gives for it.
+    """
 
     name: str
     kind: Kind
     description: str
     required: bool = False
+    min_length: int | None = None
     max_length: int | None = None
+    pattern: str | None = None
+    rule: str | None = None
     minimum: int | None = None
     maximum: int | None = None
 
@@ -77,7 +86,7 @@ def _s(name: str, description: str, **kw: Any) -> FieldSpec:
 
 
 _MUREKA_COMMON = (
-    _s("model", "Mureka model: V8 (default), O2, V7.6 or V7.5.", max_length=1000),
+    _s("model", "Mureka model: V9 (the service's default), V8, O2 or V7.6.", max_length=1000),
     _s("account", "Account id (default: the least busy configured account).", max_length=128),
 )
 
@@ -89,9 +98,13 @@ VARIANTS: dict[tuple[str, str], Variant] = {
         (
             _s(
                 "title",
-                "Song title (the marker ' [ik:...]' is appended).",
+                "Song title: 4 to 255 ASCII letters and spaces, iMuze's own rule (the marker"
+                " ' ik <12 letters>' is appended).",
                 required=True,
-                max_length=255,
+                min_length=imuze_api.TITLE_MIN_LENGTH,
+                max_length=imuze_api.TITLE_MAX_LENGTH,
+                pattern=imuze_api.TITLE_PATTERN,
+                rule=f"iMuze does not allow ({imuze_api.TITLE_RULE})",
             ),
             FieldSpec("arrangement_id", "integer", "Arrangement id.", required=True, minimum=0),
             FieldSpec("tags", "tags", "Tags (the marker tag 'ik:...' is added).", max_length=255),
@@ -229,10 +242,21 @@ def _check_string(number: int, name: str, value: Any, spec: FieldSpec | None = N
         raise ManifestError(number, name, f"must be a string, got {_json_type(value)}")
     if not value.strip():
         raise ManifestError(number, name, "must not be empty")
-    if spec is not None and spec.max_length is not None and len(value) > spec.max_length:
+    if spec is None:
+        return value
+    if spec.min_length is not None and len(value) < spec.min_length:
+        raise ManifestError(
+            number, name, f"must be at least {spec.min_length} characters, got {len(value)}"
+        )
+    if spec.max_length is not None and len(value) > spec.max_length:
         raise ManifestError(
             number, name, f"must be at most {spec.max_length} characters, got {len(value)}"
         )
+    # fullmatch: a pattern's "$" alone would also let a trailing newline through.
+    if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
+        bad = next((c for c in value if re.fullmatch(spec.pattern, c) is None), value)
+        reason = spec.rule or f"{spec.pattern} does not allow"
+        raise ManifestError(number, name, f"has {bad!r}, which {reason}")
     return value
 
 
@@ -444,9 +468,11 @@ def load_manifest(path: pathlib.Path) -> list[ManifestLine]:
 def _field_schema(spec: FieldSpec) -> dict[str, Any]:
     schema: dict[str, Any]
     if spec.kind == "string":
-        schema = {"type": "string", "minLength": 1}
+        schema = {"type": "string", "minLength": spec.min_length or 1}
         if spec.max_length is not None:
             schema["maxLength"] = spec.max_length
+        if spec.pattern is not None:
+            schema["pattern"] = spec.pattern
     elif spec.kind == "integer":
         schema = {"type": "integer"}
         if spec.minimum is not None:
