@@ -1,175 +1,64 @@
 """The provider configurations a `Client` takes, and how they are read from the environment.
 
+Each config class lives with its provider's spec (`imuzekit.providers.<name>._spec`); this
+module re-exports the built-in four and derives the per-provider tables from the provider
+registry, so a provider plugged in with `registry().register(spec)` appears in them too.
 Re-exported by `imuzekit.client` (and `imuzekit`): import them from there.
+
+`CONFIGS` (name -> config class), `PROVIDER_NAMES` (name -> title) and `ENV_HINTS` (name ->
+what to set) are computed from the registry each time they are read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
-from imuzekit import errors
-from imuzekit.jobs import PollPolicy
+from imuzekit.providers._registry import registry
+from imuzekit.providers.imuze._spec import ImuzeConfig
+from imuzekit.providers.joplin._spec import JoplinConfig
+from imuzekit.providers.mureka._spec import MurekaConfig
+from imuzekit.providers.musescore._spec import MuseScoreConfig
 
 __all__ = [
-    "CONFIGS",
-    "ENV_HINTS",
-    "PROVIDER_NAMES",
     "ImuzeConfig",
     "JoplinConfig",
     "MurekaConfig",
     "MuseScoreConfig",
     "config_from_env",
+    "configs",
+    "env_hints",
+    "provider_names",
 ]
 
 
-def _mask(value: object) -> str:
-    return "None" if value is None else "'***'"
+def configs() -> dict[str, type[Any]]:
+    """Every provider's config class, by provider name."""
+    return {spec.name: spec.config for spec in registry()}
 
 
-def _strings(value: Iterable[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
+def provider_names() -> dict[str, str]:
+    """Every provider's title (`"iMuze API v4"`), by provider name."""
+    return {spec.name: spec.title for spec in registry()}
 
 
-def _ints(value: Iterable[int]) -> tuple[int, ...]:
-    return tuple(value)
+def env_hints() -> dict[str, str]:
+    """What to set in the environment to configure each provider, by provider name."""
+    return {spec.name: spec.env_hint for spec in registry()}
 
 
-def _secret() -> Any:
-    return attrs.field(default=None, repr=_mask)
+_DERIVED = {"CONFIGS": configs, "PROVIDER_NAMES": provider_names, "ENV_HINTS": env_hints}
 
 
-@attrs.frozen
-class ImuzeConfig:
-    """iMuze API v4 credentials: a ``token``, or ``email`` and ``password`` (logged in on first
-    use and again once on a 401), or both. ``auth_scheme`` prefixes the token in the
-    ``Authorization`` header (the API documents the raw token: leave it None)."""
-
-    token: str | None = _secret()
-    email: str | None = None
-    password: str | None = _secret()
-    base_url: str = "https://api.imuze.io/api/4"
-    auth_scheme: str | None = None
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether a token or an email/password pair is set."""
-        return bool(self.token) or bool(self.email and self.password)
-
-
-@attrs.frozen
-class JoplinConfig:
-    """iMuze music engine ("joplin") credentials: a JWT ``token`` or ``email``/``password``."""
-
-    token: str | None = _secret()
-    email: str | None = None
-    password: str | None = _secret()
-    base_url: str = "http://joplin.imuze.io"
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether a token or an email/password pair is set."""
-        return bool(self.token) or bool(self.email and self.password)
-
-
-@attrs.frozen
-class MurekaConfig:
-    """Mureka through useapi.net: the useapi.net ``token`` and the Mureka ``accounts`` it drives.
-
-    ``max_parallel_per_account``: Mureka's limit of simultaneous generations per account (10).
-    ``failure_states``: feed ``state`` values to treat as failed (only 3, complete, is
-    documented; other values mean "still processing" unless listed here). ``poll`` defaults to
-    a Mureka-specific policy (first read after 30 s: a generation takes ~45 s).
-    """
-
-    token: str | None = _secret()
-    accounts: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    base_url: str = "https://api.useapi.net/v1/mureka"
-    max_parallel_per_account: int = 10
-    failure_states: tuple[int, ...] = attrs.field(default=(), converter=_ints)
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether the token is set."""
-        return bool(self.token)
-
-
-@attrs.frozen
-class MuseScoreConfig:
-    """MuseScore.com OAuth 1.0 credentials and endpoints.
-
-    A ``consumer_key`` alone allows public calls; signed calls need ``consumer_secret``, and a
-    user's calls also ``token`` and ``token_secret`` (from the three-legged flow).
-    """
-
-    consumer_key: str | None = None
-    consumer_secret: str | None = _secret()
-    token: str | None = _secret()
-    token_secret: str | None = _secret()
-    base_url: str = "http://api.musescore.com/services/rest"
-    oauth_url: str = "http://api.musescore.com/oauth"
-    authorize_url: str = "http://musescore.com/oauth/authorize"
-    static_url: str = "http://static.musescore.com"
-    oembed_url: str = "http://musescore.com/oembed/endpoint"
-    poll: PollPolicy | None = None
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether the consumer key is set."""
-        return bool(self.consumer_key)
-
-
-CONFIGS: dict[str, type[Any]] = {
-    "imuze": ImuzeConfig,
-    "joplin": JoplinConfig,
-    "mureka": MurekaConfig,
-    "musescore": MuseScoreConfig,
-}
-PROVIDER_NAMES = {
-    "imuze": "iMuze API v4",
-    "joplin": "the iMuze music engine (joplin)",
-    "mureka": "Mureka (useapi.net)",
-    "musescore": "MuseScore.com",
-}
-ENV_HINTS = {
-    "imuze": "IMUZEKIT_IMUZE_TOKEN, or IMUZEKIT_IMUZE_EMAIL and IMUZEKIT_IMUZE_PASSWORD",
-    "joplin": "IMUZEKIT_JOPLIN_TOKEN, or IMUZEKIT_JOPLIN_EMAIL and IMUZEKIT_JOPLIN_PASSWORD",
-    "mureka": "IMUZEKIT_MUREKA_TOKEN (and IMUZEKIT_MUREKA_ACCOUNTS)",
-    "musescore": "IMUZEKIT_MUSESCORE_CONSUMER_KEY (and ..._CONSUMER_SECRET)",
-}
+def __getattr__(name: str) -> Any:
+    """`CONFIGS`, `PROVIDER_NAMES` and `ENV_HINTS`, derived from the registry when read."""
+    try:
+        return _DERIVED[name]()
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 def config_from_env(provider: str, env: Mapping[str, str]) -> Any:
-    cls = CONFIGS[provider]
-    values: dict[str, Any] = {}
-    for field in attrs.fields(cls):
-        if field.name == "poll":
-            continue
-        raw = env.get(f"IMUZEKIT_{provider.upper()}_{field.name.upper()}")
-        if raw is None or raw == "":
-            continue
-        if field.name == "accounts":
-            values[field.name] = tuple(a.strip() for a in raw.split(",") if a.strip())
-        elif field.name == "failure_states":
-            try:
-                values[field.name] = tuple(int(a) for a in raw.split(",") if a.strip())
-            except ValueError as exc:
-                raise errors.ConfigurationError(
-                    "IMUZEKIT_MUREKA_FAILURE_STATES must be comma-separated integers"
-                ) from exc
-        elif field.type in (int, "int"):
-            try:
-                values[field.name] = int(raw)
-            except ValueError as exc:
-                raise errors.ConfigurationError(
-                    f"IMUZEKIT_{provider.upper()}_{field.name.upper()} must be an integer"
-                ) from exc
-        else:
-            values[field.name] = raw
-    config = cls(**values)
-    return config if config.has_credentials else None
+    """`provider`'s config from `IMUZEKIT_<PROVIDER>_<FIELD>` variables, or None when they set
+    no credentials."""
+    return registry().get(provider).config_from_env(env)

@@ -17,40 +17,29 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from ssl import SSLContext
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 
 from imuzekit import errors
 from imuzekit._checks import flag, integer, seconds
-from imuzekit._configs import (
-    CONFIGS,
-    ENV_HINTS,
-    PROVIDER_NAMES,
-    ImuzeConfig,
-    JoplinConfig,
-    MurekaConfig,
-    MuseScoreConfig,
-    config_from_env,
-)
-from imuzekit._http import Request, Response, Timeouts, WireTransport
+from imuzekit._configs import ImuzeConfig, JoplinConfig, MurekaConfig, MuseScoreConfig
+from imuzekit._http import Timeouts, WireTransport
 from imuzekit._logs import log_to_stderr
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport
-from imuzekit.auth import LoginResult, TokenLogin
 from imuzekit.downloads import Downloader, DownloadResult, ProgressCallback
 from imuzekit.jobs import Job, PollPolicy, parse_token
 from imuzekit.jobs._poller import Poller
+from imuzekit.providers._registry import registry
+from imuzekit.providers._spec import Connection, Found, ProviderSpec, has_credentials
 from imuzekit.providers.imuze import ImuzeAPI
-from imuzekit.providers.imuze import _api as imuze_api
 from imuzekit.providers.joplin import JoplinAPI
-from imuzekit.providers.joplin import _api as joplin_api
-from imuzekit.providers.mureka import MUREKA_POLL, MurekaAPI
+from imuzekit.providers.mureka import MurekaAPI
 from imuzekit.providers.musescore import MuseScoreAPI
-from imuzekit.providers.musescore._oauth import OAuth1Credentials, OAuth1Hook
 
 __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreConfig"]
 
@@ -149,6 +138,7 @@ class Client:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         default_headers: Mapping[str, str] | None = None,
         transport: WireTransport | None = None,
+        **providers: Any,
     ) -> None:
         # Checked here, not where first used: a wrong setting fails now, naming itself.
         _check_http_setup(session, proxy, trust_env, ssl, verify_ssl, trace_configs)
@@ -172,16 +162,23 @@ class Client:
                     name, f"must be a {kind.__name__} or None, got {type(value).__name__}"
                 )
         self.max_status_rps = max_status_rps
+        specs = registry()
+        unknown = sorted(name for name in providers if name not in specs)
+        if unknown:
+            raise TypeError(
+                f"Client() got an unexpected keyword argument {unknown[0]!r} "
+                "(not a registered provider)"
+            )
+        given = {"imuze": imuze, "joplin": joplin, "mureka": mureka, "musescore": musescore}
+        self._specs: dict[str, ProviderSpec] = {spec.name: spec for spec in specs}
         self._configs: dict[str, Any] = {
-            "imuze": imuze,
-            "joplin": joplin,
-            "mureka": mureka,
-            "musescore": musescore,
+            name: providers.get(name, given.get(name)) for name in self._specs
         }
         for name, config in self._configs.items():
-            if config is not None and not isinstance(config, CONFIGS[name]):
+            expected = self._specs[name].config
+            if config is not None and not isinstance(config, expected):
                 raise errors.ConfigurationError(
-                    f"{name}= takes a {CONFIGS[name].__name__}, got {type(config).__name__}"
+                    f"{name}= takes a {expected.__name__}, got {type(config).__name__}"
                 )
         self.poll_policy = poll or PollPolicy()
         self._poll_given = poll
@@ -208,16 +205,17 @@ class Client:
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Client:
         """A Client configured from ``IMUZEKIT_<PROVIDER>_<FIELD>`` variables.
 
-        Every config field has a variable (``IMUZEKIT_IMUZE_TOKEN``, ``IMUZEKIT_MUREKA_ACCOUNTS``
-        comma-separated, ...); a provider with no credentials set is left unconfigured.
+        Every config field of every registered provider has a variable
+        (``IMUZEKIT_IMUZE_TOKEN``, ``IMUZEKIT_MUREKA_ACCOUNTS`` comma-separated, ...); a provider
+        with no credentials set is left unconfigured.
         ``kwargs`` go to the constructor and win over the environment. ``IMUZEKIT_LOG=debug``
         (or ``info``) sends imuzekit's log lines to stderr, as ``OPENAI_LOG`` does for openai.
         """
         source = os.environ if env is None else env
         if source.get("IMUZEKIT_LOG"):
             log_to_stderr(source["IMUZEKIT_LOG"])
-        for provider in CONFIGS:
-            kwargs.setdefault(provider, config_from_env(provider, source))
+        for spec in registry():
+            kwargs.setdefault(spec.name, spec.config_from_env(source))
         return cls(**kwargs)
 
     def __repr__(self) -> str:
@@ -263,12 +261,8 @@ class Client:
     def _config(self, provider: str) -> Any:
         self._check_open()
         config = self._configs[provider]
-        if config is None or not config.has_credentials:
-            raise errors.ConfigurationError(
-                f"{PROVIDER_NAMES[provider]} is not configured: pass "
-                f"Client({provider}={CONFIGS[provider].__name__}(...)) "
-                f"or set {ENV_HINTS[provider]}"
-            )
+        if config is None or not has_credentials(config):
+            raise self._specs[provider].not_configured()
         return config
 
     def _poller(self, provider: str) -> Poller:
@@ -281,133 +275,90 @@ class Client:
 
     # -- providers -------------------------------------------------------------------------
 
-    def _token_login(
-        self,
-        provider: str,
-        config: ImuzeConfig | JoplinConfig,
-        build_login: Callable[[str, str, str], Request],
-        parse_login: Callable[[Response], LoginResult],
-        *,
-        scheme: str | None = None,
-        expires_at: float | None = None,
-    ) -> TokenLogin:
-        base_url = config.base_url.rstrip("/")
-        login: Callable[[], Request] | None = None
-        if config.email and config.password:
-            email, password = config.email, config.password
+    def namespace(self, provider: str) -> Any:
+        """The namespace of any registered provider (`kit.namespace("imuze")` is `kit.imuze`).
 
-            def login() -> Request:
-                return build_login(base_url, email, password)
-
-        auth = TokenLogin(
-            provider=provider,
-            token=config.token,
-            login=login,
-            parse=parse_login if login else None,
-            scheme=scheme,
-            expires_at=expires_at,
+        Built on first use from the provider's spec and config; ConfigurationError (saying
+        what to set) when the provider is not configured, ValidationError when no provider
+        of that name is registered. A provider plugged into the registry is also reachable
+        as an attribute: `kit.<name>`.
+        """
+        self._check_open()
+        api = self._namespaces.get(provider)
+        if api is not None:
+            return api
+        spec = self._specs.get(provider)
+        if spec is None:
+            raise errors.ValidationError("provider", f"no provider {provider!r} is registered")
+        config = self._config(provider)
+        policy = (
+            getattr(config, "poll", None)
+            or self._poll_given
+            or spec.default_poll
+            or self.poll_policy
         )
-        self._transport.set_auth(provider, auth)
-        return auth
+        connected = spec.connect(
+            config,
+            Connection(
+                sender=self._transport,
+                retry=self._transport.retry,
+                poller=self._poller(provider),
+                poll_policy=policy,
+            ),
+        )
+        self._transport.set_auth(provider, connected.auth)
+        api = self._namespaces[provider] = connected.namespace
+        return api
+
+    if not TYPE_CHECKING:
+        # `kit.<name>` for a provider plugged into the registry, at run time only: to a type
+        # checker a misspelt attribute stays an error (the built-ins are typed properties;
+        # `namespace(name)` reaches any provider).
+        def __getattr__(self, name: str) -> Any:
+            specs = self.__dict__.get("_specs")
+            if specs is not None and name in specs:
+                return self.namespace(name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def imuze(self) -> ImuzeAPI:
         """iMuze API v4: arrangements and songs."""
-        self._check_open()
-        api = self._namespaces.get("imuze")
-        if api is None:
-            config: ImuzeConfig = self._config("imuze")
-            auth = self._token_login(
-                "imuze",
-                config,
-                imuze_api.build_login,
-                imuze_api.parse_login,
-                scheme=config.auth_scheme,
-            )
-            api = self._namespaces["imuze"] = ImuzeAPI(
-                sender=self._transport,
-                base_url=config.base_url,
-                auth=auth,
-                poller=self._poller("imuze"),
-                poll_policy=config.poll or self.poll_policy,
-            )
-        return api
+        return cast(ImuzeAPI, self.namespace("imuze"))
 
     @property
     def joplin(self) -> JoplinAPI:
         """The iMuze music engine (joplin): genres and structured music generation."""
-        self._check_open()
-        api = self._namespaces.get("joplin")
-        if api is None:
-            config: JoplinConfig = self._config("joplin")
-            auth = self._token_login(
-                "joplin",
-                config,
-                joplin_api.build_login,
-                joplin_api.parse_login,
-                expires_at=joplin_api.jwt_expiry(config.token) if config.token else None,
-            )
-            api = self._namespaces["joplin"] = JoplinAPI(
-                sender=self._transport,
-                base_url=config.base_url,
-                auth=auth,
-                poller=self._poller("joplin"),
-                poll_policy=config.poll or self.poll_policy,
-            )
-        return api
+        return cast(JoplinAPI, self.namespace("joplin"))
 
     @property
     def mureka(self) -> MurekaAPI:
         """Mureka through useapi.net: feeds, songs, creation across accounts, jobs."""
-        self._check_open()
-        api = self._namespaces.get("mureka")
-        if api is None:
-            config: MurekaConfig = self._config("mureka")
-            assert config.token is not None
-            self._transport.set_auth(
-                "mureka", TokenLogin(provider="mureka", token=config.token, scheme="Bearer")
-            )
-            api = self._namespaces["mureka"] = MurekaAPI(
-                sender=self._transport,
-                base_url=config.base_url,
-                accounts=config.accounts,
-                max_parallel_per_account=config.max_parallel_per_account,
-                poller=self._poller("mureka"),
-                poll_policy=config.poll or self._poll_given or MUREKA_POLL,
-                retry=self._transport.retry,
-                failure_states=config.failure_states,
-            )
-        return api
+        return cast(MurekaAPI, self.namespace("mureka"))
 
     @property
     def musescore(self) -> MuseScoreAPI:
         """MuseScore.com: OAuth, search, scores, timings, upload, users, resolve, oEmbed."""
-        self._check_open()
-        api = self._namespaces.get("musescore")
-        if api is None:
-            config: MuseScoreConfig = self._config("musescore")
-            assert config.consumer_key is not None
-            hook = OAuth1Hook(
-                OAuth1Credentials(
-                    consumer_key=config.consumer_key,
-                    consumer_secret=config.consumer_secret,
-                    token=config.token,
-                    token_secret=config.token_secret,
-                )
+        return cast(MuseScoreAPI, self.namespace("musescore"))
+
+    async def find_created(self, provider: str, markers: Collection[str]) -> dict[str, Found]:
+        """Find creations again by the markers they carry, after a crash or a lost answer.
+
+        A marker is ``ik:`` and 12 hex digits, put into a create's parameters by
+        `ProviderSpec.create(kind).mark(params, marker)` before it is sent (in a title or
+        the tags, as the provider allows). Returns `{marker: Found}` for the markers found:
+        `Found.job` to wait on (or `.token()` to keep), or `Found.result` for a creation that
+        is complete with no job left; `Found.settled` False means seen half-made: look again
+        later. A marker left out was not found. ValidationError when the provider cannot be
+        searched (`ProviderSpec.find_created` is None).
+        """
+        spec = self._specs.get(provider)
+        if spec is None:
+            raise errors.ValidationError("provider", f"no provider {provider!r} is registered")
+        if spec.find_created is None:
+            raise errors.ValidationError(
+                "provider", f"{spec.title} cannot be searched for a creation by marker"
             )
-            self._transport.set_auth("musescore", hook)
-            api = self._namespaces["musescore"] = MuseScoreAPI(
-                sender=self._transport,
-                hook=hook,
-                base_url=config.base_url,
-                oauth_url=config.oauth_url,
-                authorize_url=config.authorize_url,
-                static_url=config.static_url,
-                oembed_url=config.oembed_url,
-                poller=self._poller("musescore"),
-                poll_policy=config.poll or self.poll_policy,
-            )
-        return api
+        return await spec.find_created(self.namespace(provider), markers)
 
     # -- downloads and fleets --------------------------------------------------------------
 
@@ -498,11 +449,12 @@ class Client:
         """Rebuild a job from ``job.token()`` (from this or another process) to wait on it."""
         self._check_open()
         provider, kind, job_id, data = parse_token(token)
-        if provider not in CONFIGS:
+        spec = self._specs.get(provider)
+        if spec is None:
             raise errors.ValidationError("token", f"unknown provider {provider!r}")
-        namespace = getattr(self, provider)
+        namespace = self.namespace(provider)
         try:
-            job: Job[Any] = namespace.resume(kind, job_id, data)
+            job: Job[Any] = spec.resume(namespace, kind, job_id, data)
         except errors.ValidationError:
             raise
         except (errors.ParseError, ValueError, TypeError) as exc:

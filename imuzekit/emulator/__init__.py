@@ -285,62 +285,22 @@ class Emulator:
     def client(self, **kwargs: Any) -> Client:
         """An imuzekit `Client` configured for this emulator (keyword arguments pass through).
 
-        iMuze and joplin are configured with the demo email and password unless ``imuze=`` or
-        ``joplin=`` is given (the SDK logs in itself, as against the real services); Mureka
-        with the useapi.net token and every configured account unless ``mureka=`` is given;
-        MuseScore.com with the demo consumer, the demo user's access token and every endpoint
-        unless ``musescore=`` is given. ``trust_env`` is False unless given: the emulator is on
-        loopback, and a proxy from the environment (``HTTP_PROXY``) must not carry its traffic.
+        Every registered provider whose spec has an `emulator_config` is configured for this
+        emulator unless its keyword (``imuze=``, ...) is given: iMuze and joplin with the demo
+        email and password (the SDK logs in itself, as against the real services); Mureka
+        with the useapi.net token and every configured account; MuseScore.com with the demo
+        consumer, the demo user's access token and every endpoint. ``trust_env`` is False
+        unless given: the emulator is on loopback, and a proxy from the environment
+        (``HTTP_PROXY``) must not carry its traffic.
         """
         kwargs.setdefault("trust_env", False)
         # Imported here so that the emulator does not depend on the SDK at import time.
-        from imuzekit.client import (
-            Client,
-            ImuzeConfig,
-            JoplinConfig,
-            MurekaConfig,
-            MuseScoreConfig,
-        )
+        from imuzekit.client import Client
+        from imuzekit.providers._registry import registry
 
-        creds = self.imuze.credentials()
-        kwargs.setdefault(
-            "imuze",
-            ImuzeConfig(email=creds.email, password=creds.password, base_url=self.urls["imuze"]),
-        )
-        joplin = self.joplin.credentials()
-        kwargs.setdefault(
-            "joplin",
-            JoplinConfig(
-                email=joplin.email, password=joplin.password, base_url=self.urls["joplin"]
-            ),
-        )
-        mureka = self.mureka.credentials()
-        kwargs.setdefault(
-            "mureka",
-            MurekaConfig(
-                token=mureka.token,
-                # The config's `converter=tuple` types this parameter as an unsolved
-                # Iterable[_T_co]; "unused-ignore" keeps this quiet once that is fixed.
-                accounts=tuple(self.mureka.accounts),
-                base_url=self.urls["mureka"],
-            ),
-        )
-        musescore = self.musescore
-        urls = self.urls
-        kwargs.setdefault(
-            "musescore",
-            MuseScoreConfig(
-                consumer_key=musescore.consumer_key,
-                consumer_secret=musescore.consumer_secret,
-                token=musescore.token,
-                token_secret=musescore.token_secret,
-                base_url=urls["musescore"],
-                oauth_url=urls["musescore_oauth"],
-                authorize_url=urls["musescore_authorize"],
-                static_url=urls["musescore_static"],
-                oembed_url=urls["musescore_oembed"],
-            ),
-        )
+        for spec in registry():
+            if spec.emulator_config is not None and spec.name not in kwargs:
+                kwargs[spec.name] = spec.emulator_config(self)
         return Client(**kwargs)
 
 

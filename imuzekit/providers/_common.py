@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -20,6 +20,7 @@ from cattrs import transform_error
 from imuzekit import errors
 from imuzekit._convert import JSONTooDeepError, loads_json, make_converter
 from imuzekit._http import Response
+from imuzekit.providers._registry import registry
 
 __all__ = [
     "check_int",
@@ -37,20 +38,21 @@ T = TypeVar("T")
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
-@functools.cache
 def converter() -> cattrs.Converter:
-    """The package's converter with every provider's wire hooks (built once, on first use)."""
-    conv = make_converter()
-    # Imported here: each provider module imports this one for `structure`.
-    from imuzekit.providers.imuze import _api as imuze_api
-    from imuzekit.providers.joplin import _api as joplin_api
-    from imuzekit.providers.mureka import _api as mureka_api
-    from imuzekit.providers.musescore import _api as musescore_api
+    """The package's converter with every registered provider's wire hooks.
 
-    imuze_api.configure_converter(conv)
-    joplin_api.configure_converter(conv)
-    mureka_api.configure_converter(conv)
-    musescore_api.configure_converter(conv)
+    The hooks come from the provider specs in the registry (`ProviderSpec.converter_hooks`), so
+    this module imports no provider: the converter is built once per set of providers, on
+    first use, and again only after a provider is registered.
+    """
+    return _converter_with(registry().converter_hooks())
+
+
+@functools.lru_cache(maxsize=8)
+def _converter_with(hooks: tuple[Callable[[cattrs.Converter], None], ...]) -> cattrs.Converter:
+    conv = make_converter()
+    for hook in hooks:
+        hook(conv)
     return conv
 
 

@@ -1,0 +1,99 @@
+"""The iMuze music engine (joplin) declared once: its config, connection, jobs and create call.
+
+Joplin has no list of musics, so a creation cannot be found again after a crash
+(`find_created` is None).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from imuzekit.jobs import PollPolicy
+from imuzekit.providers._spec import (
+    Connected,
+    Connection,
+    CreateCall,
+    FieldSpec,
+    LoginConfig,
+    ProviderSpec,
+    driver_kind,
+    token_login,
+)
+from imuzekit.providers.joplin import JoplinAPI, _api
+
+__all__ = ["JoplinConfig", "spec"]
+
+
+@attrs.frozen
+class JoplinConfig(LoginConfig):
+    """iMuze music engine ("joplin") credentials: a JWT `token` or `email`/`password`."""
+
+    base_url: str = "http://joplin.imuze.io"
+    poll: PollPolicy | None = None
+
+
+def _connect(config: JoplinConfig, connection: Connection) -> Connected:
+    auth = token_login(
+        _api.PROVIDER,
+        config,
+        build_login=_api.build_login,
+        parse_login=_api.parse_login,
+        expires_at=_api.jwt_expiry(config.token) if config.token else None,
+    )
+    api = JoplinAPI(
+        sender=connection.sender,
+        base_url=config.base_url,
+        auth=auth,
+        poller=connection.poller,
+        poll_policy=connection.poll_policy,
+    )
+    return Connected(api, auth)
+
+
+def _emulator_config(emulator: Any) -> JoplinConfig:
+    credentials = emulator.joplin.credentials()
+    return JoplinConfig(
+        email=credentials.email, password=credentials.password, base_url=emulator.urls["joplin"]
+    )
+
+
+def spec() -> ProviderSpec:
+    """The iMuze music engine (joplin) provider."""
+    create = CreateCall(
+        kind="create",
+        method="musics.create",
+        description="kit.joplin.musics.create(): an iMuze music engine (joplin) music.",
+        fields=(
+            FieldSpec("genre", "string", "Genre (see `imuzekit joplin genres`).", required=True),
+            FieldSpec("subgenre", "string", "Subgenre of that genre.", required=True),
+            FieldSpec(
+                "duration_ms",
+                "integer",
+                "Length in milliseconds.",
+                required=True,
+                maximum=_api.MAX_DURATION_MS,
+            ),
+            FieldSpec(
+                "structure",
+                "structure",
+                "'calm:0.3,dynamic:0.7', or a list of movements"
+                " {start, duration, energy | movement}.",
+                required=True,
+            ),
+            FieldSpec("crop", "boolean", "Cut at exactly duration_ms (not whole measures)."),
+            FieldSpec("fadeout_ms", "integer", "Fade-out length in milliseconds."),
+            FieldSpec("voices_volume", "integer", "Volume of the voices."),
+        ),
+    )
+    return ProviderSpec(
+        name=_api.PROVIDER,
+        title="the iMuze music engine (joplin)",
+        config=JoplinConfig,
+        connect=_connect,
+        job_kinds=(driver_kind(_api.MusicDriver),),
+        creates=(create,),
+        converter_hooks=(_api.configure_converter,),
+        emulator_config=_emulator_config,
+    )
