@@ -302,3 +302,13 @@ async def test_logs_never_show_the_secret_nor_the_ref(
     assert caplog.records
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert SECRET not in text and ref not in text and ref.rsplit(".", 1)[1] not in text
+
+
+def test_importing_the_receiver_does_not_load_aiohttp() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, imuzekit.webhooks; print('aiohttp' in sys.modules)"
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
