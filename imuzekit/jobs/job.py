@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -21,13 +21,11 @@ from imuzekit._convert import JSONTooDeepError, loads_json
 from imuzekit._http import Request, Response
 from imuzekit.jobs._state import TERMINAL, JobState, next_state
 
-if TYPE_CHECKING:
-    from imuzekit.jobs._poller import Poller
-
 __all__ = [
     "TOKEN_VERSION",
     "Job",
     "JobDriver",
+    "JobPoller",
     "JobSnapshot",
     "JobStatus",
     "PollPolicy",
@@ -53,6 +51,11 @@ def _check_timeout(value: Any) -> float:
     return number
 
 
+def _budget(name: str, value: Any) -> float:
+    number: float = seconds(name, value)  # a finite number >= 0, not a bool
+    return number
+
+
 @attrs.frozen
 class PollPolicy:
     """How a job is polled.
@@ -64,8 +67,23 @@ class PollPolicy:
     status response is honoured when longer. ``timeout``: the default deadline of ``wait()``
     (15 min; a polling loop without a deadline is a hang waiting to happen). ``stall_after``:
     give up with :class:`~imuzekit.errors.JobTimeout` when the state has not changed for that
-    long (None: never). A wrong type or range (a negative, NaN, infinity, ``multiplier`` below
-    1) raises :class:`~imuzekit.errors.ValidationError` naming the field.
+    long (None: never).
+
+    That backoff is a ceiling: the schedule may poll sooner, never later (see `docs/jobs.md`).
+
+    ``budget``: status requests per job the schedule may spend where one list request refreshes
+    many jobs (iMuze's `GET /songs`): ticks come as often as the budget allows, concentrated
+    where jobs are likely to finish (0.05: one list request per 20 finished jobs, a thousandth
+    of what a per-job 0.5 s loop sends, which still ticks about every 0.5 s while 1,000 songs
+    finish over 25 s; 0 turns it off and leaves the backoff alone). ``min_interval``: the
+    shortest wait the budget or the learning may choose between two polls (0.25 s: below the
+    time one list page of 1,000 songs takes to fetch and read, a faster tick would only queue
+    behind the last). ``learn``: use the render times of the jobs that already finished (and
+    the job's hint, such as the requested length) to place the first poll and the spacing of
+    per-job polls, and the budget's ticks.
+
+    A wrong type or range (a negative, NaN, infinity, ``multiplier`` below 1) raises
+    :class:`~imuzekit.errors.ValidationError` naming the field.
     """
 
     initial: float = attrs.field(default=2.0, validator=checked(seconds))
@@ -76,6 +94,9 @@ class PollPolicy:
     stall_after: float | None = attrs.field(
         default=None, validator=checked(seconds, positive=True, optional=True)
     )
+    budget: float = attrs.field(default=0.05, validator=checked(_budget))
+    min_interval: float = attrs.field(default=0.25, validator=checked(seconds, positive=True))
+    learn: bool = attrs.field(default=True, validator=checked(flag))
 
     def interval(self, polls: int, rand: Callable[[], float]) -> float:
         """The wait before poll number ``polls`` (0-based): backoff, capped, with full jitter."""
@@ -141,6 +162,22 @@ class JobDriver(Protocol[T]):
         ...
 
 
+class JobPoller(Protocol):
+    """What a job needs from the poller that refreshes it (the poller satisfies it).
+
+    Declared here so that this module never imports the poller, not even for typing: the
+    poller sits above the job in the layers.
+    """
+
+    async def refresh(self, job: Job[Any]) -> bool:
+        """Send one status request for ``job`` now; return whether its state changed."""
+        ...
+
+    async def wait(self, job: Job[Any], *, deadline: float, until_change: bool = False) -> None:
+        """Wait until ``job`` is done (or its state changes); ``deadline`` in loop time."""
+        ...
+
+
 class Job(Generic[T]):
     """A handle on one generation: ``refresh()``, ``wait()``, ``watch()``, ``token()``.
 
@@ -152,13 +189,21 @@ class Job(Generic[T]):
         *,
         job_id: str,
         driver: JobDriver[T],
-        poller: Poller,
+        poller: JobPoller,
         status: JobStatus[T],
         policy: PollPolicy,
+        expected: float | None = None,
+        started_at: float | None = None,
     ) -> None:
         self.id = job_id
         self.driver = driver
         self.policy = policy
+        self.expected = expected
+        """How long the provider is expected to take, in seconds, when known (a hint: the
+        requested length of a song, Mureka's ~45 s); the schedule learns the real ratio."""
+        self.started_at = started_at
+        """When the provider accepted the job (``time.monotonic()``), when this process saw it;
+        None for a job resumed or wrapped later (its age is then unknown)."""
         self._poller = poller
         self._state = JobState.QUEUED
         self.raw_status: Any = None

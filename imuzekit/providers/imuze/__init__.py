@@ -12,6 +12,7 @@ Reference: seed 001 (``https://api.imuze.io/api/4``). Typical use::
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
@@ -79,7 +80,9 @@ class SongsAPI:
             tags=tuple(tags),
             desired_length=desired_length,
         )
-        return self._api.job_for(_api.merge_song(sent, created))
+        job = self._api.job_for(_api.merge_song(sent, created))
+        job.started_at = time.monotonic()  # a known age: the schedule learns render times
+        return job
 
     async def list(self) -> AsyncIterator[Song]:
         """Yield the account's songs with their current status (``GET /songs``)."""
@@ -132,6 +135,7 @@ class ImuzeAPI:
             poller=self._poller,
             status=self._driver.status_of(song),
             policy=policy or self.poll_policy,
+            expected=song.desired_length,  # the requested length: the schedule's first guess
         )
 
     def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:

@@ -12,6 +12,7 @@ Reference: seed 000 (``http://joplin.imuze.io``). Typical use::
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -67,7 +68,9 @@ class MusicsAPI:
             await self._api.check_genre(genre, subgenre)
         response = await self._api.sender.send(request)
         music = _api.parse_music(response, base_url=self._api.base_url)
-        return self._api.job_for(music)
+        job = self._api.job_for(music)
+        job.started_at = time.monotonic()  # a known age: the schedule learns render times
+        return job
 
     async def schema(self, music_id: str) -> Music:
         """A music's schema (``GET /musics/:id/schema``)."""
@@ -156,6 +159,8 @@ class JoplinAPI:
             poller=self._poller,
             status=JobStatus(JobState.PROCESSING, raw_status=None, result=music),
             policy=policy or self.poll_policy,
+            # The music's length: the schedule's first guess at its render time.
+            expected=None if music.duration_ms is None else music.duration_ms / 1000,
         )
 
     def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -286,6 +287,7 @@ class ScoresAPI:
         response = await self._api.sender.send(request)
         score = _api.parse_upload(response, static_url=self._api.static_url)
         job = self._api.job_for(score)
+        job.started_at = time.monotonic()  # a known age: the schedule learns processing times
         if score.status is None:
             # The score exists now: its id must reach the caller whatever this read does, and
             # the job's polls read the score again (GET /score/{id}) when it is waited on.
