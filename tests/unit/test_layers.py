@@ -70,3 +70,20 @@ def test_the_architecture_picture_is_the_layers_contract() -> None:
     [contract] = _package_layers()
     expected = [{name for name in _tails(layer) if _exists(name)} for layer in contract["layers"]]
     assert _picture() == [row for row in expected if row]
+
+
+def test_the_providers_are_independent_and_above_what_they_share() -> None:
+    providers = [
+        f"imuzekit.providers.{name}" for name in ("imuze", "joplin", "mureka", "musescore")
+    ]
+    independence = [c for c in _contracts() if c["type"] == "independence"]
+    assert [sorted(c["modules"]) for c in independence] == [providers]
+    [inner] = [c for c in _contracts() if c.get("containers") == ["imuzekit.providers"]]
+    # `_common` below the provider packages: it can no longer reach back into their `_api`.
+    assert inner["layers"][:2] == ["imuze | joplin | mureka | musescore", "_common"]
+
+
+def test_inside_jobs_the_poller_is_above_the_job() -> None:
+    [inner] = [c for c in _contracts() if c.get("containers") == ["imuzekit.jobs"]]
+    layers: list[str] = inner["layers"]
+    assert layers.index("_poller") < layers.index("job") < layers.index("_state")
