@@ -41,10 +41,16 @@ class Samples:
         """The ``q`` quantile of the sample (it must not be empty)."""
         return self._sorted[min(len(self._sorted) - 1, int(q * len(self._sorted)))]
 
-    def share(self, start: float, width: float) -> float | None:
-        """Of the samples above ``start``, the share at most ``start + width`` (None: too few)."""
-        at_risk = len(self._sorted) - bisect.bisect_right(self._sorted, start)
-        if at_risk < MIN_SAMPLES:
+    def share(self, start: float, width: float, survivors: list[float]) -> float | None:
+        """Of the jobs alive at ``start`` (samples above it, and the sorted ``survivors``: the
+        ages of jobs still waiting), the share that finished by ``start + width``.
+
+        Counting the waiting jobs as alive keeps a wave's first finishes from saying that
+        every job finishes at once. None: too few samples above ``start``.
+        """
+        above = len(self._sorted) - bisect.bisect_right(self._sorted, start)
+        if above < MIN_SAMPLES:
             return None
-        within = bisect.bisect_right(self._sorted, start + width) - (len(self._sorted) - at_risk)
-        return within / at_risk
+        within = bisect.bisect_right(self._sorted, start + width) - (len(self._sorted) - above)
+        alive = above + len(survivors) - bisect.bisect_right(survivors, start)
+        return within / alive

@@ -372,9 +372,12 @@ class Schedule:
             anchor, rate = min(now, state.last_tick), state.rate or 0.0
         learn = all(e.policy.learn for e in shared)
         bins = Counter(self._bin(e, anchor) for e in shared)
+        survivors = sorted(
+            (anchor - e.started) / (e.scale or 1.0) for e in shared if e.started is not None
+        )
 
         def expected(width: float) -> float:
-            model = sum(n * self._share(state, b, width, learn) for b, n in bins.items())
+            model = sum(n * self._share(state, b, width, learn, survivors) for b, n in bins.items())
             return max(model, rate * width)
 
         if floor >= ceiling or expected(ceiling) < quota:
@@ -394,13 +397,17 @@ class Schedule:
 
     @staticmethod
     def _share(
-        state: _Group, key: tuple[float | None, float, float], width: float, learn: bool
+        state: _Group,
+        key: tuple[float | None, float, float],
+        width: float,
+        learn: bool,
+        survivors: list[float],
     ) -> float:
         """The chance that a job of this bin finishes within ``width`` seconds."""
         scale, age, initial = key
         if learn and len(state.samples) >= MIN_SAMPLES:
             unit = scale or 1.0
-            share = state.samples.share(age / unit, width / unit)
+            share = state.samples.share(age / unit, width / unit, survivors)
             if share is not None:
                 return share
         # No samples cover this age yet: the hint (a job needs about its hint, and at least a
