@@ -22,6 +22,9 @@ from _connect import add_out_argument, connect, output_dir
 from imuzekit import Client, Job, JobState
 from imuzekit.providers.imuze import Song
 
+# iMuze titles are ASCII letters and spaces only: the song's number is spelled 0-9 as a-j.
+DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
+
 
 async def create_all(kit: Client, count: int, concurrency: int) -> list[Job[Song]]:
     """Submit `count` songs, `concurrency` requests at a time."""
@@ -31,7 +34,7 @@ async def create_all(kit: Client, count: int, concurrency: int) -> list[Job[Song
     async def create(n: int) -> Job[Song]:
         async with gate:
             return await kit.imuze.songs.create(
-                title=f"Bulk song {n:04d}",
+                title=f"Bulk song {n:04d}".translate(DIGITS_AS_LETTERS),  # "Bulk song aaab"
                 arrangement_id=arrangements[n % len(arrangements)].id,
                 tags=["bulk", "imuzekit"],
                 desired_length=10 + n % 20,

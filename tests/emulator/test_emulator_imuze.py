@@ -15,6 +15,7 @@ from mutagen.mp3 import MP3
 from imuzekit.emulator import Emulator
 from imuzekit.emulator._mp3 import FRAME_DURATION
 from imuzekit.emulator.imuze import DEMO_EMAIL, DEMO_PASSWORD
+from tests._titles import numbered_title
 
 from .conftest import RENDER_SECONDS, SONG, api, call, create_song
 
@@ -358,7 +359,7 @@ async def test_render_seconds_range_is_seeded() -> None:
 async def test_list_songs_newest_first_and_paged(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
-    ids = [(await create_song(emu, http, title=f"Song {n}"))["id"] for n in range(7)]
+    ids = [(await create_song(emu, http, title=numbered_title(n)))["id"] for n in range(7)]
     newest_first = ids[::-1]
     status, body = await call(http, "GET", api(emu, "/songs"))
     assert status == 200
@@ -366,7 +367,7 @@ async def test_list_songs_newest_first_and_paged(
     assert [item["id"] for item in body["response"]] == newest_first
     first = body["response"][0]
     assert set(first) == {"id", "title", "status", "mp3_url", "arrangement_name"}
-    assert (first["title"], first["status"]) == ("Song 6", "processing")
+    assert (first["title"], first["status"]) == ("Song g", "processing")
 
     pages = []
     for page in (1, 2, 3, 4):

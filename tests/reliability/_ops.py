@@ -97,7 +97,9 @@ async def _nothing(emu: Emulator, kit: Client, folder: Path) -> None:
 
 async def _imuze_job(emu: Emulator, kit: Client, folder: Path) -> Any:
     await kit.imuze.login()
-    return await kit.imuze.songs.create(title="M", arrangement_id=1, tags=[], desired_length=2)
+    return await kit.imuze.songs.create(
+        title="Morning Song", arrangement_id=1, tags=[], desired_length=2
+    )
 
 
 async def _imuze_song(emu: Emulator, kit: Client, folder: Path) -> Any:
@@ -121,7 +123,9 @@ async def _imuze_get(emu: Emulator, kit: Client, ctx: Any, folder: Path) -> Any:
 
 
 async def _imuze_create(emu: Emulator, kit: Client, ctx: Any, folder: Path) -> Any:
-    job = await kit.imuze.songs.create(title="M", arrangement_id=1, tags=[], desired_length=2)
+    job = await kit.imuze.songs.create(
+        title="Morning Song", arrangement_id=1, tags=[], desired_length=2
+    )
     assert job.id
     return job
 

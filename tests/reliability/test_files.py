@@ -50,7 +50,7 @@ async def test_hostile_titles_land_inside_with_safe_unique_names(tmp_path: Path)
             songs: list[Any] = []
             for _ in HOSTILE_TITLES:
                 job = await kit.imuze.songs.create(
-                    title="t", arrangement_id=1, tags=[], desired_length=1
+                    title="File Song", arrangement_id=1, tags=[], desired_length=1
                 )
                 songs.append(await job.wait(timeout=5))
             for song, title in zip(songs, HOSTILE_TITLES, strict=True):

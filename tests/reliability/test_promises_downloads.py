@@ -193,7 +193,7 @@ async def test_dead_writers_temporary_files_are_cleaned_and_live_ones_kept(
 
 async def test_a_new_dest_without_suffix_is_a_directory(emu: Emulator, tmp_path: Path) -> None:
     async with emu.client(poll=FAST_POLL) as kit:
-        one, two = await _song(kit, "One", 2), await _song(kit, "Two", 2)
+        one, two = await _song(kit, "First Song", 2), await _song(kit, "Second Song", 2)
         first = await kit.download(one, tmp_path / "songs")
         second = await kit.download(two, tmp_path / "songs")
     assert (tmp_path / "songs").is_dir()
@@ -207,7 +207,7 @@ async def test_an_existing_file_of_another_source_is_never_returned(
 ) -> None:
     target = tmp_path / "x.mp3"
     async with emu.client(poll=FAST_POLL) as kit:
-        one, two = await _song(kit, "One", 2), await _song(kit, "Two", 2)
+        one, two = await _song(kit, "First Song", 2), await _song(kit, "Second Song", 2)
         assert await kit.download(one, target) == target
         other = await kit.download(two, target)
         # A file nobody downloaded (no record of its source) is not adopted either.

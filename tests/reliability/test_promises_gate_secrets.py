@@ -93,7 +93,9 @@ async def test_one_long_retry_after_freezes_no_later_call_poll_or_download(
         Emulator(render_seconds=0.05) as emu,
         emu.client(retry=_retry(), poll=FAST_POLL) as kit,
     ):
-        job = await kit.imuze.songs.create(title="S", arrangement_id=1, tags=[], desired_length=2)
+        job = await kit.imuze.songs.create(
+            title="Secret Song", arrangement_id=1, tags=[], desired_length=2
+        )
         song_id = int(job.id)
 
         error = await _raise_429(kit, emu, headers)
@@ -117,7 +119,9 @@ async def test_a_paused_gate_raises_rather_than_outwait_the_callers_deadline() -
         Emulator(render_seconds=0.05) as emu,
         emu.client(retry=RetryPolicy(backoff_base=0.01, max_retry_after=30), poll=FAST_POLL) as kit,
     ):
-        job = await kit.imuze.songs.create(title="S", arrangement_id=1, tags=[], desired_length=2)
+        job = await kit.imuze.songs.create(
+            title="Secret Song", arrangement_id=1, tags=[], desired_length=2
+        )
         error = await _raise_429(kit, emu, {"Retry-After": "86400"})
         assert error.retry_after == 86400.0
         gate = kit.transport.gate("imuze")
@@ -351,11 +355,11 @@ async def test_credentials_over_plain_http_warn_once_per_provider(
     transport = Transport()
     sent: list[Request] = []
 
-    async def answer(request: Request, attempt: int, header: Any = None) -> Response:
+    async def answer(request: Request, attempt: int, header: Any, timeouts: Any) -> Response:
         sent.append(request)  # nothing leaves the machine: the send is answered here
         return Response(200, {}, b"{}", request=request)
 
-    monkeypatch.setattr(transport, "_send_once", answer)
+    monkeypatch.setattr(transport.adapter, "send", answer)
     for provider, token in [("imuze", IMUZE_TOKEN), ("mureka", MUREKA_TOKEN), ("joplin", "x")]:
         transport.set_auth(provider, TokenLogin(provider=provider, token=token))
     remote, local = "http://music.example.test", "http://127.0.0.1:9"

@@ -142,7 +142,9 @@ def test_error_for_a_nested_body_directly() -> None:
 
 async def test_a_nested_job_status_ends_the_wait_with_a_parse_error(emu: Emulator) -> None:
     async with emu.client(poll=FAST_POLL, retry=FAST_RETRY) as kit:
-        job = await kit.imuze.songs.create(title="x", arrangement_id=1, tags=[], desired_length=5)
+        job = await kit.imuze.songs.create(
+            title="Typed Song", arrangement_id=1, tags=[], desired_length=5
+        )
         emu.faults.add("imuze", "GET /songs/*", status=200, body=ABYSS, times=None)
         with pytest.raises(errors.ParseError, match="nested"):
             await job.wait(timeout=5)
@@ -352,7 +354,9 @@ async def test_a_bad_call_argument_is_a_validation_error_naming_it(
     emu: Emulator, call: Any, value: Any, field: str
 ) -> None:
     async with emu.client(poll=FAST_POLL) as kit:
-        job = await kit.imuze.songs.create(title="x", arrangement_id=1, tags=[], desired_length=5)
+        job = await kit.imuze.songs.create(
+            title="Typed Song", arrangement_id=1, tags=[], desired_length=5
+        )
         started = time.monotonic()
         with pytest.raises(errors.ValidationError) as caught:
             await call(kit, job, value)

@@ -112,7 +112,7 @@ async def test_a_whole_session_leaks_no_secret(
                 secrets += [kit.imuze._auth._token, kit.joplin._auth._token]
                 note("arrangements", [a async for a in kit.imuze.arrangements.list()])
                 song_job = await kit.imuze.songs.create(
-                    title="S", arrangement_id=1, tags=["x"], desired_length=2
+                    title="Secret Song", arrangement_id=1, tags=["x"], desired_length=2
                 )
                 note("song job", song_job)
                 note("song", await song_job.wait(timeout=5))

@@ -52,7 +52,9 @@ async def _operations(emu: Emulator, kit: Client, folder: Path, rng: random.Rand
     if choice == 0:
         _ = [a async for a in kit.imuze.arrangements.list()]
     elif choice == 1:
-        job = await kit.imuze.songs.create(title="s", arrangement_id=1, tags=[], desired_length=1)
+        job = await kit.imuze.songs.create(
+            title="Soak Song", arrangement_id=1, tags=[], desired_length=1
+        )
         await kit.download(await job.wait(timeout=3), folder)
     elif choice == 2:
         await kit.joplin.genres()
