@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import operator
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Generator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -23,6 +23,7 @@ from imuzekit._checks import checked, seconds
 
 __all__ = [
     "Auth",
+    "AuthFlow",
     "Body",
     "FilePart",
     "Request",
@@ -302,23 +303,35 @@ class Sender(Protocol):
         ...
 
 
-class Auth(Protocol):
-    """Authentication for one provider, applied by the transport to each request."""
+AuthFlow = Generator[Request, Response, Any]
+"""An authentication flow: a generator that yields the requests it needs sent (logins), gets
+each one's `Response` back (or, thrown in, its typed error) and returns its result."""
 
-    async def apply(self, request: Request, sender: Sender) -> Request:
-        """Return ``request`` with credentials added (logging in first if needed)."""
-        ...
+
+class Auth(Protocol):
+    """Authentication for one provider, as flows the send pipeline drives (httpx's ``auth_flow``).
+
+    A flow is pure: it yields a login request when it needs one, the pipeline sends it (with
+    ``auth=False``, through the same retries and error mapping) and sends the answer back in;
+    errors are thrown into the flow, which may scrub them before they propagate. The pipeline
+    keeps logins single-flight: a flow that yields is run again under one lock per provider
+    (the auth's ``lock`` attribute when it has one), where it finds the token another task got.
+    """
 
     def ready_header(self) -> tuple[str, str] | None:
         """The one header that authenticates a request when it is at hand without I/O, or None.
 
-        The transport's fast path: it sends this header beside a header-less request instead
-        of awaiting :meth:`apply` for an authenticated copy. None (a login is due, or the
-        credentials depend on the request, like a signature) means :meth:`apply` is used.
+        The pipeline's fast path: it sends this header beside a header-less request instead
+        of running :meth:`auth_flow` for an authenticated copy. None (a login is due, or the
+        credentials depend on the request, like a signature) means the flow is run.
         """
         ...
 
-    async def refresh(self, failed: Request, sender: Sender) -> bool:
+    def auth_flow(self, request: Request) -> Generator[Request, Response, Request]:
+        """Yield login requests as needed; return ``request`` with its credentials."""
+        ...
+
+    def refresh_flow(self, failed: Request) -> Generator[Request, Response, bool]:
         """After a 401 on ``failed``: renew the credentials; True when a retry may succeed."""
         ...
 

@@ -9,6 +9,10 @@ providers document and what keeps paid generations from being submitted twice:
   failures where the request provably never reached the server (the connection was refused);
 * waits use exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff
   And Jitter"), and a server's ``Retry-After`` / ``retry-after-ms`` wins when it asks for more.
+
+`decide` is the whole rule as one pure function of (policy, attempt, request, outcome): the send
+pipeline (`imuzekit._pipeline`) asks it after every attempt, buffered or streamed alike, and
+does what the `Decision` says.
 """
 
 from __future__ import annotations
@@ -17,21 +21,30 @@ import asyncio
 import contextlib
 import contextvars
 import email.utils
+import enum
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from imuzekit import errors
 from imuzekit._checks import checked, integer, seconds
 
+if TYPE_CHECKING:
+    from imuzekit._http import Request
+
 __all__ = [
     "RETRY_AFTER_CEILING",
+    "Action",
+    "Decision",
+    "Outcome",
     "RetryPolicy",
     "backoff_delay",
     "deadline_left",
     "deadline_scope",
+    "decide",
     "parse_retry_after",
 ]
 
@@ -172,3 +185,112 @@ def deadline_scope(deadline: float | None) -> Iterator[None]:
         yield
     finally:
         _DEADLINE.reset(token)
+
+
+class Action(enum.Enum):
+    """What the send pipeline does after an attempt."""
+
+    DONE = "done"
+    """Hand the response to the caller."""
+    RETRY = "retry"
+    """Send again, after `Decision.delay` and any rate-limit pause."""
+    RELOGIN = "relogin"
+    """Renew the credentials (once per call), then send again; the attempt is not counted."""
+    RAISE = "raise"
+    """Give up: raise the outcome's typed error (its connection error, or its status's)."""
+
+
+@attrs.frozen
+class Outcome:
+    """What one attempt came to: an HTTP status, or a connection failure (``status`` None).
+
+    ``retry_after`` is the answer's parsed `Retry-After` (`parse_retry_after`); ``sent`` says
+    whether a failed connection may have delivered the request (False only when it provably
+    did not, e.g. the connection was refused); ``failure`` names the failure for the log.
+    """
+
+    status: int | None = None
+    retry_after: float | None = None
+    sent: bool = True
+    failure: str = ""
+
+
+@attrs.frozen
+class Decision:
+    """The pipeline's next step: an `Action`, the wait before it and the provider-wide pause.
+
+    ``pause`` (seconds, already capped at ``max_retry_after``) is set after a 429 that asked
+    for a wait: every request through the same rate-limit gate waits it out, whether or not
+    this call retries. ``reason`` is what failed, for the INFO line of a retry.
+    """
+
+    action: Action
+    delay: float = 0.0
+    pause: float | None = None
+    reason: str = ""
+
+
+_DONE = Decision(Action.DONE)
+_RELOGIN = Decision(Action.RELOGIN, reason="401")
+
+
+def decide(
+    policy: RetryPolicy,
+    attempt: int,
+    request: Request,
+    outcome: Outcome,
+    *,
+    ok_statuses: Collection[int] = (),
+    can_relogin: bool = False,
+    deadline_left: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> Decision:
+    """The retry rule: what to do after ``attempt`` (1-based) of ``request`` came to ``outcome``.
+
+    Pure: no clock, no I/O. ``ok_statuses`` are statuses the caller handles itself;
+    ``can_relogin`` is True while the call has credentials it has not renewed yet;
+    ``deadline_left`` is the caller's remaining time (`deadline_left()`), ``rand`` the jitter.
+
+    * 1xx-3xx and ``ok_statuses``: done. A 401 that may be cured by a new login: re-login.
+    * A connection failure is retried when the request provably never arrived, or when it is
+      idempotent; anything else could submit a paid creation twice.
+    * An error status is retried when `RetryPolicy.should_retry_status` allows it (POST: only
+      429). A 429 with a wait pauses the whole gate (the pipeline waits there); any other
+      retry waits the longer of the jittered backoff and the server's `Retry-After`.
+    * Never: past ``max_attempts``, when `Retry-After` asks for more than
+      ``max_retry_after``, or when the wait would end after the caller's deadline. Buffered
+      and streamed calls are decided alike.
+    """
+    status = outcome.status
+    if status is not None and (status < 400 or status in ok_statuses):
+        return _DONE
+    if status == 401 and can_relogin:
+        return _RELOGIN
+    if status is None:
+        if attempt >= policy.max_attempts or (outcome.sent and not request.is_idempotent):
+            return Decision(Action.RAISE, reason=outcome.failure)
+        delay = backoff_delay(attempt, policy, rand)
+        if deadline_left is not None and delay > deadline_left:
+            return Decision(Action.RAISE, reason=outcome.failure)
+        return Decision(Action.RETRY, delay=delay, reason=outcome.failure)
+    retry_after = outcome.retry_after
+    pause = None
+    if status == 429 and retry_after is not None:
+        # The others must not run into the same wall, but one answer must not freeze the
+        # provider for a day either: the pause is capped at max_retry_after.
+        pause = min(retry_after, policy.max_retry_after)
+    reason = str(status)
+    if (
+        (retry_after is not None and retry_after > policy.max_retry_after)
+        or attempt >= policy.max_attempts
+        or not policy.should_retry_status(status, idempotent=request.is_idempotent)
+    ):
+        return Decision(Action.RAISE, pause=pause, reason=reason)
+    if pause is not None:
+        # The gate does the waiting (and refuses a wait past the caller's deadline).
+        return Decision(Action.RETRY, pause=pause, reason=reason)
+    delay = max(backoff_delay(attempt, policy, rand), retry_after or 0.0)
+    if deadline_left is not None and delay > deadline_left:
+        # The caller's deadline comes first: its error now, not a retry later.
+        return Decision(Action.RAISE, reason=reason)
+    return Decision(Action.RETRY, delay=delay, reason=reason)

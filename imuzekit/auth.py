@@ -1,8 +1,16 @@
-"""Authentication hooks the transport applies to each request.
+"""Authentication as flows the send pipeline drives (httpx's ``auth_flow`` is the model).
+
+A flow is a generator: it yields a login request when it needs one, receives the answer (or,
+thrown in, the typed error) and returns the authenticated request. It does no I/O itself: the
+pipeline (`imuzekit._pipeline`) sends what it yields, through the same gate, retries and error
+mapping as every call, and keeps logins single-flight with one lock per provider.
 
 * :class:`TokenLogin`: a token in a header (iMuze v4's raw ``Authorization`` value, joplin's JWT,
   useapi.net's ``Bearer``), optionally obtained by logging in with email and password, renewed
   once on a 401 and, when the token says when it expires, shortly before it does.
+* :class:`FlowAuth`: the base both TokenLogin and MuseScore's OAuth 1.0 signing build on; its
+  :meth:`~FlowAuth.apply` and :meth:`~FlowAuth.refresh` drive the flows through any `Sender`
+  (for code that authenticates a request by hand).
 
 Credentials are held privately and never appear in reprs, logs or error messages; the answer to
 a refused login is withheld from the error (``APIError.body`` is None), since it may echo them.
@@ -12,15 +20,105 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from http import HTTPStatus
+from typing import TypeVar
 
 import attrs
 
 from imuzekit import errors
 from imuzekit._http import Request, Response, Sender
 
-__all__ = ["LoginResult", "TokenLogin", "withhold_login_answer"]
+__all__ = [
+    "FlowAuth",
+    "LoginResult",
+    "TokenLogin",
+    "drive",
+    "run_single_flight",
+    "withhold_login_answer",
+]
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+
+async def drive(flow: Generator[Request, Response, T], sender: Sender) -> T:
+    """Run ``flow`` to its end: send each request it yields and send the answer back in.
+
+    A typed error of a send (`errors.ImuzekitError`) is thrown into the flow, so that the flow
+    can withhold what a refused login echoed before it propagates.
+    """
+    try:
+        request = next(flow)
+        while True:
+            error: errors.ImuzekitError | None = None
+            try:
+                response = await sender.send(request)
+            except errors.ImuzekitError as exc:
+                error = exc
+            # Outside the except block: nothing gets chained to what the flow raises.
+            request = flow.send(response) if error is None else flow.throw(error)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def run_single_flight(
+    make: Callable[[A], Generator[Request, Response, T]],
+    argument: A,
+    sender: Sender,
+    lock: asyncio.Lock,
+) -> T:
+    """Run the flow ``make(argument)``; when it needs to send anything, run it under ``lock``.
+
+    Double-checked: a flow that needs no request (a valid token, a signature) completes at
+    once without the lock; one that would log in is dropped and run again holding the lock,
+    where it finds the token that a task before it in the queue just got. So N concurrent
+    calls that find the token expired make exactly one login.
+    """
+    flow = make(argument)
+    try:
+        next(flow)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    flow.close()
+    async with lock:
+        return await drive(make(argument), sender)
+
+
+class FlowAuth:
+    """The base of imuzekit's auth flows: one login lock and the flows driven by hand.
+
+    Subclasses implement :meth:`auth_flow` and, when credentials can be renewed,
+    :meth:`refresh_flow` and :meth:`ready_header`.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        """Held while a login runs: the pipeline and :meth:`apply` share it."""
+
+    def ready_header(self) -> tuple[str, str] | None:
+        """None: every request goes through :meth:`auth_flow` (see `imuzekit._http.Auth`)."""
+        return None
+
+    def auth_flow(self, request: Request) -> Generator[Request, Response, Request]:
+        """Yield login requests as needed; return ``request`` with its credentials."""
+        raise NotImplementedError
+
+    def refresh_flow(self, failed: Request) -> Generator[Request, Response, bool]:
+        """After a 401: False (nothing to renew) unless a subclass can log in again."""
+        yield from ()
+        return False
+
+    async def apply(self, request: Request, sender: Sender) -> Request:
+        """``request`` authenticated, logging in through ``sender`` first if needed."""
+        header = self.ready_header()
+        if header is not None:
+            return request.with_header(*header)
+        return await run_single_flight(self.auth_flow, request, sender, self.lock)
+
+    async def refresh(self, failed: Request, sender: Sender) -> bool:
+        """After a 401 on ``failed``: renew through ``sender``; True when a retry may succeed."""
+        return await run_single_flight(self.refresh_flow, failed, sender, self.lock)
 
 
 @attrs.frozen
@@ -31,7 +129,7 @@ class LoginResult:
     expires_at: float | None = None
 
 
-class TokenLogin:
+class TokenLogin(FlowAuth):
     """A token sent in a header, with an optional login to get (and renew) it.
 
     ``login`` builds the login request; ``parse`` reads a :class:`LoginResult` from its response.
@@ -57,6 +155,7 @@ class TokenLogin:
             raise errors.ConfigurationError(f"{provider}: a token or a login is required")
         if (login is None) != (parse is None):
             raise errors.ConfigurationError(f"{provider}: login and parse go together")
+        super().__init__()
         self.provider = provider
         self._token = token
         self._expires_at = expires_at
@@ -67,7 +166,6 @@ class TokenLogin:
         self._scheme = scheme
         self._margin = refresh_margin
         self._clock = clock
-        self._lock = asyncio.Lock()
         self.logins = 0
         """How many logins this hook performed (observable in tests and metrics)."""
         self._ready: tuple[str, tuple[str, str]] | None = None  # (token, its header)
@@ -88,14 +186,6 @@ class TokenLogin:
         margin = min(self._margin, max(0.0, lifetime / 4))
         return self._clock() >= self._expires_at - margin
 
-    async def apply(self, request: Request, sender: Sender) -> Request:
-        """Add the token header; log in first when there is no token or it is about to expire."""
-        header = self.ready_header()
-        if header is None:
-            token = await self._renew(stale=self._token, sender=sender)
-            header = (self._header, self._value(token))
-        return request.with_header(*header)
-
     def ready_header(self) -> tuple[str, str] | None:
         """The token's header, or None when there is no token yet or it is about to expire."""
         token = self._token
@@ -106,15 +196,22 @@ class TokenLogin:
             ready = self._ready = (token, (self._header, self._value(token)))
         return ready[1]
 
-    async def refresh(self, failed: Request, sender: Sender) -> bool:
-        """Log in again after a 401, unless another task already did; False when we cannot."""
+    def auth_flow(self, request: Request) -> Generator[Request, Response, Request]:
+        """Add the token header; log in first when there is no token or it is about to expire."""
+        header = self.ready_header()
+        if header is None:
+            token = yield from self._login_flow()
+            header = (self._header, self._value(token))
+        return request.with_header(*header)
+
+    def refresh_flow(self, failed: Request) -> Generator[Request, Response, bool]:
+        """Log in again after a 401, unless the token was replaced meanwhile; False: cannot."""
         used = failed.header(self._header)
         if self._token is not None and used != self._value(self._token):
             return True  # the token was replaced while this request was in flight
         if self._login is None:
             return False
-        stale = self._token
-        await self._renew(stale=stale, sender=sender)
+        yield from self._login_flow()
         return True
 
     async def login(self, sender: Sender) -> str:
@@ -123,32 +220,26 @@ class TokenLogin:
             raise errors.ConfigurationError(
                 f"{self.provider}: logging in needs an email and a password in the config"
             )
-        return await self._renew(stale=self._token, sender=sender, force=True)
+        async with self.lock:
+            return await drive(self._login_flow(), sender)
 
-    async def _renew(self, *, stale: str | None, sender: Sender, force: bool = False) -> str:
-        async with self._lock:
-            renewed_meanwhile = self._token is not None and self._token != stale
-            if not force and renewed_meanwhile and not self._expiring():
-                assert self._token is not None
-                return self._token  # another task renewed it while we waited for the lock
-            if self._login is None or self._parse is None:
-                raise errors.ConfigurationError(
-                    f"{self.provider}: the token expired and no email/password is configured"
-                )
-            try:
-                response = await sender.send(self._login())
-                result = self._parse(response)
-            except errors.APIError as exc:
-                withhold_login_answer(exc)
-                raise
-            except errors.ParseError as exc:
-                withhold_login_answer(exc)
-                raise
-            self._token = result.token
-            self._expires_at = result.expires_at
-            self._issued_at = self._clock()
-            self.logins += 1
-            return result.token
+    def _login_flow(self) -> Generator[Request, Response, str]:
+        """Send the login request, keep the token it returns (the answer withheld on failure)."""
+        if self._login is None or self._parse is None:
+            raise errors.ConfigurationError(
+                f"{self.provider}: the token expired and no email/password is configured"
+            )
+        try:
+            response = yield self._login()
+            result = self._parse(response)
+        except (errors.APIError, errors.ParseError) as exc:
+            withhold_login_answer(exc)
+            raise
+        self._token = result.token
+        self._expires_at = result.expires_at
+        self._issued_at = self._clock()
+        self.logins += 1
+        return result.token
 
 
 def withhold_login_answer(exc: errors.APIError | errors.ParseError) -> None:

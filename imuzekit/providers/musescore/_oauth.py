@@ -1,6 +1,6 @@
 """OAuth 1.0 (RFC 5849) for MuseScore.com, signed with authlib.
 
-authlib has no aiohttp integration, so signing happens here, in the transport's auth hook: the
+authlib has no aiohttp integration, so signing happens here, in MuseScore's auth flow: the
 request's full URL (query included, RFC 3986 encoded) is signed with HMAC-SHA1 and the signature
 goes in the ``Authorization`` header. The signed URL is then sent byte for byte
 (``Request.url_encoded``) so that nothing re-encodes what was signed. Form-encoded bodies are
@@ -15,6 +15,7 @@ timestamp), so a retried request is never a replay.
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -24,7 +25,8 @@ from authlib.oauth1 import ClientAuth
 from authlib.oauth1.rfc5849.parameters import prepare_headers
 from authlib.oauth1.rfc5849.signature import construct_base_string, hmac_sha1_signature
 
-from imuzekit._http import Body, Request, Sender
+from imuzekit._http import Body, Request, Response
+from imuzekit.auth import FlowAuth
 
 __all__ = ["OAuth1Credentials", "OAuth1Hook", "sign"]
 
@@ -96,10 +98,11 @@ def sign(
     )
 
 
-class OAuth1Hook:
-    """The transport's auth hook for MuseScore.com (see the module docstring)."""
+class OAuth1Hook(FlowAuth):
+    """MuseScore.com's auth flow: sign each attempt (see the module docstring); never logs in."""
 
     def __init__(self, credentials: OAuth1Credentials) -> None:
+        super().__init__()
         self.credentials = credentials
 
     def __repr__(self) -> str:
@@ -111,16 +114,17 @@ class OAuth1Hook:
         """Whether a consumer secret is configured (otherwise only public calls work)."""
         return bool(self.credentials.consumer_secret)
 
-    async def apply(self, request: Request, sender: Sender) -> Request:
-        """Sign ``request``, or add the consumer key for a public call when there is no secret."""
+    def auth_flow(self, request: Request) -> Generator[Request, Response, Request]:
+        """Sign ``request``, or add the consumer key for a public call when there is no secret.
+
+        A flow that needs no login request: it returns at once, with no I/O.
+        """
+        yield from ()
         if not self.can_sign:
             return request.with_params(oauth_consumer_key=self.credentials.consumer_key)
         return sign(request, self.credentials)
 
-    def ready_header(self) -> tuple[str, str] | None:
-        """None: a signature depends on the request, so every request goes through apply()."""
-        return None
-
-    async def refresh(self, failed: Request, sender: Sender) -> bool:
+    def refresh_flow(self, failed: Request) -> Generator[Request, Response, bool]:
         """A 401 is final: OAuth 1.0 tokens do not expire, so there is nothing to renew."""
+        yield from ()
         return False

@@ -1,23 +1,19 @@
-"""What the transport needs to know about the wire, as small functions.
+"""What the aiohttp adapter needs to know about the wire, as small functions.
 
 Encoding a request's body and URL for aiohttp, mapping aiohttp's and the OS's exceptions to
-imuzekit's tree (with every credential scrubbed from what gets chained), reading an error
-answer's body and message, and telling when credentials would cross a network unencrypted.
+imuzekit's tree (with every credential scrubbed from what gets chained), the environment's
+proxies and the streamed body. Reading an error answer is `imuzekit._answers`'s (pure).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
-import ipaddress
 import json
-import logging
 import platform
 import re
-from collections.abc import AsyncIterator, Mapping
-from http import HTTPStatus
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -25,24 +21,15 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from imuzekit import errors
-from imuzekit._convert import loads_json
-from imuzekit._http import Body, Request, Response, redact_url
-from imuzekit._retry import parse_retry_after
+from imuzekit._http import Body, Request, redact_url
 
 __all__ = [
-    "BufferedAnswer",
     "EnvProxies",
     "StreamResponse",
-    "api_error",
-    "decode_error_body",
     "default_user_agent",
     "describe",
     "encode_body",
-    "error_message",
     "has_body",
-    "log_retry",
-    "plain_http_host",
-    "reason_phrase",
     "scrubbed",
     "wire_error",
     "wire_url",
@@ -58,42 +45,6 @@ def default_user_agent() -> str:
         version = "0+unknown"
     python = ".".join(platform.python_version_tuple()[:2])
     return f"imuzekit/{version} python/{python} aiohttp/{aiohttp.__version__}"
-
-
-class _BufferedContent:
-    """The part of aiohttp's `StreamReader` a stream reads, over a body already in memory."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self._offset = 0
-
-    async def read(self, size: int = -1) -> bytes:
-        end = len(self._body) if size < 0 else self._offset + size
-        chunk = self._body[self._offset : end]
-        self._offset += len(chunk)
-        return chunk
-
-    async def iter_chunked(self, size: int) -> AsyncIterator[bytes]:
-        while chunk := await self.read(size):
-            yield chunk
-
-
-class BufferedAnswer:
-    """A `Response` dressed as the part of `aiohttp.ClientResponse` that streams read.
-
-    So that a wire other than aiohttp (`imuzekit.testing.MockTransport`) goes through the same
-    stream loop (retries, re-login, error mapping) and the same `StreamResponse`.
-    """
-
-    def __init__(self, response: Response) -> None:
-        self.status = response.status
-        self.headers = response.headers
-        self.url = URL(response.url or response.request.full_url)
-        self.content_length: int | None = len(response.body)
-        self.content = _BufferedContent(response.body)
-
-    def release(self) -> None:
-        """Nothing to give back: there is no connection."""
 
 
 class EnvProxies:
@@ -125,10 +76,21 @@ class EnvProxies:
 
 
 class StreamResponse:
-    """A response whose body is read incrementally (downloads); see :meth:`Transport.stream`."""
+    """A response whose body is read incrementally (downloads); see ``Transport.stream``.
 
-    def __init__(self, raw: aiohttp.ClientResponse, request: Request) -> None:
+    ``release()`` gives the connection back (the pipeline calls it when the caller is done).
+    """
+
+    __slots__ = ("_on_release", "_raw", "headers", "request", "status", "url")
+
+    def __init__(
+        self,
+        raw: aiohttp.ClientResponse,
+        request: Request,
+        on_release: Callable[[], None] | None = None,
+    ) -> None:
         self._raw = raw
+        self._on_release = on_release
         self.request = request
         self.status = raw.status
         self.headers: Mapping[str, str] = raw.headers
@@ -139,6 +101,17 @@ class StreamResponse:
         """The declared body length, or None."""
         value = self._raw.content_length
         return int(value) if value is not None else None
+
+    async def head(self, limit: int) -> bytes:
+        """At most ``limit`` bytes of the body (an error answer's, for its message)."""
+        return await self._raw.content.read(limit)
+
+    def release(self) -> None:
+        """Give the connection back; safe to call more than once."""
+        on_release, self._on_release = self._on_release, None
+        if on_release is not None:
+            on_release()
+        self._raw.release()
 
     async def chunks(self, size: int) -> AsyncIterator[bytes]:
         """Yield the body in chunks of at most ``size`` bytes (wire failures: TransportError)."""
@@ -201,30 +174,6 @@ def encode_body(request: Request) -> Any:
     return form
 
 
-def plain_http_host(url: str) -> str | None:
-    """The host of ``url`` when credentials sent there would cross a network unencrypted.
-
-    That is an ``http://`` URL to a host other than loopback (``localhost`` and its
-    subdomains, 127.0.0.0/8, ``::1``); None for ``https://``, loopback and unparsable URLs.
-    """
-    if url[:7].lower() != "http://":
-        return None
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return None
-    if not host:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name other than localhost: it may resolve anywhere
-    return host
-
-
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
@@ -280,89 +229,3 @@ def wire_error(exc: BaseException, request: Request) -> errors.TransportError:
         provider=request.provider,
         sent=sent,
     )
-
-
-# The transport's logger: retry lines are the send pipeline's.
-_http_log = logging.getLogger("imuzekit.http")
-
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
-
-
-def api_error(response: Response, retry_after: float | None = None) -> errors.APIError:
-    """The typed error for an error ``response`` (message taken from the provider's body)."""
-    body = decode_error_body(response)
-    message = error_message(body) or reason_phrase(response.status)
-    request = response.request
-    kwargs: dict[str, Any] = {
-        "status": response.status,
-        "provider": request.provider,
-        "body": body,
-        "request_id": next(
-            (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
-        ),
-        "method": request.method,
-        "url": redact_url(request.full_url),
-    }
-    cls = errors.error_for_status(response.status)
-    if cls is errors.RateLimitError:
-        if retry_after is None:
-            retry_after = parse_retry_after(response.headers)
-        return errors.RateLimitError(message, retry_after=retry_after, **kwargs)
-    return cls(message, **kwargs)
-
-
-def decode_error_body(response: Response) -> Any:
-    if not response.body:
-        return None
-    try:
-        # Bounded nesting: a hostile body stays an APIError of its status, never RecursionError.
-        return loads_json(response.body)
-    except (ValueError, UnicodeDecodeError):
-        return response.text()[:2000]
-
-
-def error_message(body: Any) -> str | None:
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail", "errorDetails"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict):
-                nested = error_message(value)
-                if nested:
-                    return nested
-        return None
-    if isinstance(body, str):
-        text = " ".join(body.split())
-        if text.lstrip().startswith("<"):
-            return None  # an HTML error page says nothing a caller can act on
-        return text[:300] or None
-    return None
-
-
-def reason_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def log_retry(request: Request, attempt: int, delay: float, why: str) -> None:
-    """One INFO line per retry: what failed, which attempt, and the wait before the next."""
-    if _http_log.isEnabledFor(logging.INFO):
-        url = redact_url(request.full_url)
-        _http_log.info(
-            "%s %s failed (%s) on attempt %d; retrying in %.2fs",
-            request.method,
-            url,
-            why,
-            attempt,
-            delay,
-            extra={
-                "provider": request.provider,
-                "method": request.method,
-                "url": url,
-                "attempt": attempt,
-                "delay": delay,
-            },
-        )
