@@ -95,6 +95,7 @@ class Poller:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._polls: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, asyncio.Future[None]] = {}  # id(job) -> its per-job poll
         self._closed = False
         self._next_request_at = 0.0
         self.requests = 0
@@ -117,6 +118,20 @@ class Poller:
             self._schedule_of().observe(entry, changed=changed, done=job.done)
             self._settle(entry, changed)
         return changed
+
+    async def confirm(self, job: Job[Any]) -> bool:
+        """Check ``job`` after a pushed callback (a hint): return whether it is done.
+
+        A per-job poll of it already in flight is awaited first; only when that one does not
+        show the job done is a status request of its own sent (the hint may postdate it).
+        """
+        self._check_open()
+        running = self._in_flight.get(id(job))
+        if running is not None:
+            await asyncio.shield(running)
+        if not job.done:
+            await self.refresh(job)
+        return job.done
 
     async def wait(self, job: Job[Any], *, deadline: float, until_change: bool = False) -> None:
         """Wait until ``job`` is done (or, with ``until_change``, until its state changes).
@@ -197,6 +212,7 @@ class Poller:
             polls=job.polls,
             since_poll=None if job.last_polled_at is None else mono - job.last_polled_at,
             since_change=mono - job.changed_at,
+            pushed=job.push is not None and job.push(),
         )
         self._current[id(job)] = entry
         self._waiters[entry] = []
@@ -378,6 +394,8 @@ class Poller:
         schedule = self._schedule_of()
         entry = poll.entries[0]
         job: Job[Any] = entry.key
+        done = asyncio.get_running_loop().create_future()
+        self._in_flight[id(job)] = done
         try:
             await self._pace()
             # No waiter left by then: a poll stuck behind a paused provider must not outlive
@@ -403,6 +421,9 @@ class Poller:
             )
             self._verdict(entry, verdict, changed)
         finally:
+            if self._in_flight.get(id(job)) is done:
+                del self._in_flight[id(job)]
+            done.set_result(None)
             self._wake()
 
     async def _fetch_one(self, job: Job[Any]) -> Response:

@@ -30,6 +30,9 @@ The rules:
   The rate of finishes seen in the last ticks is a floor. Per-job polls use the same samples:
   the first poll when 5 % of similar jobs had finished, then about eight polls over the span in
   which the middle 80 % of them finished.
+* **Push.** An entry whose callbacks a push receiver awaits follows the safety schedule
+  (`imuzekit.jobs._safety.SAFETY`: first at twice its hint, at least a minute, after it
+  started, then every minute): alone, outside batches, spending no budget.
 * **Jitter** (full, on the backoff; half on learned spacings) spreads per-job polls; batched
   entries share the tick and are not jittered.
 * **Stalls, Retry-After, failures, deadlines.** A reading without a state change for
@@ -41,14 +44,12 @@ The rules:
 
 from __future__ import annotations
 
-import enum
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-import attrs
-
+from imuzekit.jobs._entries import Entry, Plan, Poll, Verdict
 from imuzekit.jobs._learning import MIN_SAMPLES, Samples
 from imuzekit.jobs._phases import (
     BATCH_TRANSITIONS,
@@ -61,6 +62,7 @@ from imuzekit.jobs._phases import (
     batch_step,
     step,
 )
+from imuzekit.jobs._safety import SAFETY
 from imuzekit.jobs.job import PollPolicy
 
 __all__ = [
@@ -91,90 +93,6 @@ PER_JOB_STEPS = 8
 """Per-job polls spread over the span where the middle 80 % of similar jobs finished."""
 FIRST_POLL_QUANTILE = 0.05
 """A per-job first poll comes when this share of similar jobs had finished."""
-
-
-class Verdict(enum.Enum):
-    """What an entry's reading (or failure) means for its waiters."""
-
-    POLLING = "polling"
-    """Still waiting; the entry is scheduled again."""
-    SETTLED = "settled"
-    """The job finished: wake every waiter."""
-    STALLED = "stalled"
-    """No state change for ``stall_after``: end the wait with JobTimeout."""
-    GAVE_UP = "gave up"
-    """The failure budget is spent: end the wait with the last error."""
-    EXPIRED = "expired"
-    """The deadline passed."""
-    ENDED = "ended"
-    """The entry had ended before (a late result): nothing to do."""
-
-
-class Entry:
-    """One registration of a job. Read its attributes; only the `Schedule` changes them."""
-
-    __slots__ = (
-        "added_at",
-        "batchable",
-        "changed_at",
-        "deadline",
-        "due",
-        "failures",
-        "group",
-        "key",
-        "last_read",
-        "phase",
-        "policy",
-        "polls",
-        "scale",
-        "started",
-    )
-
-    def __init__(self, key: Any, group: Hashable, batchable: bool, policy: PollPolicy) -> None:
-        self.key = key
-        """The driver's handle (the job)."""
-        self.group = group
-        self.batchable = batchable
-        self.policy = policy
-        self.phase = Phase.WAITING
-        self.due = 0.0
-        """When its own next poll is due (clock time); batches may come sooner."""
-        self.polls = 0
-        self.failures = 0
-        self.deadline: float | None = None
-        self.scale: float | None = None
-        self.started: float | None = None
-        self.added_at = 0.0
-        self.last_read: float | None = None
-        self.changed_at = 0.0
-
-    def __repr__(self) -> str:
-        return f"<Entry {self.key!r} {self.phase.value} due {self.due:.3f}>"
-
-    def _step(self, event: Event) -> bool:
-        """Apply ``event``; return whether the entry was live before it."""
-        live = self.phase not in (Phase.SETTLED, Phase.ABORTED)
-        self.phase = step(self.phase, event)
-        return live
-
-
-@attrs.frozen
-class Poll:
-    """One poll to send: a batch for ``entries`` of a ``group``, or one entry's own request."""
-
-    group: Hashable
-    entries: tuple[Entry, ...]
-    batch: bool
-
-
-@attrs.frozen
-class Plan:
-    """What `Schedule.due` decided: polls to send now, entries past their deadline, and when
-    the next thing is due (None: nothing waits)."""
-
-    polls: tuple[Poll, ...]
-    expired: tuple[Entry, ...]
-    next_due: float | None
 
 
 class _Group:
@@ -226,25 +144,33 @@ class Schedule:
         polls: int = 0,
         since_poll: float | None = None,
         since_change: float = 0.0,
+        pushed: bool = False,
     ) -> Entry:
         """Register a job being waited on and return its entry.
 
         ``expected``: the job's hint in seconds; ``age``: seconds since the provider accepted
         it (None: unknown); ``polls`` and ``since_poll``: readings so far and seconds since the
         last, so that a job polled before keeps its cadence; ``since_change``: seconds since
-        its state last changed (for stalls).
+        its state last changed (for stalls); ``pushed``: a push receiver awaits its callbacks,
+        so it is polled only on the safety schedule (`SAFETY`), alone, and spends no budget.
         """
         now = self._clock()
         state = self._groups.get(group) or self._groups.setdefault(group, _Group(self._rand))
-        entry = Entry(key, group, batchable, policy)
+        entry = Entry(key, group, batchable and not pushed, policy)
         entry.added_at = now
         entry.polls = polls
         entry.changed_at = now - since_change
+        entry.pushed = pushed
         if expected is not None and math.isfinite(expected) and expected > 0:
             entry.scale = expected
         if age is not None and math.isfinite(age) and age >= 0:
             entry.started = now - age
-        if since_poll is not None:
+        if pushed:
+            started = None if entry.started is None else now - entry.started
+            entry.due = now + SAFETY.first_wait(
+                hint=entry.scale, age=started, initial=policy.initial
+            )
+        elif since_poll is not None:
             entry.last_read = now - since_poll
             entry.due = now + max(0.0, policy.interval(polls, _one) - since_poll)
         else:
@@ -462,6 +388,10 @@ class Schedule:
         now = self._clock()
         if done:
             live = entry._step(Event.FINISH)
+            state = self._groups.get(entry.group)
+            if live and entry.pushed and state is not None and entry.started is not None:
+                # A confirmed callback: the job ended just now (no span to draw from).
+                state.samples.add((now - entry.started) / (entry.scale or 1.0))
             self._drop(entry)
             return Verdict.SETTLED if live else Verdict.ENDED
         if changed:
@@ -570,7 +500,9 @@ class Schedule:
             self._drop(entry)
             return Verdict.STALLED
         policy = entry.policy
-        if batched:
+        if entry.pushed:
+            interval = SAFETY.next_wait(self._rand(), jitter=policy.jitter)
+        elif batched:
             interval = policy.interval(entry.polls, _one)
         else:
             interval = policy.interval(entry.polls, self._rand)

@@ -177,6 +177,11 @@ class JobPoller(Protocol):
         """Wait until ``job`` is done (or its state changes); ``deadline`` in loop time."""
         ...
 
+    async def confirm(self, job: Job[Any]) -> bool:
+        """Check ``job`` after a pushed hint (one status request, or the one in flight);
+        return whether it is done."""
+        ...
+
 
 class Job(Generic[T]):
     """A handle on one generation: ``refresh()``, ``wait()``, ``watch()``, ``token()``.
@@ -194,6 +199,7 @@ class Job(Generic[T]):
         policy: PollPolicy,
         expected: float | None = None,
         started_at: float | None = None,
+        push: Callable[[], bool] | None = None,
     ) -> None:
         self.id = job_id
         self.driver = driver
@@ -204,6 +210,10 @@ class Job(Generic[T]):
         self.started_at = started_at
         """When the provider accepted the job (``time.monotonic()``), when this process saw it;
         None for a job resumed or wrapped later (its age is then unknown)."""
+        self.push = push
+        """Whether a push receiver awaits this job's callbacks right now (Mureka with
+        `imuzekit.webhooks.Webhooks`), or None: the poller then keeps only a slow safety
+        schedule for it."""
         self._poller = poller
         self._state = JobState.QUEUED
         self.raw_status: Any = None
@@ -257,6 +267,14 @@ class Job(Generic[T]):
             for callback in callbacks:
                 callback(self)
         return True
+
+    async def confirm(self) -> bool:
+        """Check the job after a pushed callback said it ended; return whether it is done.
+
+        One status request, merged with a poll of this job already in flight when that one
+        shows it done. The callback itself never changes the job: only this reading does.
+        """
+        return await self._poller.confirm(self)
 
     def add_done_callback(self, callback: Callable[[Job[T]], None]) -> None:
         """Call ``callback(job)`` once when the job reaches READY or FAILED (at once if it has)."""

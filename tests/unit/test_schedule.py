@@ -509,3 +509,80 @@ def test_unknown_age_means_no_learning() -> None:
     policy = PollPolicy(initial=2.0, max_interval=10.0, jitter=False, budget=0, learn=True)
     entry = add(schedule, "resumed", policy, age=None, expected=10.0)
     assert entry.due == clock.now + 2.0
+
+
+# -- push: the safety schedule ------------------------------------------------------------------
+
+
+def test_a_pushed_job_is_first_polled_at_twice_its_hint_and_at_least_a_minute() -> None:
+    from imuzekit.jobs._safety import SAFETY
+
+    schedule, clock = make()
+    mureka = add(schedule, "m", pushed=True, age=10.0, expected=45.0)
+    short = add(schedule, "s", pushed=True, age=0.0, expected=5.0)
+    unhinted = add(schedule, "u", pushed=True, age=30.0)
+    assert mureka.due - clock.now == pytest.approx(2 * 45.0 - 10.0)
+    assert short.due - clock.now == pytest.approx(SAFETY.first) == 60.0
+    assert unhinted.due - clock.now == pytest.approx(60.0 - 30.0)
+    clock.advance(29.9)
+    assert schedule.due().polls == ()  # FIXED.initial (2 s) is long past: no ordinary poll
+    clock.advance(0.1)
+    assert only_poll(schedule).entries == (unhinted,)
+
+
+def test_a_pushed_job_of_unknown_age_is_polled_after_initial_then_every_minute() -> None:
+    schedule, clock = make()
+    entry = add(schedule, "resumed", pushed=True, age=None, expected=45.0)
+    assert entry.due - clock.now == FIXED.initial  # it may have ended while nobody listened
+    clock.advance(FIXED.initial)
+    only_poll(schedule)
+    assert schedule.read(entry, changed=True, done=False) is Verdict.POLLING
+    assert entry.due - clock.now == 60.0  # FIXED does not jitter
+    clock.now = entry.due
+    only_poll(schedule)
+    schedule.read(entry, changed=False, done=False)
+    assert entry.due - clock.now == 60.0
+
+
+def test_safety_polls_take_half_jitter_and_honour_retry_after() -> None:
+    schedule, clock = make(rand=lambda: 0.0)
+    policy = PollPolicy(initial=2.0, max_interval=10.0, budget=0, learn=False)  # jitter on
+    entry = add(schedule, "a", policy, pushed=True, age=None)
+    clock.advance(2.0)
+    only_poll(schedule)
+    schedule.read(entry, changed=False, done=False)
+    assert entry.due - clock.now == 30.0  # 60 s x (0.5 + 0.5 x 0)
+    clock.now = entry.due
+    only_poll(schedule)
+    schedule.read(entry, changed=False, done=False, retry_after=90.0)
+    assert entry.due - clock.now == 90.0
+
+
+def test_pushed_jobs_stay_out_of_batches_and_spend_no_budget() -> None:
+    schedule, clock = make()
+    policy = PollPolicy(initial=2.0, max_interval=10.0, jitter=False, budget=0.05, learn=False)
+    pushed = [
+        add(schedule, f"p{i}", policy, batchable=True, pushed=True, age=0.0) for i in range(5)
+    ]
+    clock.advance(10.0)
+    assert schedule.due().polls == ()  # five batchable jobs, none polled: push covers them
+    polled = [add(schedule, f"q{i}", policy, batchable=True, age=0.0) for i in range(3)]
+    clock.advance(10.0)
+    poll = only_poll(schedule)
+    assert poll.batch and set(poll.entries) == set(polled)
+    assert all(entry.phase is Phase.WAITING for entry in pushed)
+
+
+def test_a_confirmed_push_settles_the_entry_and_teaches_the_schedule() -> None:
+    schedule, clock = make()
+    policy = PollPolicy(initial=2.0, max_interval=10.0, jitter=False, budget=0, learn=True)
+    for i in range(10):
+        entry = add(schedule, f"p{i}", policy, pushed=True, age=0.0, expected=10.0)
+        clock.advance(20.0)
+        assert schedule.observe(entry, changed=True, done=True) is Verdict.SETTLED
+        assert entry.phase is Phase.SETTLED
+    assert schedule.waiting("g") == 0 and schedule.requests("g") == 0
+    later = add(schedule, "polled", policy, age=0.0, expected=10.0)
+    # Pushed jobs finished at exactly two hints: the first poll of a polled one waits
+    # until 5 % of them had, two hints (20 s), rather than PollPolicy.initial.
+    assert later.due - clock.now == pytest.approx(20.0)
