@@ -17,7 +17,7 @@ from aiohttp import web
 
 from imuzekit import errors
 from imuzekit._http import Request, Timeouts
-from imuzekit._retry import RetryPolicy
+from imuzekit._retry import RetryPolicy, deadline_scope
 from imuzekit._transport import Transport
 from tests.transport.conftest import Server
 
@@ -142,3 +142,21 @@ async def test_a_views_timeout_applies_to_its_calls_only(server: Server) -> None
         assert (await transport.send(Request("GET", server.url + "/slow"))).status == 200
     finally:
         await transport.close()
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_a_connection_retry_is_not_waited_for_past_the_deadline(how: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Backoffs of up to 5 s, a deadline 0.2 s away: no wait may outlast the deadline.
+    transport = Transport(retry=RetryPolicy(backoff_base=5, backoff_max=5), trust_env=False)
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    try:
+        with deadline_scope(loop.time() + 0.2), pytest.raises(errors.TransportError) as info:
+            await _call(transport, Request("GET", f"http://127.0.0.1:{port}/x"), how)
+    finally:
+        await transport.close()
+    assert info.value.sent is False
+    assert time.monotonic() - started < 0.6
