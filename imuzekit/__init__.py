@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from imuzekit.downloads import DownloadResult, safe_filename
     from imuzekit.jobs import Job, JobSnapshot, JobState, PollPolicy
     from imuzekit.providers.joplin import Energy, Movement, Structure
+    from imuzekit.webhooks import Webhooks
 
 __version__ = "0.1.0.dev0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "RetryPolicy",
     "Structure",
     "Timeouts",
+    "Webhooks",
     "__version__",
     "errors",
     "safe_filename",
@@ -69,6 +71,7 @@ _SOURCES = {
     "RetryPolicy": "imuzekit._retry",
     "Structure": "imuzekit.providers.joplin",
     "Timeouts": "imuzekit._http",
+    "Webhooks": "imuzekit.webhooks",
     "errors": "imuzekit.errors",
     "safe_filename": "imuzekit.downloads",
 }

@@ -40,6 +40,7 @@ from imuzekit.providers.imuze import ImuzeAPI
 from imuzekit.providers.joplin import JoplinAPI
 from imuzekit.providers.mureka import MurekaAPI
 from imuzekit.providers.musescore import MuseScoreAPI
+from imuzekit.webhooks import Webhooks
 
 __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreConfig"]
 
@@ -114,6 +115,11 @@ class Client:
     - `transport`: another last step instead of aiohttp, such as
       `imuzekit.testing.MockTransport(handler)`, which answers from a function and opens no
       socket (the gate, logins, retries, jobs and downloads still run).
+
+    `webhooks`: an `imuzekit.webhooks.Webhooks` receiver (push): Mureka creations then send
+    `replyUrl`/`replyRef`, and a callback makes the job confirm at once with one status
+    request while the poller keeps only a slow safety schedule (see `docs/webhooks.md`).
+    Serve it with `kit.webhooks.app()`, `kit.webhooks.listen()` or `kit.webhooks.handle()`.
     """
 
     def __init__(
@@ -138,6 +144,7 @@ class Client:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         default_headers: Mapping[str, str] | None = None,
         transport: WireTransport | None = None,
+        webhooks: Webhooks | None = None,
         **providers: Any,
     ) -> None:
         # Checked here, not where first used: a wrong setting fails now, naming itself.
@@ -156,12 +163,15 @@ class Client:
             ("retry", retry, RetryPolicy),
             ("timeouts", timeouts, Timeouts),
             ("poll", poll, PollPolicy),
+            ("webhooks", webhooks, Webhooks),
         ):
             if value is not None and not isinstance(value, kind):
                 raise errors.ValidationError(
                     name, f"must be a {kind.__name__} or None, got {type(value).__name__}"
                 )
         self.max_status_rps = max_status_rps
+        self.webhooks = webhooks
+        """The push receiver given as `webhooks=` (None: every job is polled)."""
         specs = registry()
         unknown = sorted(name for name in providers if name not in specs)
         if unknown:
@@ -237,6 +247,8 @@ class Client:
         """
         self._state = _State.CLOSED
         await self._downloader.close()
+        if self.webhooks is not None:
+            await self.webhooks.aclose()  # confirmations in flight end before the pollers
         pollers = list(self._pollers.values())
         for poller in pollers:
             await poller.close()
@@ -304,6 +316,7 @@ class Client:
                 retry=self._transport.retry,
                 poller=self._poller(provider),
                 poll_policy=policy,
+                webhooks=self.webhooks,
             ),
         )
         self._transport.set_auth(provider, connected.auth)

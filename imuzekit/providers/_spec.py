@@ -304,6 +304,10 @@ class Connection:
     retry: RetryPolicy
     poller: Poller
     poll_policy: PollPolicy
+    webhooks: Any = None
+    """The Client's push receiver (`imuzekit.webhooks.Webhooks`) when it has one: a provider
+    whose creations take a callback URL (Mureka) sends ``replyUrl``/``replyRef`` and
+    registers its jobs with it."""
 
 
 @attrs.frozen

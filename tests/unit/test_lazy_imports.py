@@ -63,6 +63,15 @@ def test_every_public_name_resolves_to_its_home() -> None:
     assert set(imuzekit.__all__) <= set(dir(imuzekit))
 
 
+def test_webhooks_is_exported_lazily_without_aiohttp() -> None:
+    from imuzekit import webhooks
+
+    assert "Webhooks" in imuzekit.__all__
+    assert imuzekit.Webhooks is webhooks.Webhooks
+    loaded = _loaded_after("import imuzekit\nimuzekit.Webhooks")
+    assert loaded == []  # the receiver loads aiohttp only for app() and listen()
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="'Nope'"):
         imuzekit.Nope  # noqa: B018

@@ -15,8 +15,8 @@ per generation). Typical use::
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol
 
 import attrs
 
@@ -43,6 +43,7 @@ from imuzekit.providers.mureka.models import (
 )
 
 __all__ = [
+    "MUREKA_HINT",
     "MUREKA_POLL",
     "Feed",
     "FeedPage",
@@ -53,6 +54,7 @@ __all__ = [
     "MurekaAPI",
     "MusicAPI",
     "Number",
+    "PushReceiver",
     "RunningJobs",
     "Song",
     "SongDetail",
@@ -63,6 +65,40 @@ __all__ = [
 SESSION_EXPIRED = 596
 MUREKA_POLL = PollPolicy(initial=30.0, max_interval=10.0, timeout=900.0)
 """Mureka takes ~45 s per generation: the first status read waits 30 s, then every <=10 s."""
+MUREKA_HINT = 45.0
+"""Seconds a generation usually takes (useapi.net: ~45 s): each job's hint to the schedule,
+which learns the real ratio from the jobs that finish."""
+
+
+class PushReceiver(Protocol):
+    """What `MurekaAPI` needs from a push receiver (`imuzekit.webhooks.Webhooks` is one)."""
+
+    def reply(self) -> Any:
+        """A new pair for one create attempt, with ``url`` and ``ref`` attributes."""
+        ...
+
+    def register(
+        self,
+        job_id: str,
+        ref: str,
+        confirm: Callable[[], Awaitable[bool]],
+        *,
+        account: str | None = None,
+    ) -> bool:
+        """Watch ``job_id``'s callbacks; False when ``ref`` is not this receiver's."""
+        ...
+
+    def settle(self, job_id: str) -> None:
+        """The job ended: later callbacks change nothing."""
+        ...
+
+    def ref_of(self, job_id: str) -> str | None:
+        """The ``replyRef`` a watched job was created with."""
+        ...
+
+    def watching(self, job_id: str) -> bool:
+        """Whether the job's callbacks are awaited."""
+        ...
 
 
 class MusicAPI:
@@ -190,6 +226,12 @@ class MurekaAPI:
 
     ``slot_timeout`` bounds how long a creation waits for a free slot when every account is
     busy (10 minutes: long enough for a whole wave of ~45 s generations to finish).
+
+    With ``webhooks`` (the Client's ``Webhooks``), each create attempt sends a fresh
+    ``replyUrl``/``replyRef`` (unless the call gives its own ``reply_url``) and its job is
+    registered with the receiver: a callback makes it confirm with one ``GET /jobs/{jobid}``,
+    and the poller keeps only its safety schedule. Job tokens record the ``replyRef``, so a
+    job resumed in a Client with the same secret is watched there too.
     """
 
     def __init__(
@@ -204,6 +246,7 @@ class MurekaAPI:
         retry: RetryPolicy,
         failure_states: Sequence[int] = (),
         slot_timeout: float = 600.0,
+        webhooks: PushReceiver | None = None,
     ) -> None:
         self.sender = sender
         self.base_url = base_url.rstrip("/")
@@ -215,7 +258,12 @@ class MurekaAPI:
         # A create's 429 means "this account's slots are busy": try another account rather
         # than hammering this one (the pool backs it off).
         self._create_retry = attrs.evolve(retry, retry_statuses=retry.retry_statuses - {429})
-        self._driver = _api.FeedDriver(self.base_url, frozenset(failure_states))
+        self.webhooks = webhooks
+        self._driver = _api.FeedDriver(
+            self.base_url,
+            frozenset(failure_states),
+            reply_ref_of=None if webhooks is None else webhooks.ref_of,
+        )
         self.slots = AccountSlots(self.accounts, max_parallel_per_account)
         self.music = MusicAPI(self)
         self.jobs = JobsAPI(self)
@@ -263,10 +311,14 @@ class MurekaAPI:
         _api.build_create(self.base_url, route, account=wanted, **fields)
         attempt = 0
         deadline = time.monotonic() + self.slot_timeout
+        hooks = self.webhooks if fields.get("reply_url") is None else None
         while True:
             slot = await self.slots.acquire(
                 wanted, self._running_by_account, timeout=max(0.0, deadline - time.monotonic())
             )
+            reply = None if hooks is None else hooks.reply()
+            if reply is not None:
+                fields.update(reply_url=reply.url, reply_ref=reply.ref)
             request = _api.build_create(
                 self.base_url, route, account=slot or None, retry=self._create_retry, **fields
             )
@@ -283,26 +335,49 @@ class MurekaAPI:
                 self.slots.cancel(slot)
                 raise
             self.slots.commit(slot, record.jobid)
-            job = self.job_for(record.jobid, record)
+            job = self.job_for(record.jobid, record, started_at=time.monotonic())
             job.add_done_callback(lambda done: self.slots.finished(done.id))
+            if hooks is not None and reply is not None:
+                self._watch(hooks, job, reply.ref, slot or None)
             return job
 
+    @staticmethod
+    def _watch(hooks: PushReceiver, job: Job[Feed], ref: str, account: str | None) -> None:
+        """Register ``job`` for callbacks (confirmed through its poller); settle it when done."""
+        if hooks.register(job.id, ref, job.confirm, account=account):
+            job.add_done_callback(lambda done: hooks.settle(done.id))
+
     def job_for(
-        self, jobid: str, record: JobRecord | None, policy: PollPolicy | None = None
+        self,
+        jobid: str,
+        record: JobRecord | None,
+        policy: PollPolicy | None = None,
+        *,
+        started_at: float | None = None,
     ) -> Job[Feed]:
-        """A job polled by this provider's poller (``record``: what is known already)."""
+        """A job polled by this provider's poller (``record``: what is known already;
+        ``started_at``: when the create answered, ``time.monotonic()``, if this process saw it)."""
         if record is None:
             record = JobRecord(jobid=jobid)
+        hooks = self.webhooks
         return Job(
             job_id=jobid,
             driver=self._driver,
             poller=self._poller,
             status=self._driver.status_of(record),
             policy=policy or self.poll_policy,
+            expected=MUREKA_HINT,
+            started_at=started_at,
+            push=None if hooks is None else (lambda: hooks.watching(jobid)),
         )
 
     def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
         """Rebuild a job from a token's fields (used by ``Client.resume``)."""
         if kind != self._driver.kind:
             raise errors.ValidationError("token", f"unknown Mureka job kind {kind!r}")
-        return self.job_for(job_id, None)
+        ref = _api.reply_ref_from_token(data)
+        job = self.job_for(job_id, None)
+        if ref is not None and self.webhooks is not None:
+            # Another secret's reference does not verify: the job is then simply polled.
+            self._watch(self.webhooks, job, ref, None)
+        return job

@@ -71,6 +71,7 @@ def _connect(config: MurekaConfig, connection: Connection) -> Connected:
         poll_policy=connection.poll_policy,
         retry=connection.retry,
         failure_states=config.failure_states,
+        webhooks=connection.webhooks,
     )
     return Connected(api, auth)
 
