@@ -247,7 +247,7 @@ class Pipeline:
             self._pause(gate, decision, request, retry_after)
             if decision.action is not Action.RETRY:
                 raise api_error(response, retry_after)
-            if decision.delay:
+            if decision.pause is None:  # a 429's pause is waited for at the gate
                 log_retry(request, attempt, decision.delay, decision.reason)
                 await asyncio.sleep(decision.delay)
 
