@@ -156,3 +156,53 @@ def test_job_token_resumed_in_another_process(tmp_path: object) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("OK ")
+
+
+async def test_budget_ticks_come_before_the_backoffs_first_poll() -> None:
+    """With the latency budget, list requests start as soon as jobs are expected to finish
+    (their hint: 2 s of audio); the backoff alone would wait ``PollPolicy.initial`` (2 s)."""
+    policy = PollPolicy(budget=0.5, timeout=10)  # initial 2 s, the old first poll
+    async with (
+        Emulator(render_seconds=(0.2, 0.6), seed=5) as emu,
+        emu.client(poll=policy, retry=FAST_RETRY) as kit,
+    ):
+        jobs = [
+            await kit.imuze.songs.create(
+                title=numbered_title(i), arrangement_id=1, tags=[], desired_length=2
+            )
+            for i in range(40)
+        ]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        seen = 0
+        async for job in kit.as_completed(jobs, timeout=10):
+            assert job.state is JobState.READY
+            seen += 1
+            if seen == 30:
+                break
+        elapsed = loop.time() - start
+        lists = emu.count("imuze", "GET", "/songs")
+        singles = emu.count("imuze", "GET", "/songs/*")
+    assert elapsed < policy.initial, elapsed  # 30 of 40 seen before the old first poll
+    assert lists >= 2 and singles == 0
+    assert lists / len(jobs) <= policy.budget
+
+
+async def test_without_a_budget_the_first_list_waits_for_initial() -> None:
+    policy = PollPolicy(budget=0, timeout=10)
+    async with (
+        Emulator(render_seconds=(0.2, 0.6), seed=5) as emu,
+        emu.client(poll=policy, retry=FAST_RETRY) as kit,
+    ):
+        jobs = [
+            await kit.imuze.songs.create(
+                title=numbered_title(i), arrangement_id=1, tags=[], desired_length=2
+            )
+            for i in range(10)
+        ]
+        waiting = asyncio.gather(*(job.wait() for job in jobs))
+        await asyncio.sleep(1.0)
+        assert emu.count("imuze", "GET", "/songs") == 0  # all ready by now, none seen
+        assert not any(job.done for job in jobs)
+        await waiting
+        assert emu.count("imuze", "GET", "/songs") >= 1
