@@ -21,7 +21,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -138,7 +138,9 @@ class Pipeline:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def send(self, request: Request, *, ok_statuses: Collection[int] = ()) -> Response:
+    def send(
+        self, request: Request, *, ok_statuses: Collection[int] = ()
+    ) -> Coroutine[Any, Any, Response]:
         """Send ``request`` with authentication, retries and error mapping.
 
         Returns the response for 1xx-3xx statuses and for any status in ``ok_statuses``;
@@ -148,8 +150,8 @@ class Pipeline:
         the caller's deadline (`imuzekit._retry.deadline_scope`) allow, it raises
         :class:`~imuzekit.errors.RateLimitError` with the pause left, without sending.
         """
-        response: Response = await self._run(request, ok_statuses, False)
-        return response
+        # The loop's coroutine itself, not one awaiting it: a frame less on every request.
+        return self._run(request, ok_statuses, False)
 
     @asynccontextmanager
     async def stream(

@@ -154,7 +154,7 @@ class AiohttpAdapter:
                 connector=connector,
                 headers={"User-Agent": self.user_agent, **self.default_headers},
                 raise_for_status=False,
-                # Environment proxies are looked up by _proxy_for, once per origin.
+                # Environment proxies are looked up by _request, once per origin.
                 trust_env=False,
                 trace_configs=list(self.trace_configs) or None,
             )
@@ -174,19 +174,6 @@ class AiohttpAdapter:
         self._last_limits = (timeouts, cached)
         return cached
 
-    def _proxy_for(self, url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
-        """The proxy (and its credentials) for a request to ``url``, or ``(None, None)``.
-
-        ``proxy=`` applies to every request; otherwise, with ``trust_env`` and our own
-        session, ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (and ``.netrc`` credentials)
-        decide, exactly as aiohttp reads them, once per origin. A caller's session applies its
-        own ``trust_env``.
-        """
-        env = self._env_proxies
-        if env is None:
-            return self._fixed_proxy
-        return env.lookup(url)
-
     def _headers(self, request: Request, auth_header: tuple[str, str] | None) -> Any:
         headers: Any = (auth_header,) if auth_header is not None else request.headers or None
         if auth_header is not None and request.headers:
@@ -204,7 +191,12 @@ class AiohttpAdapter:
         timeout: aiohttp.ClientTimeout,
     ) -> Any:
         """aiohttp's request, not awaited (a plain call: no coroutine frame of its own)."""
-        proxy, proxy_auth = self._proxy_for(request.url)
+        # ``proxy=`` applies to every request; otherwise, with ``trust_env`` and our own session,
+        # HTTP_PROXY/HTTPS_PROXY/NO_PROXY (and .netrc credentials) decide, exactly as aiohttp
+        # reads them, once per origin; with none set (the common case) nothing is looked up. A
+        # caller's session applies its own ``trust_env``.
+        env = self._env_proxies
+        proxy, proxy_auth = self._fixed_proxy if env is None else env.lookup(request.url)
         return session.request(
             request.method,
             wire_url(request),
