@@ -67,6 +67,7 @@ __all__ = [
     "TransitionError",
     "check_single_link",
     "marker_for",
+    "move_fields",
     "real_path",
 ]
 
@@ -165,6 +166,19 @@ def marker_for(batch_id: str, key: str) -> str:
     return "ik:" + hashlib.sha256(f"{batch_id}\0{key}".encode()).hexdigest()[:12]
 
 
+def move_fields(from_state: str, to_state: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The columns a move sets besides its state (every journal's one rule): ``fields``
+    (ValueError for an unknown one), ``error`` cleared unless given, and ``settle_by`` kept only
+    into ``submitting`` and from ``submitting`` into ``uncertain`` (cleared otherwise)."""
+    unknown = set(fields) - {"token", "remote_id", "result", "error", "settle_by"}
+    if unknown:
+        raise ValueError(f"unknown journal fields {sorted(unknown)}")
+    values = {"error": None, **fields}
+    if to_state != "submitting" and (to_state != "uncertain" or from_state != "submitting"):
+        values["settle_by"] = None
+    return values
+
+
 @attrs.frozen
 class LineRecord:
     """A line's row in the journal."""
@@ -203,6 +217,8 @@ class FileRecord:
     path: str
     size: int
     sha256: str
+    host: str | None = None
+    """The machine that wrote it (a PostgreSQL journal records it; SQLite's is this one)."""
 
 
 class Journal:
@@ -405,13 +421,6 @@ class Journal:
         ``error`` is cleared unless given; ``settle_by`` is kept in ``submitting`` and when
         moving from it to ``uncertain`` (the create could land until then), cleared otherwise.
         """
-        allowed = {"token", "remote_id", "result", "error", "settle_by"}
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValueError(f"unknown journal fields {sorted(unknown)}")
-        fields.setdefault("error", None)
-        if to_state not in ("submitting", "uncertain"):
-            fields["settle_by"] = None
         now = time.time()
         with self._transaction() as db:
             row = db.execute("SELECT state FROM lines WHERE key = ?", (key,)).fetchone()
@@ -420,8 +429,7 @@ class Journal:
             from_state = row["state"]
             if to_state not in TRANSITIONS[from_state]:
                 raise TransitionError(key, from_state, to_state)
-            if to_state == "uncertain" and from_state != "submitting":
-                fields["settle_by"] = None
+            fields = move_fields(from_state, to_state, fields)
             sets = ", ".join(f"{name} = ?" for name in fields)
             attempts = ", attempts = attempts + 1" if count_attempt else ""
             db.execute(
