@@ -90,6 +90,10 @@ class Pipeline:
         self._locks[provider] = lock if isinstance(lock, asyncio.Lock) else asyncio.Lock()
         self._auth[provider] = auth
 
+    def get_auth(self, provider: str) -> Auth | None:
+        """The auth flow set for ``provider`` (shared with every view), or None."""
+        return self._auth.get(provider)
+
     def gate(self, key: str) -> RateGate:
         """The shared rate-limit pause for ``key`` (a provider, or ``provider:account``)."""
         gate = self._gates.get(key)

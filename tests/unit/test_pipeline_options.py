@@ -103,6 +103,7 @@ async def test_a_view_shares_logins_gates_and_the_pool() -> None:
     await kit.send(Request("GET", f"{BASE}/b", provider="p"))
     assert hook.logins == 1  # the view's login serves the Client too
     assert view.gate("p") is kit.gate("p")
+    assert view.get_auth("p") is kit.get_auth("p") is hook
     assert view.adapter is kit.adapter
     await view.close()
     assert kit.closed  # one pool: closing either closes it
