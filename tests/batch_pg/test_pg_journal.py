@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import time
+import urllib.parse
 from typing import Any
 
 import attrs
@@ -278,12 +279,16 @@ async def test_an_unreachable_server_is_a_clear_error_without_the_password() -> 
 
 
 async def test_a_refused_login_names_the_server_not_the_password(pg_url: str) -> None:
-    wrong = pg_url.replace(PASSWORD, "WrongPassw0rd") if PASSWORD in pg_url else None
-    if wrong is None:
-        pytest.skip("the given server's password is not the fixture's")
+    parts = urllib.parse.urlsplit(pg_url)
+    if parts.password is None:
+        pytest.skip("the server's URL has no password to get wrong")
+    host = parts.netloc.rpartition("@")[2]
+    wrong = parts._replace(netloc=f"{parts.username}:WrongPassw0rd@{host}").geturl()
     with pytest.raises(JournalError, match="password authentication failed") as caught:
         await PgJournal.open(wrong)
-    assert "WrongPassw0rd" not in str(caught.value) and "***" in str(caught.value)
+    message = str(caught.value)
+    assert "WrongPassw0rd" not in message and parts.password not in message
+    assert f"{parts.username}:***@{host}" in message
     assert caught.value.__context__ is None
 
 

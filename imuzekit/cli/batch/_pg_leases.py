@@ -223,11 +223,10 @@ class PgLeases(PgBase):
         live slots and taking one is a single step for every worker. Slots whose lease lapsed
         (their holder died) are dropped first.
         """
-        group = f"{provider}\0{_account(account)}"
+        # Only a lock's name: names that collide would merely wait for each other.
+        group = f"slot\x1f{provider}\x1f{_account(account)}"
         async with self._tx() as conn:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", ("slot\0" + group,)
-            )
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (group,))
             await conn.execute(
                 f"DELETE FROM slots WHERE provider = %s AND account = %s AND lease_until <= {NOW}",
                 (provider, _account(account)),
