@@ -341,3 +341,33 @@ class socket_closed:
 
     def __exit__(self, *exc_info: object) -> None:
         return None
+
+
+async def test_a_schema_the_login_may_not_create_is_a_clear_error(
+    pg_url: str, pg_schema: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        role = "r_" + pg_schema
+        await conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'Limited-Pw-1'")
+    parts = urllib.parse.urlsplit(pg_url)
+    host = parts.netloc.rpartition("@")[2]
+    limited = parts._replace(netloc=f"{role}:Limited-Pw-1@{host}").geturl()
+    try:
+        with pytest.raises(JournalError, match="cannot set up the journal") as caught:
+            await _open(limited, pg_schema)
+        assert "permission denied" in str(caught.value)
+        assert "Limited-Pw-1" not in str(caught.value) and caught.value.__context__ is None
+    finally:
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+            await conn.execute(f"DROP ROLE {role}")
+
+
+def test_missing_postgresql_skips_but_fails_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.batch_pg.conftest import _unavailable
+
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="no binaries"):
+        _unavailable("no binaries")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no binaries; with CI=true"):
+        _unavailable("no binaries")

@@ -252,10 +252,17 @@ class PgBase:
             failure = f"cannot reach the PostgreSQL journal {where}: {_scrub(str(exc), secret)}"
         if conn is None:
             raise JournalError(failure)
+        batch_id: str | None = None
         try:
             batch_id = await _setup(conn, where, schema, create=create)
+        except psycopg.Error as exc:  # e.g. no right to create the schema
+            failure = f"cannot set up the journal in schema {schema!r} of {where}: " + _scrub(
+                str(exc), secret
+            )
         finally:
             await conn.close()
+        if batch_id is None:
+            raise JournalError(failure)
         pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
             url,
             connection_class=psycopg.AsyncConnection[DictRow],
