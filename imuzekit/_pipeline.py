@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Self
 
 import attrs
 
@@ -116,7 +116,7 @@ class Pipeline:
         timeout: Timeouts | float | None = None,
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Pipeline:
+    ) -> Self:
         """A view of this pipeline with other defaults for the calls made through it.
 
         It shares the pool, the rate-limit gates, the auth flows and their logins (closing
