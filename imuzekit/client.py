@@ -15,6 +15,7 @@ A provider left out of the constructor is not configured; using it raises
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
 import os
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
@@ -210,6 +211,7 @@ class Client:
         self._pollers: dict[str, Poller] = {}
         self._namespaces: dict[str, Any] = {}
         self._state = _State.OPEN
+        self._root: Client = self  # a view made by with_options: the client it views
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Client:
@@ -243,8 +245,12 @@ class Client:
         """Close the connection pool. Safe to call twice; the client cannot be reopened.
 
         Downloads in flight end at once with :class:`~imuzekit.errors.ClientClosedError`
-        (their temporary files removed) before the pool closes.
+        (their temporary files removed) before the pool closes. On a view made by
+        `with_options` it does nothing: the view shares its client's pool, which the client
+        itself closes (so `async with kit.with_options(...) as fast:` leaves `kit` open).
         """
+        if self._root is not self:
+            return
         self._state = _State.CLOSED
         await self._downloader.close()
         if self.webhooks is not None:
@@ -256,14 +262,45 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._state is _State.CLOSED
+        """Whether :meth:`close` was called (on the client a view was made from)."""
+        return self._root._state is _State.CLOSED
 
     def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
+        if self._root._state is _State.CLOSED:
             raise errors.ClientClosedError(
                 "this imuzekit Client is closed; create a new Client to send more requests"
             )
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeouts | float | None = None,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Client:
+        """A view of this client that applies other options to the calls made through it.
+
+        ```python
+        patient = kit.with_options(timeout=120, retry=RetryPolicy(max_attempts=8))
+        song = await patient.imuze.songs.get(song_id)
+        ```
+
+        The view shares this client's connection pool, rate-limit pauses, logins (a token
+        is fetched once for both) and job pollers; only the calls made through the view's
+        namespaces use its options. `timeout`: a `Timeouts`, or seconds for each attempt as a
+        whole. `retry`: a `RetryPolicy`. `headers`: added to every request (a request's own
+        headers and its credentials win). Omitted options keep this client's; views of views
+        combine. Job polling and downloads keep the client's own options. Closing the client
+        closes its views; closing a view does nothing. A wrong value raises
+        `imuzekit.errors.ValidationError` naming the option, before anything is sent.
+        """
+        self._check_open()
+        view = copy.copy(self)
+        view._transport = self._transport.with_options(
+            timeout=timeout, retry=retry, headers=headers
+        )
+        view._namespaces = {}  # built on first use, sending through the view's transport
+        return view
 
     @property
     def transport(self) -> Transport:
@@ -280,8 +317,9 @@ class Client:
     def _poller(self, provider: str) -> Poller:
         poller = self._pollers.get(provider)
         if poller is None:
+            # The client's own transport, also for a view: polling keeps the client's options.
             poller = self._pollers[provider] = Poller(
-                provider, self._transport, max_status_rps=self.max_status_rps
+                provider, self._root._transport, max_status_rps=self.max_status_rps
             )
         return poller
 
@@ -309,6 +347,7 @@ class Client:
             or spec.default_poll
             or self.poll_policy
         )
+        installed = self._transport.get_auth(provider)  # a view's client's, or None
         connected = spec.connect(
             config,
             Connection(
@@ -317,9 +356,11 @@ class Client:
                 poller=self._poller(provider),
                 poll_policy=policy,
                 webhooks=self.webhooks,
+                auth=installed,
             ),
         )
-        self._transport.set_auth(provider, connected.auth)
+        if installed is None:
+            self._transport.set_auth(provider, connected.auth)
         api = self._namespaces[provider] = connected.namespace
         return api
 

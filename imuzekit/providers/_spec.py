@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -55,6 +55,7 @@ __all__ = [
     "markers_in",
     "secret_field",
     "secret_fields",
+    "spelled_marker",
     "token_login",
     "with_marker",
 ]
@@ -63,6 +64,11 @@ SECRET = "imuzekit_secret"
 """The attrs metadata key that marks a config field as a secret (see `secret_field`)."""
 
 _MARKER = re.compile(r"ik:[0-9a-f]{12}")
+# A title that allows only letters and spaces (iMuze's) carries the marker's 12 hex digits
+# spelled with the letters a-p ("ik:09af..." -> "ik ajkp..."), as a word of its own.
+_SPELLED_MARKER = re.compile(r"(?<![A-Za-z])ik ([a-p]{12})(?![A-Za-z])")
+_HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+_LETTERS_TO_HEX = str.maketrans("abcdefghijklmnop", "0123456789abcdef")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -189,12 +195,17 @@ FieldKind = Literal["string", "integer", "boolean", "tags", "structure"]
 """A create field's JSON kind: `tags` is a list of strings, `structure` a joplin structure."""
 
 
+def _as_given(value: Any) -> Any:
+    return value
+
+
 @attrs.frozen
 class FieldSpec:
     """One keyword argument of a create call, with the limits the SDK checks it against.
 
     A limit is None where the provider's wire module checks no named limit (the create call
-    still checks what it checks before sending).
+    still checks what it checks before sending). Every limit is read from the provider's wire
+    module (`_api`), where it is a named constant: no layer restates one as a literal.
     """
 
     name: str
@@ -208,26 +219,58 @@ class FieldSpec:
     provider's schema writes it, anchors included), when there is one."""
     minimum: int | None = None
     maximum: int | None = None
+    rule: str | None = None
+    """`pattern` in words, for an error about a character it refuses ("iMuze does not allow
+    (...)")."""
+    at_most: str | None = None
+    """The name of another field of the call whose value this one must not exceed
+    (joplin's `fadeout_ms` is at most its `duration_ms`)."""
+    choices: str | None = None
+    """The name of a namespace attribute listing the values this field may take, when that
+    list is not empty (a Mureka `account` is one of `kit.mureka.accounts`)."""
+    parse: Callable[[Any], Any] = _as_given
+    """Turns the field's JSON value (from a batch manifest) into what the call takes (a list
+    of joplin movement objects into a `Structure`); a value of the right type passes as it is."""
+
+
+def spelled_marker(marker: str) -> str:
+    """A marker as a letters-only title carries it: ``"ik ajkp..."`` (hex digits as a-p)."""
+    return "ik " + marker.removeprefix("ik:").translate(_HEX_TO_LETTERS)
 
 
 def markers_in(*texts: str | None) -> set[str]:
-    """Every reconciliation marker (`ik:` and 12 hex digits) found in `texts`."""
+    """Every reconciliation marker found in `texts`, as ``ik:<12 hex>``.
+
+    Both spellings are read: ``ik:<12 hex>`` (tags, Mureka titles, and iMuze titles written
+    before iMuze's title rule was followed) and a letters-only title's ``ik <12 letters a-p>``
+    (see `spelled_marker`).
+    """
     found: set[str] = set()
     for text in texts:
         if text:
             found.update(_MARKER.findall(text))
+            found.update(
+                "ik:" + m.translate(_LETTERS_TO_HEX) for m in _SPELLED_MARKER.findall(text)
+            )
     return found
 
 
-def with_marker(title: str | None, marker: str, limit: int | None) -> str:
-    """``"<title> [<marker>]"`` within `limit` characters (the title is shortened to fit)."""
-    suffix = f"[{marker}]"
+def with_marker(title: str | None, marker: str, limit: int | None, *, letters: bool = False) -> str:
+    """``"<title> [<marker>]"`` within `limit` characters (the title is shortened to fit);
+    with `letters`, ``"<title> ik <12 letters>"`` (`spelled_marker`) for a title that allows
+    only letters and spaces."""
+    suffix = spelled_marker(marker) if letters else f"[{marker}]"
     if not title:
         return suffix
     if limit is None:
         return f"{title} {suffix}"
     room = limit - len(suffix) - 1
-    return f"{title[:room].rstrip()} {suffix}" if room > 0 else suffix
+    kept = title[:room].rstrip() if room > 0 else ""
+    return f"{kept} {suffix}" if kept else suffix
+
+
+def _one_output(result: Any) -> list[tuple[str, Any]]:
+    return [(str(result.id), result)]
 
 
 @attrs.frozen
@@ -235,10 +278,18 @@ class CreateCall:
     """One paid create call of a provider's namespace, described as data.
 
     `kind` names it in a batch manifest (`create`, `create_advanced`, ...); `method` is its
-    path on the namespace (`"songs.create"`); `fields` its keyword arguments with their limits.
+    path on the namespace (`"songs.create"`); `fields` its keyword arguments with their limits,
+    and `defaults` the values of those the call needs but a batch line may leave out.
     A reconciliation marker goes in the title field `marker_title` (appended as
-    ``" [ik:...]"`` within the field's `max_length`) and/or the tags field `marker_tags`;
-    a call with neither cannot be found again after a crash.
+    ``" [ik:...]"`` within the field's `max_length`, or as ``" ik <12 letters>"`` with
+    `marker_letters`, for a title that allows only letters and spaces) and/or the tags field
+    `marker_tags`; a call with neither cannot be found again after a crash.
+
+    What a finished create makes: `outputs(result)` lists its files as (remote id, source to
+    download) pairs, `files` of them (a Mureka generation makes two songs), and
+    `output_again(namespace, remote_id)` reads one again for a fresh link (a creation found
+    complete after a crash, with no job to resume). `outputs` None: it makes no file to
+    download, and a batch manifest does not take it.
     """
 
     kind: str
@@ -247,6 +298,11 @@ class CreateCall:
     fields: tuple[FieldSpec, ...]
     marker_title: str | None = None
     marker_tags: str | None = None
+    marker_letters: bool = False
+    defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    outputs: Callable[[Any], Sequence[tuple[str, Any]]] | None = _one_output
+    files: int = 1
+    output_again: Callable[[Any, str], Awaitable[Any]] | None = None
 
     @property
     def searchable(self) -> bool:
@@ -265,17 +321,30 @@ class CreateCall:
         marked = dict(params)
         if self.marker_title is not None:
             limit = self.field(self.marker_title).max_length
-            marked[self.marker_title] = with_marker(marked.get(self.marker_title), marker, limit)
+            marked[self.marker_title] = with_marker(
+                marked.get(self.marker_title), marker, limit, letters=self.marker_letters
+            )
         if self.marker_tags is not None:
             marked[self.marker_tags] = [*(marked.get(self.marker_tags) or ()), marker]
         return marked
 
+    def arguments(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The call's keyword arguments from `params` as a batch manifest holds them (JSON
+        values): the `defaults` of those left out, each value through its field's `parse`."""
+        parsers = {spec.name: spec.parse for spec in self.fields}
+        arguments = {**self.defaults, **params}
+        return {
+            name: parsers.get(name, _as_given)(value) if value is not None else None
+            for name, value in arguments.items()
+        }
+
     async def call(self, namespace: Any, **params: Any) -> Job[Any]:
-        """Make the create through `namespace` (`kit.imuze`, ...) and return its job."""
+        """Make the create through `namespace` (`kit.imuze`, ...) and return its job
+        (`params` go through `arguments`)."""
         target = namespace
         for part in self.method.split("."):
             target = getattr(target, part)
-        job: Job[Any] = await target(**params)
+        job: Job[Any] = await target(**self.arguments(params))
         return job
 
 
@@ -308,6 +377,10 @@ class Connection:
     """The Client's push receiver (`imuzekit.webhooks.Webhooks`) when it has one: a provider
     whose creations take a callback URL (Mureka) sends ``replyUrl``/``replyRef`` and
     registers its jobs with it."""
+    auth: Any = None
+    """The provider's authentication when the Client already has one (a view made by
+    `Client.with_options` shares its client's logins): `connect` uses it instead of making
+    its own, so a token or an OAuth access token is never held twice."""
 
 
 @attrs.frozen
@@ -375,6 +448,9 @@ Resume = Callable[[Any, str, str, Mapping[str, Any]], Job[Any]]
 FindCreated = Callable[[Any, Collection[str]], Awaitable[dict[str, Found]]]
 """`find_created(namespace, markers) -> {marker: Found}`: the markers found, the others left
 out (not found: safe to create again once no create could still land)."""
+JobFor = Callable[[Any, str], Job[Any]]
+"""`job_for(namespace, remote_id) -> Job`: the job of a creation known by the id the provider
+gave it (ValidationError for an id it cannot be); builds a handle and sends nothing."""
 
 
 def driver_kind(driver_class: type[Any]) -> str:
@@ -407,6 +483,8 @@ class ProviderSpec:
     - `converter_hooks`: functions that register its wire rules on the package converter;
     - `default_poll`: its jobs' poll policy when neither its config nor the Client names one;
     - `find_created`: how to find creations again by marker after a crash (None: it cannot);
+    - `job_for`: the job of a creation known by its remote id (`imuzekit batch resolve
+      --remote-id`; None: the provider has no such handle);
     - `emulator_config`: the config that points at an `imuzekit.emulator.Emulator` (None: the
       emulator does not serve it).
     """
@@ -423,6 +501,7 @@ class ProviderSpec:
     default_poll: PollPolicy | None = None
     find_created: FindCreated | None = None
     emulator_config: Callable[[Any], Any] | None = None
+    job_for: JobFor | None = None
 
     @property
     def env_hint(self) -> str:

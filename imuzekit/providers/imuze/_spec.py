@@ -7,7 +7,8 @@ from typing import Any
 
 import attrs
 
-from imuzekit.jobs import PollPolicy
+from imuzekit import errors
+from imuzekit.jobs import Job, PollPolicy
 from imuzekit.providers._spec import (
     Connected,
     Connection,
@@ -22,7 +23,7 @@ from imuzekit.providers._spec import (
 )
 from imuzekit.providers.imuze import ImuzeAPI, _api
 
-__all__ = ["ImuzeConfig", "find_created", "spec"]
+__all__ = ["ImuzeConfig", "find_created", "job_for", "spec"]
 
 
 @attrs.frozen
@@ -37,7 +38,7 @@ class ImuzeConfig(LoginConfig):
 
 
 def _connect(config: ImuzeConfig, connection: Connection) -> Connected:
-    auth = token_login(
+    auth = connection.auth or token_login(
         _api.PROVIDER,
         config,
         build_login=_api.build_login,
@@ -54,8 +55,16 @@ def _connect(config: ImuzeConfig, connection: Connection) -> Connected:
     return Connected(api, auth)
 
 
+def job_for(api: ImuzeAPI, song_id: str) -> Job[Any]:
+    """The job of song `song_id` (a number); ValidationError for anything else."""
+    if not song_id.isdigit():
+        raise errors.ValidationError("remote_id", f"an iMuze song id is a number, got {song_id!r}")
+    return api.songs.job(int(song_id))
+
+
 async def find_created(api: ImuzeAPI, markers: Collection[str]) -> dict[str, Found]:
-    """The songs whose title or tags carry one of `markers`, each with its job.
+    """The songs whose title (either spelling, see `markers_in`) or tags (journals from
+    before the marker went in the title only) carry one of `markers`, each with its job.
 
     Reads the account's song list (`GET /songs`) once. Should two songs carry one marker,
     the oldest is kept (the list is newest first). A marker not in the result was not found.
@@ -87,18 +96,40 @@ def spec() -> ProviderSpec:
             FieldSpec(
                 "title",
                 "string",
-                f"Song title: {_api.TITLE_RULE}.",
+                f"Song title: {_api.TITLE_RULE} (the marker ' ik <12 letters>' is appended).",
                 required=True,
                 min_length=_api.TITLE_MIN_LENGTH,
                 max_length=_api.TITLE_MAX_LENGTH,
                 pattern=_api.TITLE_PATTERN,
+                rule=f"iMuze does not allow ({_api.TITLE_RULE})",
             ),
-            FieldSpec("arrangement_id", "integer", "Arrangement id.", required=True),
-            FieldSpec("tags", "tags", "Tags (the marker tag 'ik:...' is added)."),
-            FieldSpec("desired_length", "integer", "Length in seconds.", required=True),
+            FieldSpec(
+                "arrangement_id",
+                "integer",
+                "Arrangement id.",
+                required=True,
+                minimum=_api.MIN_ARRANGEMENT_ID,
+            ),
+            FieldSpec(
+                "tags",
+                "tags",
+                "Tags (they steer the arrangement: the marker never goes there).",
+                max_length=_api.MAX_TAG_LENGTH,
+            ),
+            FieldSpec(
+                "desired_length",
+                "integer",
+                "Length in seconds.",
+                required=True,
+                minimum=_api.MIN_DESIRED_LENGTH,
+            ),
         ),
-        # A title holds letters and spaces only: the marker goes in the tags.
-        marker_tags="tags",
+        # A title holds letters and spaces only: the marker goes there spelled in letters
+        # (" ik <12 letters a-p>"). Not in the tags: iMuze reaches arrangements by tags, so a
+        # marker tag could change what is generated.
+        marker_title="title",
+        marker_letters=True,
+        defaults={"tags": []},
     )
     return ProviderSpec(
         name=_api.PROVIDER,
@@ -110,4 +141,5 @@ def spec() -> ProviderSpec:
         converter_hooks=(_api.configure_converter,),
         find_created=find_created,
         emulator_config=_emulator_config,
+        job_for=job_for,
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from imuzekit.jobs import PollPolicy
+from imuzekit.jobs import Job, PollPolicy
 from imuzekit.providers._spec import (
     Connected,
     Connection,
@@ -21,9 +21,9 @@ from imuzekit.providers._spec import (
     driver_kind,
     token_login,
 )
-from imuzekit.providers.joplin import JoplinAPI, _api
+from imuzekit.providers.joplin import JoplinAPI, Movement, Structure, _api
 
-__all__ = ["JoplinConfig", "spec"]
+__all__ = ["JoplinConfig", "job_for", "spec", "structure_argument"]
 
 
 @attrs.frozen
@@ -35,7 +35,7 @@ class JoplinConfig(LoginConfig):
 
 
 def _connect(config: JoplinConfig, connection: Connection) -> Connected:
-    auth = token_login(
+    auth = connection.auth or token_login(
         _api.PROVIDER,
         config,
         build_login=_api.build_login,
@@ -52,6 +52,20 @@ def _connect(config: JoplinConfig, connection: Connection) -> Connected:
     return Connected(api, auth)
 
 
+def structure_argument(value: Any) -> Any:
+    """A manifest's structure as `musics.create` takes it: a list of movement objects
+    (``{start, duration, energy | movement}``) becomes a `Structure`; a string or a
+    `Structure` stays as it is."""
+    if isinstance(value, list):
+        return Structure([Movement(**item) for item in value])
+    return value
+
+
+def job_for(api: JoplinAPI, music_id: str) -> Job[Any]:
+    """The job of music `music_id`."""
+    return api.musics.job(music_id)
+
+
 def _emulator_config(emulator: Any) -> JoplinConfig:
     credentials = emulator.joplin.credentials()
     return JoplinConfig(
@@ -66,13 +80,26 @@ def spec() -> ProviderSpec:
         method="musics.create",
         description="kit.joplin.musics.create(): an iMuze music engine (joplin) music.",
         fields=(
-            FieldSpec("genre", "string", "Genre (see `imuzekit joplin genres`).", required=True),
-            FieldSpec("subgenre", "string", "Subgenre of that genre.", required=True),
+            FieldSpec(
+                "genre",
+                "string",
+                "Genre (see `imuzekit joplin genres`).",
+                required=True,
+                max_length=_api.MAX_GENRE_LENGTH,
+            ),
+            FieldSpec(
+                "subgenre",
+                "string",
+                "Subgenre of that genre.",
+                required=True,
+                max_length=_api.MAX_GENRE_LENGTH,
+            ),
             FieldSpec(
                 "duration_ms",
                 "integer",
                 "Length in milliseconds.",
                 required=True,
+                minimum=_api.MIN_DURATION_MS,
                 maximum=_api.MAX_DURATION_MS,
             ),
             FieldSpec(
@@ -81,9 +108,16 @@ def spec() -> ProviderSpec:
                 "'calm:0.3,dynamic:0.7', or a list of movements"
                 " {start, duration, energy | movement}.",
                 required=True,
+                parse=structure_argument,
             ),
             FieldSpec("crop", "boolean", "Cut at exactly duration_ms (not whole measures)."),
-            FieldSpec("fadeout_ms", "integer", "Fade-out length in milliseconds."),
+            FieldSpec(
+                "fadeout_ms",
+                "integer",
+                "Fade-out length in milliseconds.",
+                minimum=_api.MIN_FADEOUT_MS,
+                at_most="duration_ms",
+            ),
             FieldSpec("voices_volume", "integer", "Volume of the voices."),
         ),
     )
@@ -96,4 +130,5 @@ def spec() -> ProviderSpec:
         creates=(create,),
         converter_hooks=(_api.configure_converter,),
         emulator_config=_emulator_config,
+        job_for=job_for,
     )

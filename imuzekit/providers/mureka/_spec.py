@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import attrs
 
 from imuzekit.auth import TokenLogin
-from imuzekit.jobs import PollPolicy
+from imuzekit.jobs import Job, PollPolicy
 from imuzekit.providers._spec import (
     Connected,
     Connection,
@@ -27,7 +27,10 @@ from imuzekit.providers._spec import (
 from imuzekit.providers.mureka import MUREKA_POLL, SESSION_EXPIRED, MurekaAPI, _api
 from imuzekit.providers.mureka.models import Feed
 
-__all__ = ["MurekaConfig", "find_created", "spec"]
+__all__ = ["SONGS_PER_GENERATION", "MurekaConfig", "feed_songs", "find_created", "job_for", "spec"]
+
+SONGS_PER_GENERATION = 2
+"""Songs a Mureka generation makes (a batch line's files ``<key>-1``, ``<key>-2``)."""
 
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
@@ -61,7 +64,9 @@ class MurekaConfig(ProviderConfig):
 
 def _connect(config: MurekaConfig, connection: Connection) -> Connected:
     assert config.token is not None
-    auth = TokenLogin(provider=_api.PROVIDER, token=config.token, scheme="Bearer")
+    auth = connection.auth or TokenLogin(
+        provider=_api.PROVIDER, token=config.token, scheme="Bearer"
+    )
     api = MurekaAPI(
         sender=connection.sender,
         base_url=config.base_url,
@@ -137,6 +142,21 @@ async def find_created(
     return found
 
 
+def feed_songs(feed: Feed) -> list[tuple[str, Any]]:
+    """A finished generation's files: its songs, each with its song id."""
+    return [(str(song.song_id), song) for song in feed.songs]
+
+
+async def song_again(api: MurekaAPI, song_id: str) -> Any:
+    """Song `song_id` read again (for a fresh file link)."""
+    return (await api.music.get(song_id)).song
+
+
+def job_for(api: MurekaAPI, jobid: str) -> Job[Any]:
+    """The job of generation `jobid`."""
+    return api.jobs.job(jobid)
+
+
 def _emulator_config(emulator: Any) -> MurekaConfig:
     return MurekaConfig(
         token=emulator.mureka.credentials().token,
@@ -153,18 +173,34 @@ def _text(route: str, name: str, description: str, *, required: bool = False) ->
     return FieldSpec(name, "string", description, required=required, max_length=_limit(route, name))
 
 
+def _id(name: str, description: str) -> FieldSpec:
+    return FieldSpec(name, "string", description, max_length=_api.MAX_TEXT_LENGTH)
+
+
 def spec() -> ProviderSpec:
     """The Mureka (useapi.net) provider."""
     common = (
-        FieldSpec("model", "string", "Mureka model (default: the service's)."),
-        FieldSpec("account", "string", "Account id (default: the least busy configured one)."),
+        _id("model", "Mureka model: V9 (the service's default), V8, O2 or V7.6."),
+        FieldSpec(
+            "account",
+            "string",
+            "Account id (default: the least busy configured account).",
+            max_length=_api.MAX_ACCOUNT_LENGTH,
+            choices="accounts",
+        ),
     )
+    made: dict[str, Any] = {
+        "outputs": feed_songs,
+        "files": SONGS_PER_GENERATION,
+        "output_again": song_again,
+    }
     creates = (
         CreateCall(
             kind="create",
             method="music.create",
             description="kit.mureka.music.create(): a song with AI-written lyrics.",
             fields=(_text("create", "prompt", "What the song is about."), *common),
+            **made,
         ),
         CreateCall(
             kind="create_advanced",
@@ -174,12 +210,13 @@ def spec() -> ProviderSpec:
                 _text("create-advanced", "lyrics", "The lyrics.", required=True),
                 _text("create-advanced", "title", "Title (shortened to fit the marker)."),
                 _text("create-advanced", "desc", "Style description."),
-                FieldSpec("vocal_id", "string", "Vocal id."),
-                FieldSpec("ref_id", "string", "Reference track id."),
-                FieldSpec("motif_id", "string", "Motif id."),
+                _id("vocal_id", "Vocal id."),
+                _id("ref_id", "Reference track id."),
+                _id("motif_id", "Motif id."),
                 *common,
             ),
             marker_title="title",
+            **made,
         ),
         CreateCall(
             kind="create_instrumental",
@@ -188,10 +225,11 @@ def spec() -> ProviderSpec:
             fields=(
                 _text("create-instrumental", "prompt", "What the music is like."),
                 _text("create-instrumental", "title", "Title (shortened to fit the marker)."),
-                FieldSpec("ref_id", "string", "Reference track id."),
+                _id("ref_id", "Reference track id."),
                 *common,
             ),
             marker_title="title",
+            **made,
         ),
     )
     return ProviderSpec(
@@ -210,4 +248,5 @@ def spec() -> ProviderSpec:
         default_poll=MUREKA_POLL,
         find_created=find_created,
         emulator_config=_emulator_config,
+        job_for=job_for,
     )

@@ -52,7 +52,7 @@ class MuseScoreConfig(ProviderConfig):
 
 def _connect(config: MuseScoreConfig, connection: Connection) -> Connected:
     assert config.consumer_key is not None
-    hook = OAuth1Hook(
+    hook = connection.auth or OAuth1Hook(
         OAuth1Credentials(
             consumer_key=config.consumer_key,
             consumer_secret=config.consumer_secret,
@@ -98,12 +98,18 @@ def spec() -> ProviderSpec:
         description="kit.musescore.scores.upload(): a .mscz score uploaded to MuseScore.com.",
         fields=(
             FieldSpec("file", "string", "Path of the .mscz file.", required=True),
-            FieldSpec("title", "string", "Score title.", required=True),
-            FieldSpec("description", "string", "Description."),
+            FieldSpec(
+                "title", "string", "Score title.", required=True, max_length=_api.MAX_UPLOAD_TITLE
+            ),
+            FieldSpec(
+                "description", "string", "Description.", max_length=_api.MAX_UPLOAD_DESCRIPTION
+            ),
             FieldSpec("private", "boolean", "Visible only to you."),
             FieldSpec("license", "string", "Licence of the score."),
-            FieldSpec("tags", "tags", "Tags."),
+            FieldSpec("tags", "tags", "Tags.", max_length=_api.MAX_UPLOAD_TAG),
         ),
+        # An upload makes no new file to download: a batch manifest does not take it.
+        outputs=None,
     )
     return ProviderSpec(
         name=_api.PROVIDER,
