@@ -4,186 +4,28 @@ their tables, hints, limits and crash search from their specs. No socket: `MockT
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterator
 
-import attrs
-import cattrs
 import grimp
 import pytest
 
-from imuzekit import Client, ImuzeConfig, PollPolicy, _configs, errors
-from imuzekit._convert import alias_keys
-from imuzekit.auth import TokenLogin
+from imuzekit import Client, ImuzeConfig, _configs, errors
 from imuzekit.http import Request, Response
-from imuzekit.jobs import Job, JobState, JobStatus
+from imuzekit.jobs import JobState
 from imuzekit.providers import registry
-from imuzekit.providers._common import decode_json, join_url, structure
-from imuzekit.providers._spec import (
-    Connected,
-    Connection,
-    CreateCall,
-    FieldSpec,
-    Found,
-    ProviderSpec,
-    markers_in,
-    secret_field,
-)
+from imuzekit.providers._spec import ProviderSpec, markers_in, spelled_marker
 from imuzekit.providers.imuze import _api as imuze_api
 from imuzekit.providers.joplin import _api as joplin_api
 from imuzekit.providers.mureka import _api as mureka_api
+from imuzekit.providers.musescore import _api as musescore_api
 from imuzekit.testing import MockTransport, respond
-
-FAST = PollPolicy(initial=0.01, max_interval=0.02, timeout=5.0)
-MARKER = "ik:0123456789ab"
-
-# -- the fifth provider, "chirp": a tune service with one create and a status endpoint -------
-
-
-@attrs.frozen
-class Tune:
-    id: str
-    title: str | None = None
-    status: str | None = None
-
-
-@attrs.frozen
-class ChirpConfig:
-    """Chirp credentials."""
-
-    CREDENTIALS: ClassVar[tuple[tuple[str, ...], ...]] = (("token",),)
-
-    token: str | None = secret_field()
-    base_url: str = "http://127.0.0.1:9/chirp"
-    poll: PollPolicy | None = None
-
-
-@attrs.frozen
-class TuneDriver:
-    base_url: str
-    provider: str = "chirp"
-    kind: str = "tune"
-    ok_statuses: Collection[int] = ()
-
-    def status_request(self, job_id: str) -> Request:
-        return Request("GET", join_url(self.base_url, "tunes", job_id), provider="chirp")
-
-    def parse_status(
-        self, job_id: str, response: Response, previous: Tune | None
-    ) -> JobStatus[Tune]:
-        tune = structure(decode_json(response), Tune)
-        state = JobState.READY if tune.status == "done" else JobState.PROCESSING
-        return JobStatus(state, raw_status=tune.status, result=tune)
-
-    def token_data(self, job_id: str, result: Tune | None) -> dict[str, Any]:
-        return {"title": result.title} if result and result.title else {}
-
-    def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> Tune | None:
-        return Tune(id=job_id, title=data.get("title"))
-
-
-class ChirpAPI:
-    def __init__(self, connection: Connection, base_url: str) -> None:
-        self.sender = connection.sender
-        self.base_url = base_url
-        self.poller = connection.poller
-        self.policy = connection.poll_policy
-        self.driver = TuneDriver(base_url)
-
-    def job_for(self, tune: Tune) -> Job[Tune]:
-        return Job(
-            job_id=tune.id,
-            driver=self.driver,
-            poller=self.poller,
-            status=JobStatus(JobState.QUEUED, raw_status=tune.status, result=tune),
-            policy=self.policy,
-        )
-
-    async def create(self, title: str) -> Job[Tune]:
-        request = Request(
-            "POST", join_url(self.base_url, "tunes"), provider="chirp", json={"title": title}
-        )
-        return self.job_for(structure(decode_json(await self.sender.send(request)), Tune))
-
-    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Tune]:
-        if kind != self.driver.kind:
-            raise errors.ValidationError("token", f"unknown chirp job kind {kind!r}")
-        return self.job_for(self.driver.from_token_data(job_id, data) or Tune(id=job_id))
-
-
-def chirp_connect(config: ChirpConfig, connection: Connection) -> Connected:
-    auth = TokenLogin(provider="chirp", token=config.token, scheme="Bearer")
-    return Connected(ChirpAPI(connection, config.base_url), auth)
-
-
-def chirp_hooks(converter: cattrs.Converter) -> None:
-    # Chirp's wire calls the title "name": the rename lives in the spec's converter hook.
-    alias_keys(converter, Tune, {"name": "title"})
-
-
-async def chirp_find(api: ChirpAPI, markers: Collection[str]) -> dict[str, Found]:
-    request = Request("GET", join_url(api.base_url, "tunes"), provider="chirp")
-    tunes = structure(decode_json(await api.sender.send(request)), list[Tune])
-    return {
-        marker: Found(marker, remote_id=tune.id, job=api.job_for(tune))
-        for tune in tunes
-        for marker in markers_in(tune.title) & set(markers)
-    }
-
-
-CHIRP = ProviderSpec(
-    name="chirp",
-    title="Chirp tunes",
-    config=ChirpConfig,
-    connect=chirp_connect,
-    job_kinds=("tune",),
-    creates=(
-        CreateCall(
-            kind="create",
-            method="create",
-            description="kit.chirp.create(): a tune.",
-            fields=(FieldSpec("title", "string", "Tune title.", required=True, max_length=40),),
-            marker_title="title",
-        ),
-    ),
-    converter_hooks=(chirp_hooks,),
-    default_poll=FAST,
-    find_created=chirp_find,
-)
-
-
-class ChirpService:
-    """The chirp service as a MockTransport handler: tunes are done on their second read."""
-
-    def __init__(self) -> None:
-        self.reads: dict[str, int] = {}
-        self.titles: dict[str, str] = {}
-        self.auth: list[str | None] = []
-
-    def __call__(self, request: Request) -> Response:
-        self.auth.append(request.header("Authorization"))
-        path = request.url.split("/chirp", 1)[1]
-        if request.method == "POST" and path == "/tunes":
-            tune_id = f"t{len(self.titles) + 1}"
-            title = self.titles[tune_id] = request.json["title"]
-            return respond(request, 201, json={"id": tune_id, "name": title, "status": "queued"})
-        if path == "/tunes":
-            items = [{"id": i, "name": t, "status": "done"} for i, t in self.titles.items()]
-            return respond(request, json=items)
-        tune_id = path.rsplit("/", 1)[1]
-        if tune_id not in self.titles:
-            return respond(request, 404, json={"error": "no such tune"})
-        self.reads[tune_id] = self.reads.get(tune_id, 0) + 1
-        status = "done" if self.reads[tune_id] >= 2 else "rendering"
-        body = {"id": tune_id, "name": self.titles[tune_id], "status": status}
-        return respond(request, json=body)
+from tests._chirp import CHIRP, FAST, MARKER, ChirpAPI, ChirpConfig, ChirpService, Tune, plugged
 
 
 @pytest.fixture
 def chirp() -> Iterator[ProviderSpec]:
-    spec = registry().register(CHIRP)  # the one line that plugs a provider in
-    yield spec
-    registry().unregister("chirp")
+    with plugged() as spec:  # registry().register(CHIRP): one line plugs a provider in
+        yield spec
 
 
 # -- the fifth provider ------------------------------------------------------------------------
@@ -322,10 +164,52 @@ def test_create_limits_come_from_the_wire_modules() -> None:
         registry().get("mureka").create("remix")
 
 
+def test_every_limit_is_a_named_constant_of_the_wire_module() -> None:
+    imuze = registry().get("imuze").create("create")
+    assert imuze.field("arrangement_id").minimum == imuze_api.MIN_ARRANGEMENT_ID == 0
+    assert imuze.field("desired_length").minimum == imuze_api.MIN_DESIRED_LENGTH == 1
+    assert imuze.field("tags").max_length == imuze_api.MAX_TAG_LENGTH == 255
+    joplin = registry().get("joplin").create("create")
+    assert joplin.field("genre").max_length == joplin_api.MAX_GENRE_LENGTH == 128
+    assert joplin.field("subgenre").max_length == joplin_api.MAX_GENRE_LENGTH
+    assert joplin.field("duration_ms").minimum == joplin_api.MIN_DURATION_MS == 1
+    fadeout = joplin.field("fadeout_ms")
+    assert (fadeout.minimum, fadeout.at_most) == (joplin_api.MIN_FADEOUT_MS, "duration_ms")
+    assert joplin_api.MAX_MOVEMENT_LENGTH == 64
+    for call in registry().get("mureka").creates:
+        assert call.field("model").max_length == mureka_api.MAX_TEXT_LENGTH == 1000
+        assert call.field("account").max_length == mureka_api.MAX_ACCOUNT_LENGTH == 128
+        assert call.field("account").choices == "accounts"
+    advanced = registry().get("mureka").create("create_advanced")
+    for name in ("vocal_id", "ref_id", "motif_id"):
+        assert advanced.field(name).max_length == mureka_api.MAX_TEXT_LENGTH
+    upload = registry().get("musescore").create("upload")
+    assert upload.field("title").max_length == musescore_api.MAX_UPLOAD_TITLE == 255
+    assert upload.field("description").max_length == musescore_api.MAX_UPLOAD_DESCRIPTION
+    assert upload.field("tags").max_length == musescore_api.MAX_UPLOAD_TAG == 100
+    assert musescore_api.MAX_UPLOAD_DESCRIPTION == 10_000
+    # The wire modules check the same constants before sending.
+    with pytest.raises(errors.ValidationError, match="genre"):
+        joplin_api.build_create_music(
+            "http://127.0.0.1:9", genre="g" * 129, subgenre="s", duration_ms=1, structure="calm:1"
+        )
+    with pytest.raises(errors.ValidationError, match="desired_length"):
+        imuze_api.build_create_song(
+            "http://127.0.0.1:9", title="Morning Song", arrangement_id=1, tags=[], desired_length=0
+        )
+
+
 def test_markers_go_where_each_create_carries_them() -> None:
     imuze = registry().get("imuze").create("create")
     marked = imuze.mark({"title": "Morning Song", "tags": ["rock"]}, MARKER)
-    assert marked == {"title": "Morning Song", "tags": ["rock", MARKER]}
+    # iMuze: in the title, spelled in letters (titles are letters and spaces); never in the
+    # tags, which steer the arrangement iMuze chooses.
+    assert marked == {"title": "Morning Song ik abcdefghijkl", "tags": ["rock"]}
+    assert spelled_marker(MARKER) == "ik abcdefghijkl" and markers_in(marked["title"]) == {MARKER}
+    assert imuze_api.check_title("title", marked["title"]) == marked["title"]
+    long = imuze.mark({"title": "T" * 255}, MARKER)["title"]
+    assert long == "T" * 239 + " ik abcdefghijkl" and len(long) == imuze_api.TITLE_MAX_LENGTH
+    assert imuze.arguments({"title": "Morning Song"}) == {"tags": [], "title": "Morning Song"}
     title = registry().get("mureka").create("create_instrumental")
     assert title.mark({"title": "y" * 50}, MARKER)["title"] == "y" * 32 + f" [{MARKER}]"
     assert not registry().get("mureka").create("create").searchable
@@ -344,7 +228,14 @@ async def test_a_builtin_namespace_is_the_typed_property() -> None:
 
 
 async def test_imuze_finds_songs_by_the_marker_in_their_tags_or_title() -> None:
+    spelled = "ik:00000000000a"
     songs = [
+        {
+            "id": 11,
+            "title": f"Morning Song {spelled_marker(spelled)}",
+            "tags": [],
+            "status": "ready",
+        },
         {"id": 9, "title": "Late Song", "tags": [MARKER], "status": "ready"},
         {"id": 7, "title": f"Old [{MARKER}]", "tags": [], "status": "processing"},
         {"id": 5, "title": "Other", "tags": ["ik:ffffffffffff"], "status": "ready"},
@@ -352,11 +243,12 @@ async def test_imuze_finds_songs_by_the_marker_in_their_tags_or_title() -> None:
 
     def handler(request: Request) -> Response:
         assert request.method == "GET" and request.url.endswith("/songs")
-        return respond(request, json={"count": 3, "response": songs})
+        return respond(request, json={"count": 4, "response": songs})
 
     async with Client(imuze=ImuzeConfig(token="t"), transport=MockTransport(handler)) as kit:
-        found = await kit.find_created("imuze", {MARKER, "ik:aaaaaaaaaaaa"})
-    assert list(found) == [MARKER]
+        found = await kit.find_created("imuze", {MARKER, spelled, "ik:aaaaaaaaaaaa"})
+    assert sorted(found) == [spelled, MARKER]
+    assert found[spelled].remote_id == "11"  # the title's letters spelling
     hit = found[MARKER]
     # The list is newest first: the oldest song carrying the marker wins.
     assert (hit.remote_id, hit.settled, hit.result) == ("7", True, None)

@@ -68,6 +68,13 @@ TITLE_RULE = (
 )
 """The title rule in words, for error messages."""
 MAX_TITLE_LENGTH = TITLE_MAX_LENGTH  # the former name, kept as an alias
+MIN_ARRANGEMENT_ID = 0
+"""Smallest arrangement id sent."""
+MIN_DESIRED_LENGTH = 1
+"""Shortest ``desired_length`` sent (seconds)."""
+MAX_TAG_LENGTH = 255
+"""Longest tag a batch manifest accepts (characters; the API documents no limit, and the SDK
+checks none)."""
 LIST_PAGE_SIZE = 1000
 
 
@@ -148,7 +155,7 @@ def parse_arrangements(response: Response) -> tuple[int | None, list[Arrangement
 
 def build_get_arrangement(base_url: str, arrangement_id: int) -> Request:
     """``GET /arrangements/:id``."""
-    check_int("arrangement_id", arrangement_id, minimum=0)
+    check_int("arrangement_id", arrangement_id, minimum=MIN_ARRANGEMENT_ID)
     return Request("GET", join_url(base_url, "arrangements", arrangement_id), provider=PROVIDER)
 
 
@@ -198,13 +205,13 @@ def build_create_song(
     """
     check_title("title", title)
     if arrangement_id is not None:
-        check_int("arrangement_id", arrangement_id, minimum=0)
+        check_int("arrangement_id", arrangement_id, minimum=MIN_ARRANGEMENT_ID)
     tag_list = check_str_list("tags", tags)
     if arrangement_id is None and not tag_list:
         raise errors.ValidationError(
             "tags", "must name at least one tag when arrangement_id is None (tags choose it)"
         )
-    check_int("desired_length", desired_length, minimum=1)
+    check_int("desired_length", desired_length, minimum=MIN_DESIRED_LENGTH)
     return Request(
         "POST",
         join_url(base_url, "songs"),

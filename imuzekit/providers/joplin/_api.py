@@ -56,6 +56,14 @@ __all__ = [
 
 PROVIDER = "joplin"
 MAX_DURATION_MS = 20 * 60 * 1000
+MIN_DURATION_MS = 1
+"""Shortest ``duration_ms`` sent (a music lasts something)."""
+MIN_FADEOUT_MS = 0
+"""Shortest ``fadeout_ms``; the longest is the music's ``duration_ms``."""
+MAX_GENRE_LENGTH = 128
+"""Longest ``genre`` and ``subgenre`` sent (characters)."""
+MAX_MOVEMENT_LENGTH = 64
+"""Longest movement type (``intro``, ``verse``, ...) sent (characters)."""
 RENDERING_STATUSES = (202, 404)
 
 
@@ -170,7 +178,9 @@ def validate_movements(movements: Sequence[Movement]) -> list[dict[str, Any]]:
                 )
             item["energy"] = Energy(movement.energy).value
         elif movement.movement is not None:
-            item["movement"] = check_str(f"{field}.movement", movement.movement, max_length=64)
+            item["movement"] = check_str(
+                f"{field}.movement", movement.movement, max_length=MAX_MOVEMENT_LENGTH
+            )
         wire.append(item)
     return wire
 
@@ -188,9 +198,11 @@ def build_create_music(
 ) -> Request:
     """``POST /musics``; ValidationError (nothing sent) when an argument breaks a rule."""
     body: dict[str, Any] = {
-        "genre": check_str("genre", genre, max_length=128),
-        "subgenre": check_str("subgenre", subgenre, max_length=128),
-        "duration_ms": check_int("duration_ms", duration_ms, minimum=1, maximum=MAX_DURATION_MS),
+        "genre": check_str("genre", genre, max_length=MAX_GENRE_LENGTH),
+        "subgenre": check_str("subgenre", subgenre, max_length=MAX_GENRE_LENGTH),
+        "duration_ms": check_int(
+            "duration_ms", duration_ms, minimum=MIN_DURATION_MS, maximum=MAX_DURATION_MS
+        ),
         "structure": validate_movements(movements_of(structure)),
     }
     if crop is not None:
@@ -199,7 +211,7 @@ def build_create_music(
         body["crop"] = crop
     if fadeout_ms is not None:
         body["fadeout_ms"] = check_int(
-            "fadeout_ms", fadeout_ms, minimum=0, maximum=body["duration_ms"]
+            "fadeout_ms", fadeout_ms, minimum=MIN_FADEOUT_MS, maximum=body["duration_ms"]
         )
     if voices_volume is not None:
         body["voices_volume"] = check_int("voices_volume", voices_volume)

@@ -70,6 +70,11 @@ CREATE_LIMITS: dict[str, dict[str, int]] = {
     "create-advanced": {"lyrics": 5000, "title": 50, "desc": 1000},
     "create-instrumental": {"prompt": 1000, "title": 50},
 }
+MAX_TEXT_LENGTH = 1000
+"""Longest text field a route names no limit for (``model``, ``vocal_id``, ``ref_id``,
+``motif_id``; characters)."""
+MAX_ACCOUNT_LENGTH = 128
+"""Longest ``account`` id sent (characters)."""
 _TEXT_FIELDS = ("prompt", "lyrics", "title", "desc", "vocal_id", "ref_id", "motif_id", "model")
 MAX_REPLY_URL = 2048
 """Longest ``replyUrl`` sent (useapi.net documents none; a URL longer than this is a mistake)."""
@@ -213,11 +218,11 @@ def build_create(
             continue
         if name not in _TEXT_FIELDS:
             raise errors.ValidationError(name, "is not a field of this creation")
-        body[name] = check_str(name, value, max_length=limits.get(name, 1000))
+        body[name] = check_str(name, value, max_length=limits.get(name, MAX_TEXT_LENGTH))
     if route == "create-advanced" and "lyrics" not in body:
         raise errors.ValidationError("lyrics", "is required for create_advanced")
     if account is not None:
-        body["account"] = check_str("account", account, max_length=128)
+        body["account"] = check_str("account", account, max_length=MAX_ACCOUNT_LENGTH)
     if reply_url is not None:
         body["replyUrl"] = check_reply_url(reply_url)
     if reply_ref is not None:

@@ -78,6 +78,12 @@ __all__ = [
 ]
 
 PROVIDER = "musescore"
+MAX_UPLOAD_TITLE = 255
+"""Longest score title an upload sends (characters)."""
+MAX_UPLOAD_DESCRIPTION = 10_000
+"""Longest score description an upload sends (characters)."""
+MAX_UPLOAD_TAG = 100
+"""Longest tag an upload sends (characters; a tag holds no comma)."""
 PAGE_SIZE = 20
 READY = "ready"
 
@@ -302,10 +308,10 @@ def build_upload(
         raise errors.ValidationError("file", f"must be a .mscz file, got {filename!r}")
     if not content.startswith(b"PK\x03\x04"):
         raise errors.ValidationError("file", "is not a MuseScore .mscz file (not a zip archive)")
-    form: dict[str, str] = {"title": check_str("title", title, max_length=255)}
+    form: dict[str, str] = {"title": check_str("title", title, max_length=MAX_UPLOAD_TITLE)}
     if description is not None:
         form["description"] = check_str(
-            "description", description, max_length=10_000, allow_empty=True
+            "description", description, max_length=MAX_UPLOAD_DESCRIPTION, allow_empty=True
         )
     if not isinstance(private, bool):
         raise errors.ValidationError("private", f"must be True or False, got {private!r}")
@@ -318,7 +324,7 @@ def build_upload(
     if isinstance(tags, str):
         raise errors.ValidationError("tags", "must be a list of tags, not a string")
     for index, tag in enumerate(tags):
-        check_str(f"tags[{index}]", tag, max_length=100)
+        check_str(f"tags[{index}]", tag, max_length=MAX_UPLOAD_TAG)
         if "," in tag:
             raise errors.ValidationError(f"tags[{index}]", "must not contain a comma")
     if tags:
