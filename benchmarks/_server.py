@@ -8,6 +8,12 @@ Usage from a benchmark script::
         ...                                      # run the client in another process
         server.status_requests()                 # GET /songs + GET /songs/{id} answered so far
         server.ready_at()                        # {song id: server time it turned ready}
+        server.urls["joplin"], server.credentials["mureka"]   # the other providers
+        server.count("GET", "/musics/*/mp3", provider="joplin")
+        server.call("joplin_ready_at"), server.call("mureka_done_at")
+        server.call("mureka_accounts", n=20)     # Mureka accounts (10 generations each)
+        server.call("mureka_drop_completed", n=40)   # callback faults: drop 40 completions
+        server.call("mureka_forge")              # forged and replayed callbacks, see below
 
 The emulator's clock is ``time.monotonic()`` based and CLOCK_MONOTONIC is one clock for every
 process on Linux, so ``ready_at`` values compare directly with a client's ``time.monotonic()``.
@@ -40,8 +46,10 @@ _HOST = "127.0.0.1"
 def _commands(emu: Any) -> dict[str, Callable[..., Any]]:
     """The operations the parent may ask for, run on the emulator's loop."""
 
-    def count(method: str | None = None, path_glob: str | None = None) -> int:
-        return int(emu.count("imuze", method, path_glob))
+    def count(
+        method: str | None = None, path_glob: str | None = None, provider: str = "imuze"
+    ) -> int:
+        return int(emu.count(provider, method, path_glob))
 
     def status_requests() -> int:
         # The list (GET /songs) and the show (GET /songs/{id}) routes: every status read.
@@ -72,7 +80,84 @@ def _commands(emu: Any) -> dict[str, Callable[..., Any]]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
 
+    forgeries: list[Any] = []
+    forged_jobs: set[str] = set()
+    replayed: set[str] = set()
+    forging: list[asyncio.Task[None]] = []
+
+    def mureka_accounts(n: int) -> list[str]:
+        state = emu.mureka
+        extra = 9_000_000_000_000_000
+        while len(state.accounts) < n:
+            state.add_account(str(extra + len(state.accounts)))
+        return list(state.accounts)
+
+    def mureka_done_at() -> dict[str, float]:
+        return {jobid: job.done_at for jobid, job in emu.mureka.jobs.items()}
+
+    def mureka_drop_completed(n: int) -> None:
+        emu.mureka.callback_faults.add("completed", drop=True, times=n)
+
+    def forge_round() -> None:
+        # For every job created with a replyUrl: while it runs, a callback without replyRef
+        # and one whose MAC was altered; once its completion was delivered, a replay of it.
+        state = emu.mureka
+        delivered = {
+            c.jobid: c
+            for c in state.callbacks.released
+            if c.event == "completed" and not c.forged and c.status is not None
+        }
+        for jobid, job in state.jobs.items():
+            ref = job.request.get("replyRef")
+            if not isinstance(ref, str):
+                continue
+            if jobid not in forged_jobs and state.job_status(job) != "completed":
+                forged_jobs.add(jobid)
+                forgeries.append(state.send_forged_callback(jobid=jobid))
+                bad = ref[:-2] + ("AA" if not ref.endswith("AA") else "BB")
+                forgeries.append(state.send_forged_callback(jobid=jobid, reply_ref=bad))
+            if jobid in delivered and jobid not in replayed:
+                replayed.add(jobid)
+                body = state.callback_body(delivered[jobid])
+                forgeries.append(state.send_forged_callback(jobid=jobid, body=body))
+
+    async def forge_loop() -> None:
+        while True:
+            forge_round()
+            await asyncio.sleep(0.5)
+
+    def mureka_forge() -> None:
+        forging.append(asyncio.get_running_loop().create_task(forge_loop()))
+
+    def mureka_forged() -> dict[str, int]:
+        # Answers to the forged and replayed callbacks: {"401": n, "200": n, "pending": n...}.
+        tally: dict[str, int] = {}
+        for c in forgeries:
+            key = str(c.status) if c.status is not None else (c.error or "pending")
+            tally[key] = tally.get(key, 0) + 1
+        return tally
+
+    def mureka_callbacks() -> dict[str, int]:
+        outbox = emu.mureka.callbacks
+        real = [c for c in outbox.released if not c.forged]
+        return {
+            "released": len(real),
+            "accepted": sum(c.status == 202 for c in real),
+            "dropped": len(outbox.dropped),
+            "pending": outbox.pending,
+        }
+
+    def joplin_ready_at() -> dict[str, float]:
+        return {music_id: record.ready_at for music_id, record in emu.joplin.musics.items()}
+
     return {
+        "mureka_accounts": mureka_accounts,
+        "mureka_done_at": mureka_done_at,
+        "mureka_drop_completed": mureka_drop_completed,
+        "mureka_forge": mureka_forge,
+        "mureka_forged": mureka_forged,
+        "mureka_callbacks": mureka_callbacks,
+        "joplin_ready_at": joplin_ready_at,
         "count": count,
         "status_requests": status_requests,
         "ready_at": ready_at,
@@ -103,6 +188,11 @@ async def _serve(
                 "token": creds.token,
                 "email": creds.email,
                 "password": creds.password,
+                "urls": dict(emu.urls),
+                "credentials": {
+                    name: {"token": c.token, "email": c.email, "password": c.password}
+                    for name, c in emu.credentials.items()
+                },
             }
         )
         commands = _commands(emu)
@@ -172,6 +262,10 @@ class EmulatorProcess:
         self.token = ""
         self.email = ""
         self.password = ""
+        self.urls: dict[str, str] = {}
+        """Every provider's base URL."""
+        self.credentials: dict[str, dict[str, str | None]] = {}
+        """Every provider's demo token, email and password."""
 
     def __enter__(self) -> EmulatorProcess:
         parent, child = self._ctx.Pipe()
@@ -187,6 +281,7 @@ class EmulatorProcess:
         info = parent.recv()
         self.url, self.token = info["url"], info["token"]
         self.email, self.password = info["email"], info["password"]
+        self.urls, self.credentials = info["urls"], info["credentials"]
         return self
 
     def __exit__(
@@ -220,9 +315,12 @@ class EmulatorProcess:
         """Status reads answered so far: ``GET /songs`` plus ``GET /songs/{id}``."""
         return int(self.call("status_requests"))
 
-    def count(self, method: str | None = None, path_glob: str | None = None) -> int:
-        """Exact number of iMuze requests answered, optionally by method and route glob."""
-        return int(self.call("count", method=method, path_glob=path_glob))
+    def count(
+        self, method: str | None = None, path_glob: str | None = None, *, provider: str = "imuze"
+    ) -> int:
+        """Exact number of requests answered (iMuze unless ``provider`` says), optionally by
+        method and route glob."""
+        return int(self.call("count", method=method, path_glob=path_glob, provider=provider))
 
     def ready_at(self) -> dict[int, float]:
         """Server (CLOCK_MONOTONIC) time at which each song turned ready, by song id."""

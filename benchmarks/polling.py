@@ -16,8 +16,19 @@ contender: status requests (counted by the server) per completed job, detection 
 ``time.monotonic()`` when the job was seen ready minus the server's ready time, same clock),
 peak RSS and CPU seconds of the client process, wall time of the wait.
 
+``--provider joplin`` does the same with joplin musics (per-job polls: ``GET
+/musics/{id}/mp3`` probes, placed by the learned render times; the raw loop probes every 0.5
+s). ``--provider mureka`` creates Mureka generations over 20 accounts (10 at once each) and
+measures, against the same raw 0.5 s loop (``GET /jobs/{jobid}``): imuzekit with
+``Client(webhooks=Webhooks(...))`` (each completion's callback confirmed by one ``GET
+/jobs/{jobid}``; the emulator also sends a forged callback without ``replyRef`` and one with an
+altered MAC to every running job, and replays every delivered completion: none may be
+accepted), the same with ``--drop`` (20 %) of the completion callbacks dropped (those jobs
+finish through the safety schedule), and imuzekit polling alone. Mureka's lag is counted
+from the end of the generation on the service.
+
 Run: ``python benchmarks/polling.py`` (1,000 jobs) or ``python benchmarks/polling.py --jobs
-10000 --skip-raw``.
+10000 --skip-raw``; ``--provider joplin --jobs 200``; ``--provider mureka --jobs 200``.
 """
 
 from __future__ import annotations
@@ -153,6 +164,277 @@ async def raw_aiohttp_contender(
     }
 
 
+MUREKA_ACCOUNTS = 20  # x 10 generations at once: 200 in parallel
+MUREKA_PROMPT = "Morning Song about trains"
+JOPLIN_DURATION_MS = 30_000
+
+
+async def joplin_contender(
+    url: str, email: str, password: str, jobs: int, wait_limit: float
+) -> dict[str, Any]:
+    """Create ``jobs`` joplin musics with imuzekit and wait with ``kit.as_completed``."""
+    from imuzekit import Client, JobState, JoplinConfig, PollPolicy
+
+    detected: dict[str, float] = {}
+    states: dict[str, int] = {}
+    config = JoplinConfig(email=email, password=password, base_url=url)
+    async with Client(joplin=config, poll=PollPolicy(timeout=wait_limit)) as kit:
+
+        async def create(i: int) -> Any:
+            return await kit.joplin.musics.create(
+                "electronic", "house", JOPLIN_DURATION_MS, "dynamic:1"
+            )
+
+        started = time.monotonic()
+        created = await _create_all(create, jobs)
+        waiting = time.monotonic()
+        async for job in kit.as_completed(created, timeout=wait_limit):
+            if job.state is JobState.READY:
+                detected[job.id] = time.monotonic()
+            states[job.state.value] = states.get(job.state.value, 0) + 1
+        finished = time.monotonic()
+    return {
+        "detected": detected,
+        "states": states,
+        "create_s": waiting - started,
+        "wait_s": finished - waiting,
+    }
+
+
+async def mureka_contender(
+    url: str, token: str, accounts: list[str], jobs: int, wait_limit: float, webhooks: bool
+) -> dict[str, Any]:
+    """Create ``jobs`` Mureka generations with imuzekit (with a webhook receiver or not)."""
+    import contextlib
+    import socket
+
+    from imuzekit import Client, JobState, MurekaConfig, PollPolicy, Webhooks
+
+    detected: dict[str, float] = {}
+    states: dict[str, int] = {}
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    public_url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/imuzekit"
+    hooks = Webhooks(public_url=public_url) if webhooks else None
+    config = MurekaConfig(token=token, accounts=tuple(accounts), base_url=url)
+    policy = PollPolicy(initial=30.0, max_interval=10.0, timeout=wait_limit)  # MUREKA_POLL's
+    async with contextlib.AsyncExitStack() as stack:
+        if hooks is not None:
+            await stack.enter_async_context(hooks.listen(sock=sock))
+        kit = await stack.enter_async_context(Client(mureka=config, webhooks=hooks, poll=policy))
+
+        async def create(i: int) -> Any:
+            account = accounts[i % len(accounts)]
+            return await kit.mureka.music.create(MUREKA_PROMPT, account=account)
+
+        started = time.monotonic()
+        created = await _create_all(create, jobs)
+        waiting = time.monotonic()
+        async for job in kit.as_completed(created, timeout=wait_limit):
+            if job.state is JobState.READY:
+                detected[job.id] = time.monotonic()
+            states[job.state.value] = states.get(job.state.value, 0) + 1
+        finished = time.monotonic()
+        stats = {} if hooks is None else attrs_dict(hooks.stats())
+    sock.close()
+    return {
+        "detected": detected,
+        "states": states,
+        "create_s": waiting - started,
+        "wait_s": finished - waiting,
+        "webhooks": stats,
+    }
+
+
+def attrs_dict(value: Any) -> dict[str, Any]:
+    """An attrs instance as a plain dict (for the pipe back to the parent)."""
+    import attrs
+
+    return attrs.asdict(value)
+
+
+async def raw_per_job_contender(
+    url: str, headers: dict[str, str], provider: str, jobs: int, wait_limit: float, interval: float
+) -> dict[str, Any]:
+    """Create joplin or Mureka jobs with plain aiohttp and poll each every ``interval`` s."""
+    import aiohttp
+
+    detected: dict[str, float] = {}
+    states: dict[str, int] = {}
+    max_polls = int(wait_limit / interval) + 1
+    connector = aiohttp.TCPConnector(limit=100)
+    accounts: list[str] = headers.pop("X-Accounts", "").split(",")
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def create(i: int) -> str:
+            if provider == "joplin":
+                from imuzekit.providers.joplin import _api  # pure: the body only
+
+                body = _api.build_create_music(
+                    url, "electronic", "house", JOPLIN_DURATION_MS, "dynamic:1"
+                ).json
+                target = f"{url}/musics"
+            else:
+                account = accounts[i % len(accounts)]
+                body = {"prompt": MUREKA_PROMPT, "account": account, "async": True}
+                target = f"{url}/music/create"
+            async with session.post(target, json=body) as response:
+                response.raise_for_status()
+                data = await response.json()
+                return str(data["id"] if provider == "joplin" else data["jobid"])
+
+        async def ready(job_id: str) -> bool:
+            if provider == "joplin":
+                probe = {"Range": "bytes=0-0"}
+                async with session.get(f"{url}/musics/{job_id}/mp3", headers=probe) as response:
+                    await response.read()
+                    return response.status in (200, 206)
+            async with session.get(f"{url}/jobs/{job_id}") as response:
+                data = await response.json() if response.status == 200 else {}
+                return bool(data.get("status") == "completed")
+
+        async def wait(job_id: str) -> str:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_limit
+            for _ in range(max_polls):
+                try:
+                    if await ready(job_id):
+                        detected[job_id] = time.monotonic()
+                        return "ready"
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    pass
+                if loop.time() + interval > deadline:
+                    break
+                await asyncio.sleep(interval)
+            return "timeout"
+
+        started = time.monotonic()
+        ids = await _create_all(create, jobs)
+        waiting = time.monotonic()
+        for outcome in await asyncio.gather(*(wait(job_id) for job_id in ids)):
+            states[outcome] = states.get(outcome, 0) + 1
+        finished = time.monotonic()
+    return {
+        "detected": detected,
+        "states": states,
+        "create_s": waiting - started,
+        "wait_s": finished - waiting,
+    }
+
+
+def _summary(
+    name: str, jobs: int, result: dict[str, Any], ready_at: dict[Any, float], requests: int
+) -> dict[str, Any]:
+    detected: dict[Any, float] = result["detected"]
+    lags = [at - ready_at[job_id] for job_id, at in detected.items()]
+    completed = len(detected)
+    return {
+        "name": name,
+        "jobs": jobs,
+        "ready": completed,
+        "states": result["states"],
+        "status_requests": requests,
+        "per_job": requests / completed if completed else float("nan"),
+        "lag_p50": percentile(lags, 50),
+        "lag_p95": percentile(lags, 95),
+        "lag_max": max(lags) if lags else float("nan"),
+        "lag_min": min(lags) if lags else float("nan"),
+        "peak_rss_mb": result["peak_rss_mb"],
+        "cpu_s": result["cpu_s"],
+        "create_s": result["create_s"],
+        "wait_s": result["wait_s"],
+        "webhooks": result.get("webhooks") or {},
+    }
+
+
+def _measure_joplin(name: str, args: argparse.Namespace, raw: bool) -> dict[str, Any]:
+    wait_limit = args.max_render + WAIT_MARGIN
+    with EmulatorProcess(render_seconds=(args.min_render, args.max_render), seed=args.seed) as srv:
+        creds = srv.credentials["joplin"]
+        url = srv.urls["joplin"]
+        if raw:
+            result = run_isolated(
+                raw_per_job_contender,
+                timeout=wait_limit + 300.0,
+                imports=["aiohttp"],
+                url=url,
+                headers={"Authorization": str(creds["token"])},
+                provider="joplin",
+                jobs=args.jobs,
+                wait_limit=wait_limit,
+                interval=args.raw_interval,
+            )
+        else:
+            result = run_isolated(
+                joplin_contender,
+                timeout=wait_limit + 300.0,
+                imports=["imuzekit", "imuzekit.client"],
+                url=url,
+                email=creds["email"],
+                password=creds["password"],
+                jobs=args.jobs,
+                wait_limit=wait_limit,
+            )
+        requests = srv.count("GET", "/musics/*/mp3", provider="joplin")
+        ready_at = srv.call("joplin_ready_at")
+    return _summary(name, args.jobs, result, ready_at, requests)
+
+
+def _measure_mureka(
+    name: str,
+    args: argparse.Namespace,
+    *,
+    raw: bool = False,
+    webhooks: bool = False,
+    drop: int = 0,
+) -> dict[str, Any]:
+    wait_limit = 2 * args.max_render + 300.0  # room for the safety schedule's polls
+    with EmulatorProcess(render_seconds=(args.min_render, args.max_render), seed=args.seed) as srv:
+        accounts = srv.call("mureka_accounts", n=MUREKA_ACCOUNTS)
+        token = str(srv.credentials["mureka"]["token"])
+        url = srv.urls["mureka"]
+        if drop:
+            srv.call("mureka_drop_completed", n=drop)
+        if webhooks:
+            srv.call("mureka_forge")
+        if raw:
+            result = run_isolated(
+                raw_per_job_contender,
+                timeout=wait_limit + 300.0,
+                imports=["aiohttp"],
+                url=url,
+                headers={"Authorization": f"Bearer {token}", "X-Accounts": ",".join(accounts)},
+                provider="mureka",
+                jobs=args.jobs,
+                wait_limit=wait_limit,
+                interval=args.raw_interval,
+            )
+        else:
+            result = run_isolated(
+                mureka_contender,
+                timeout=wait_limit + 300.0,
+                imports=["imuzekit", "imuzekit.client"],
+                url=url,
+                token=token,
+                accounts=accounts,
+                jobs=args.jobs,
+                wait_limit=wait_limit,
+                webhooks=webhooks,
+            )
+        requests = srv.count("GET", "/jobs/*", provider="mureka") + srv.count(
+            "GET", "/jobs", provider="mureka"
+        )
+        ready_at = srv.call("mureka_done_at")
+        time.sleep(2.0)  # let the last forged and replayed callbacks be answered
+        forged = srv.call("mureka_forged") if webhooks else {}
+        callbacks = srv.call("mureka_callbacks")
+    row = _summary(name, args.jobs, result, ready_at, requests)
+    row["forged"] = forged
+    row["callbacks"] = callbacks
+    row["drop"] = drop
+    return row
+
+
 def _measure(
     name: str, target: Any, args: argparse.Namespace, imports: list[str], **kwargs: Any
 ) -> dict[str, Any]:
@@ -224,10 +506,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, help="imuzekit PollPolicy.budget (default 0.05)")
     parser.add_argument("--skip-raw", action="store_true", help="measure imuzekit only")
     parser.add_argument("--skip-imuzekit", action="store_true", help="measure the raw loop only")
+    parser.add_argument(
+        "--provider", choices=("imuze", "joplin", "mureka"), default="imuze", help="(imuze)"
+    )
+    parser.add_argument(
+        "--drop", type=float, default=0.2, help="mureka: share of completions dropped (0.2)"
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1 or not 0 <= args.min_render <= args.max_render:
         parser.error("need --jobs >= 1 and 0 <= --min-render <= --max-render")
 
+    if args.provider != "imuze":
+        return _other_provider(args)
     print(f"machine: {machine()}")
     print(
         f"polling: {args.jobs:,} songs, render {args.min_render:g}-{args.max_render:g} s "
@@ -298,6 +588,83 @@ def main(argv: list[str] | None = None) -> int:
         for text, passed in checks:
             ok &= passed
             print(f"{'met' if passed else 'MISSED'}: imuzekit {text}")
+    return 0 if ok else 1
+
+
+_HEADERS = [
+    "contender",
+    "ready",
+    "status requests",
+    "req/job",
+    "lag p50 s",
+    "lag p95 s",
+    "lag max s",
+    "peak RSS MB",
+    "CPU s",
+    "wait s",
+]
+
+
+def _other_provider(args: argparse.Namespace) -> int:
+    """joplin or Mureka: the contenders, the table and issue 17's checks for Mureka."""
+    print(f"machine: {machine()}")
+    what = "musics" if args.provider == "joplin" else "generations"
+    print(
+        f"polling: {args.jobs:,} {args.provider} {what}, render {args.min_render:g}-"
+        f"{args.max_render:g} s (uniform, seed {args.seed}), emulator and client in separate "
+        "processes"
+    )
+    raw_name = f"raw aiohttp (per job, every {args.raw_interval:g} s)"
+    results = []
+    with OtherLoad() as load:
+        if args.provider == "joplin":
+            if not args.skip_imuzekit:
+                results.append(_measure_joplin("imuzekit (per-job polls, learned)", args, False))
+            if not args.skip_raw:
+                results.append(_measure_joplin(raw_name, args, True))
+        else:
+            drop = round(args.drop * args.jobs)
+            if not args.skip_imuzekit:
+                results.append(_measure_mureka("imuzekit + webhooks", args, webhooks=True))
+                if drop:
+                    results.append(
+                        _measure_mureka(
+                            f"imuzekit + webhooks, {drop} completions dropped",
+                            args,
+                            webhooks=True,
+                            drop=drop,
+                        )
+                    )
+                results.append(_measure_mureka("imuzekit (polling only)", args))
+            if not args.skip_raw:
+                results.append(_measure_mureka(raw_name, args, raw=True))
+    print()
+    print_table(_HEADERS, [_row(r) for r in results])
+    print()
+    print(load.describe())
+    ok = True
+    for r in results:
+        others = {k: v for k, v in r["states"].items() if k not in ("ready",)}
+        if others:
+            print(f"note: {r['name']}: jobs not ready: {others}")
+        if r["webhooks"]:
+            print(f"{r['name']}: receiver {r['webhooks']}")
+            print(f"{r['name']}: emulator callbacks {r['callbacks']}; forged -> {r['forged']}")
+        if args.provider != "mureka" or "webhooks" not in r["name"]:
+            continue
+        accepted_forgeries = r["forged"].get("202", 0)
+        checks = [
+            ("every job reached READY", r["ready"] == r["jobs"]),
+            (f"forged/replayed callbacks accepted: {accepted_forgeries}", not accepted_forgeries),
+        ]
+        if not r["drop"]:
+            checks += [
+                (f"lag p95 {r['lag_p95']:.3f} s <= 0.3 s", r["lag_p95"] <= 0.3),
+                (f"status requests per job {r['per_job']:.3f} <= 1.05", r["per_job"] <= 1.05),
+            ]
+        for text, passed in checks:
+            ok &= passed
+            print(f"{'met' if passed else 'MISSED'}: {r['name']}: {text}")
     return 0 if ok else 1
 
 
