@@ -75,13 +75,12 @@ class CliUsageError(CliError):
 
 
 def _provider_name(provider: str | None) -> str:
-    names = {
-        "imuze": "iMuze API v4",
-        "joplin": "the iMuze music engine (joplin)",
-        "mureka": "Mureka (useapi.net)",
-        "musescore": "MuseScore.com",
-    }
-    return names.get(provider or "", provider or "the service")
+    """The provider for people, from its spec (`"iMuze API v4"`)."""
+    from imuzekit.providers import registry
+
+    if provider and provider in registry():
+        return registry().get(provider).title
+    return provider or "the service"
 
 
 def describe_error(exc: errors.ImuzekitError) -> tuple[str, int]:

@@ -36,39 +36,37 @@ from typing import Any, Literal
 
 import attrs
 
-from imuzekit import (
-    Client,
-    ImuzeConfig,
-    JoplinConfig,
-    MurekaConfig,
-    MuseScoreConfig,
-    PollPolicy,
-    errors,
-)
+from imuzekit import Client, PollPolicy, errors
+from imuzekit.providers import registry
+from imuzekit.providers._spec import has_credentials
 
 __all__ = [
-    "PROVIDERS",
-    "SECRET_FIELDS",
     "Settings",
     "Value",
     "default_config_path",
     "dump_toml",
     "load_settings",
+    "providers",
+    "secret_fields",
     "update_config_file",
 ]
 
-PROVIDERS: dict[str, type[Any]] = {
-    "imuze": ImuzeConfig,
-    "joplin": JoplinConfig,
-    "mureka": MurekaConfig,
-    "musescore": MuseScoreConfig,
-}
-SECRET_FIELDS = frozenset({"token", "password", "consumer_secret", "token_secret"})
 POLL_FIELDS: dict[str, type] = {"initial": float, "max_interval": float, "timeout": float}
 # The config classes' ``poll`` takes a PollPolicy object: the [poll] table covers it for all.
 _SKIPPED = frozenset({"poll"})
 
 Source = Literal["env", "file", "default"]
+
+
+def providers() -> dict[str, type[Any]]:
+    """Every registered provider's config class, by name (built-ins first), from the
+    provider registry: a provider plugged in gets its table and its variables."""
+    return {spec.name: spec.config for spec in registry()}
+
+
+def secret_fields() -> dict[str, frozenset[str]]:
+    """Every registered provider's secret config fields (declared once, in its config class)."""
+    return {spec.name: spec.secret_fields for spec in registry()}
 
 
 @attrs.frozen
@@ -172,8 +170,8 @@ class Settings:
             for name, value in self.providers[provider].items()
             if value.source != "default"
         }
-        config = PROVIDERS[provider](**values)
-        return config if config.has_credentials else None
+        config = registry().get(provider).config(**values)
+        return config if has_credentials(config) else None
 
     def poll_policy(self) -> PollPolicy | None:
         """The Client's poll policy when any of its fields is set, else None (the SDK's)."""
@@ -187,13 +185,8 @@ class Settings:
 
     def client(self) -> Client:
         """A Client with every provider that has credentials."""
-        return Client(
-            imuze=self.config("imuze"),
-            joplin=self.config("joplin"),
-            mureka=self.config("mureka"),
-            musescore=self.config("musescore"),
-            poll=self.poll_policy(),
-        )
+        configs = {name: self.config(name) for name in self.providers}
+        return Client(**configs, poll=self.poll_policy())
 
 
 def load_settings(
@@ -203,7 +196,9 @@ def load_settings(
     source_env = os.environ if env is None else env
     file_path = path if path is not None else default_config_path(source_env)
     data = _read_file(file_path)
-    known_tables = {*PROVIDERS, "poll"}
+    configs = providers()
+    secrets = secret_fields()
+    known_tables = {*configs, "poll"}
     for table, content in data.items():
         if table not in known_tables:
             raise errors.ConfigurationError(
@@ -211,16 +206,24 @@ def load_settings(
             )
         if not isinstance(content, dict):
             raise errors.ConfigurationError(f"{table} in {file_path} must be a table ([{table}])")
-    providers: dict[str, dict[str, Value]] = {}
-    for provider, cls in PROVIDERS.items():
+    tables: dict[str, dict[str, Value]] = {}
+    for provider, cls in configs.items():
         kinds = _field_kinds(cls)
         defaults = {f.name: f.default for f in attrs.fields(cls) if f.name in kinds}
-        providers[provider] = _resolve(
-            provider, kinds, defaults, data.get(provider, {}), source_env, file_path
+        tables[provider] = _resolve(
+            provider,
+            kinds,
+            defaults,
+            data.get(provider, {}),
+            source_env,
+            file_path,
+            secrets[provider],
         )
     defaults = {f.name: f.default for f in attrs.fields(PollPolicy) if f.name in POLL_FIELDS}
-    poll = _resolve("poll", POLL_FIELDS, defaults, data.get("poll", {}), source_env, file_path)
-    return Settings(path=file_path, file_exists=file_path.is_file(), providers=providers, poll=poll)
+    poll = _resolve(
+        "poll", POLL_FIELDS, defaults, data.get("poll", {}), source_env, file_path, frozenset()
+    )
+    return Settings(path=file_path, file_exists=file_path.is_file(), providers=tables, poll=poll)
 
 
 def _resolve(
@@ -230,6 +233,7 @@ def _resolve(
     file_table: Mapping[str, Any],
     env: Mapping[str, str],
     file_path: pathlib.Path,
+    secrets: frozenset[str],
 ) -> dict[str, Value]:
     unknown = sorted(set(file_table) - set(kinds))
     if unknown:
@@ -238,7 +242,7 @@ def _resolve(
         )
     values: dict[str, Value] = {}
     for name, kind in kinds.items():
-        secret = name in SECRET_FIELDS
+        secret = name in secrets
         variable = f"IMUZEKIT_{table.upper()}_{name.upper()}"
         raw_env = env.get(variable)
         if raw_env:  # an empty variable counts as unset, as in Client.from_env

@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from imuzekit.cli._common import CliState, emit_json, json_option
+from imuzekit.cli._command import Invocation, command
+from imuzekit.cli._common import CliState, emit_json
 
 __all__ = ["config"]
 
@@ -17,14 +18,16 @@ def config() -> None:
     """Inspect the configuration (environment over config file over defaults)."""
 
 
-@config.command()
-@json_option
-@click.pass_context
-def show(ctx: click.Context, as_json: bool) -> None:
-    """Print each provider's settings, secrets masked, with their source (env/file/default)."""
+@command(config, client=False)
+def show(call: Invocation) -> None:
+    """Print each provider's settings, secrets masked, with their source (env/file/default).
+
+    Every provider in the registry has a section, one plugged in too.
+    """
     from imuzekit.cli._config import load_settings
 
-    state = ctx.find_object(CliState)
+    as_json = call.as_json
+    state = call.ctx.find_object(CliState)
     settings = load_settings(state.config_path if state else None)
     sections = {**settings.providers, "poll": settings.poll}
     if as_json:

@@ -9,13 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from imuzekit.cli._common import (
-    emit_json,
-    emulator_option,
-    json_option,
-    open_client,
-    run,
-)
+from imuzekit.cli._command import Invocation, command
+from imuzekit.cli._common import emit_json
 from imuzekit.cli._jobs import create_jobs, finish_jobs, out_option
 
 __all__ = ["imuze"]
@@ -26,26 +21,18 @@ def imuze() -> None:
     """iMuze API v4: arrangements and songs (IMUZEKIT_IMUZE_*)."""
 
 
-@imuze.command()
-@emulator_option
-@json_option
-@click.pass_context
-def arrangements(ctx: click.Context, use_emulator: bool, as_json: bool) -> None:
+@command(imuze)
+async def arrangements(call: Invocation) -> None:
     """List the arrangements (styles) songs can be created with."""
-
-    async def main() -> None:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            items = [a async for a in kit.imuze.arrangements.list()]
-        if as_json:
-            for item in items:
-                emit_json(item)
-            return
-        table = Table("id", "name", title="iMuze arrangements")
+    items = [a async for a in call.kit.imuze.arrangements.list()]
+    if call.as_json:
         for item in items:
-            table.add_row(str(item.id), item.name or "")
-        Console().print(table)
-
-    run(main())
+            emit_json(item)
+        return
+    table = Table("id", "name", title="iMuze arrangements")
+    for item in items:
+        table.add_row(str(item.id), item.name or "")
+    Console().print(table)
 
 
 @imuze.group()
@@ -53,66 +40,50 @@ def songs() -> None:
     """Create, list and show songs."""
 
 
-@songs.command("list")
-@emulator_option
-@json_option
-@click.pass_context
-def list_songs(ctx: click.Context, use_emulator: bool, as_json: bool) -> None:
+@command(songs, "list")
+async def list_songs(call: Invocation) -> None:
     """List the account's songs with their status."""
-
-    async def main() -> None:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            items = [s async for s in kit.imuze.songs.list()]
-        if as_json:
-            for item in items:
-                emit_json(item)
-            return
-        table = Table("id", "title", "status", "arrangement", title="iMuze songs")
+    items = [s async for s in call.kit.imuze.songs.list()]
+    if call.as_json:
         for item in items:
-            table.add_row(
-                str(item.id), item.title or "", item.status or "", item.arrangement_name or ""
-            )
-        Console().print(table)
+            emit_json(item)
+        return
+    table = Table("id", "title", "status", "arrangement", title="iMuze songs")
+    for item in items:
+        table.add_row(
+            str(item.id), item.title or "", item.status or "", item.arrangement_name or ""
+        )
+    Console().print(table)
 
-    run(main())
 
-
-@songs.command()
+@command(songs)
 @click.argument("song_id", type=int, metavar="ID")
-@emulator_option
-@json_option
-@click.pass_context
-def show(ctx: click.Context, song_id: int, use_emulator: bool, as_json: bool) -> None:
+async def show(call: Invocation, song_id: int) -> None:
     """Show one song (status, mp3 URL, arrangement, tags)."""
-
-    async def main() -> None:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            song = await kit.imuze.songs.get(song_id)
-        if as_json:
-            emit_json(song)
-            return
-        table = Table("field", "value", title=f"iMuze song {song.id}", show_header=False)
-        for name in (
-            "id",
-            "title",
-            "status",
-            "arrangement_id",
-            "arrangement_name",
-            "tags",
-            "desired_length",
-            "musical_mode",
-            "mp3_url",
-        ):
-            value: Any = getattr(song, name)
-            if isinstance(value, tuple):
-                value = ", ".join(value)
-            table.add_row(name, "" if value is None else str(value))
-        Console().print(table)
-
-    run(main())
+    song = await call.kit.imuze.songs.get(song_id)
+    if call.as_json:
+        emit_json(song)
+        return
+    table = Table("field", "value", title=f"iMuze song {song.id}", show_header=False)
+    for name in (
+        "id",
+        "title",
+        "status",
+        "arrangement_id",
+        "arrangement_name",
+        "tags",
+        "desired_length",
+        "musical_mode",
+        "mp3_url",
+    ):
+        value: Any = getattr(song, name)
+        if isinstance(value, tuple):
+            value = ", ".join(value)
+        table.add_row(name, "" if value is None else str(value))
+    Console().print(table)
 
 
-@songs.command()
+@command(songs)
 @click.option(
     "--arrangement",
     "arrangement_id",
@@ -132,11 +103,8 @@ def show(ctx: click.Context, song_id: int, use_emulator: bool, as_json: bool) ->
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
 @click.option("--wait", is_flag=True, help="Wait until the songs are ready.")
 @out_option
-@emulator_option
-@json_option
-@click.pass_context
-def create(
-    ctx: click.Context,
+async def create(
+    call: Invocation,
     arrangement_id: int | None,
     title: str,
     tags: tuple[str, ...],
@@ -144,23 +112,15 @@ def create(
     count: int,
     wait: bool,
     out: pathlib.Path | None,
-    use_emulator: bool,
-    as_json: bool,
-) -> None:
+) -> int:
     """Create songs; with --wait wait for them, with --out also download them."""
-
-    async def main() -> int:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            jobs, stopped = await create_jobs(
-                lambda: kit.imuze.songs.create(
-                    title=title, arrangement_id=arrangement_id, tags=tags, desired_length=length
-                ),
-                count,
-            )
-            return await finish_jobs(
-                kit, jobs, wait=wait or out is not None, out=out, as_json=as_json, stopped=stopped
-            )
-
-    code = run(main())
-    if code:
-        ctx.exit(code)
+    kit = call.kit
+    jobs, stopped = await create_jobs(
+        lambda: kit.imuze.songs.create(
+            title=title, arrangement_id=arrangement_id, tags=tags, desired_length=length
+        ),
+        count,
+    )
+    return await finish_jobs(
+        kit, jobs, wait=wait or out is not None, out=out, as_json=call.as_json, stopped=stopped
+    )

@@ -8,14 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from imuzekit.cli._common import (
-    duration_callback,
-    emit_json,
-    emulator_option,
-    json_option,
-    open_client,
-    run,
-)
+from imuzekit.cli._command import Invocation, command
+from imuzekit.cli._common import duration_callback, emit_json
 from imuzekit.cli._jobs import create_jobs, finish_jobs, out_option
 from imuzekit.providers.joplin import Structure
 
@@ -27,26 +21,18 @@ def joplin() -> None:
     """The iMuze music engine (joplin): genres and musics (IMUZEKIT_JOPLIN_*)."""
 
 
-@joplin.command()
-@emulator_option
-@json_option
-@click.pass_context
-def genres(ctx: click.Context, use_emulator: bool, as_json: bool) -> None:
+@command(joplin)
+async def genres(call: Invocation) -> None:
     """List the genres and their subgenres."""
-
-    async def main() -> None:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            items = await kit.joplin.genres()
-        if as_json:
-            for item in items:
-                emit_json(item)
-            return
-        table = Table("genre", "subgenres", title="joplin genres")
+    items = await call.kit.joplin.genres()
+    if call.as_json:
         for item in items:
-            table.add_row(item.name, ", ".join(item.subgenres))
-        Console().print(table)
-
-    run(main())
+            emit_json(item)
+        return
+    table = Table("genre", "subgenres", title="joplin genres")
+    for item in items:
+        table.add_row(item.name, ", ".join(item.subgenres))
+    Console().print(table)
 
 
 def _structure(ctx: click.Context, param: click.Parameter, value: str) -> Structure:
@@ -58,7 +44,7 @@ def _structure(ctx: click.Context, param: click.Parameter, value: str) -> Struct
         raise click.BadParameter(f"{exc.field}: {exc.reason}", ctx, param) from None
 
 
-@joplin.command()
+@command(joplin)
 @click.option("--genre", required=True, help="Genre (see `imuzekit joplin genres`).")
 @click.option("--subgenre", required=True, help="Subgenre of that genre.")
 @click.option(
@@ -76,32 +62,18 @@ def _structure(ctx: click.Context, param: click.Parameter, value: str) -> Struct
 )
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
 @out_option
-@emulator_option
-@json_option
-@click.pass_context
-def create(
-    ctx: click.Context,
+async def create(
+    call: Invocation,
     genre: str,
     subgenre: str,
     duration_ms: int,
     structure: Structure,
     count: int,
     out: pathlib.Path | None,
-    use_emulator: bool,
-    as_json: bool,
-) -> None:
+) -> int:
     """Generate musics, wait for them, and download them with --out."""
-
-    async def main() -> int:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            jobs, stopped = await create_jobs(
-                lambda: kit.joplin.musics.create(genre, subgenre, duration_ms, structure),
-                count,
-            )
-            return await finish_jobs(
-                kit, jobs, wait=True, out=out, as_json=as_json, stopped=stopped
-            )
-
-    code = run(main())
-    if code:
-        ctx.exit(code)
+    kit = call.kit
+    jobs, stopped = await create_jobs(
+        lambda: kit.joplin.musics.create(genre, subgenre, duration_ms, structure), count
+    )
+    return await finish_jobs(kit, jobs, wait=True, out=out, as_json=call.as_json, stopped=stopped)

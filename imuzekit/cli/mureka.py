@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from imuzekit.cli._common import emit_json, emulator_option, json_option, open_client, run
+from imuzekit.cli._command import Invocation, command
+from imuzekit.cli._common import emit_json
 from imuzekit.cli._jobs import create_jobs, finish_jobs, out_option
 
 __all__ = ["mureka"]
@@ -20,7 +21,7 @@ def mureka() -> None:
     """Mureka through useapi.net: feeds and generations (IMUZEKIT_MUREKA_*)."""
 
 
-@mureka.command()
+@command(mureka)
 @click.option("--prompt", required=True, help="What the song is about (style, mood, topic).")
 @click.option("--instrumental", is_flag=True, help="No vocals (create-instrumental).")
 @click.option("--title", default=None, help="Title (instrumentals only).")
@@ -28,11 +29,8 @@ def mureka() -> None:
 @click.option("--account", default=None, help="Account id (default: the least busy).")
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
 @out_option
-@emulator_option
-@json_option
-@click.pass_context
-def create(
-    ctx: click.Context,
+async def create(
+    call: Invocation,
     prompt: str,
     instrumental: bool,
     title: str | None,
@@ -40,79 +38,56 @@ def create(
     account: str | None,
     count: int,
     out: pathlib.Path | None,
-    use_emulator: bool,
-    as_json: bool,
-) -> None:
+) -> int:
     """Generate songs (two per generation), wait for them, and download them with --out."""
     if title is not None and not instrumental:
         raise click.UsageError("--title goes with --instrumental (create takes a prompt only)")
+    kit = call.kit
+    music = kit.mureka.music
 
-    async def main() -> int:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            music = kit.mureka.music
+    def factory() -> Any:
+        if instrumental:
+            return music.create_instrumental(prompt, title=title, model=model, account=account)
+        return music.create(prompt, model=model, account=account)
 
-            def factory() -> Any:
-                if instrumental:
-                    return music.create_instrumental(
-                        prompt, title=title, model=model, account=account
-                    )
-                return music.create(prompt, model=model, account=account)
-
-            jobs, stopped = await create_jobs(factory, count)
-            return await finish_jobs(
-                kit, jobs, wait=True, out=out, as_json=as_json, stopped=stopped
-            )
-
-    code = run(main())
-    if code:
-        ctx.exit(code)
+    jobs, stopped = await create_jobs(factory, count)
+    return await finish_jobs(kit, jobs, wait=True, out=out, as_json=call.as_json, stopped=stopped)
 
 
-@mureka.command("list")
+@command(mureka, "list")
 @click.option("--account", default=None, help="Only this account (default: every account).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N feeds.")
-@emulator_option
-@json_option
-@click.pass_context
-def list_feeds(
-    ctx: click.Context, account: str | None, limit: int | None, use_emulator: bool, as_json: bool
-) -> None:
+async def list_feeds(call: Invocation, account: str | None, limit: int | None) -> None:
     """List the feeds (generations) and their songs, newest first."""
-
-    async def main() -> None:
-        rows: list[tuple[str, Any]] = []
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            accounts: list[str | None] = [account] if account else [*kit.mureka.accounts] or [None]
-            for name in accounts:
-                count = 0
-                async for feed in kit.mureka.music.list(account=name):
-                    rows.append((name or "", feed))
-                    count += 1
-                    if limit is not None and count >= limit:
-                        break
-        if as_json:
-            for name, feed in rows:
-                emit_json({"account": name or None, **_feed_dict(feed)})
-            return
-        table = Table("account", "feed", "state", "song", "title", "duration", title="Mureka feeds")
+    kit = call.kit
+    rows: list[tuple[str, Any]] = []
+    accounts: list[str | None] = [account] if account else [*kit.mureka.accounts] or [None]
+    for name in accounts:
+        count = 0
+        async for feed in kit.mureka.music.list(account=name):
+            rows.append((name or "", feed))
+            count += 1
+            if limit is not None and count >= limit:
+                break
+    if call.as_json:
         for name, feed in rows:
-            for song in feed.songs or ():
-                seconds = (
-                    f"{song.duration_milliseconds / 1000:.0f} s"
-                    if song.duration_milliseconds
-                    else "-"
-                )
-                table.add_row(
-                    name,
-                    "" if feed.feed_id is None else str(feed.feed_id),
-                    str(feed.state),
-                    song.song_id or "",
-                    song.title or "",
-                    seconds,
-                )
-        Console().print(table)
-
-    run(main())
+            emit_json({"account": name or None, **_feed_dict(feed)})
+        return
+    table = Table("account", "feed", "state", "song", "title", "duration", title="Mureka feeds")
+    for name, feed in rows:
+        for song in feed.songs or ():
+            seconds = (
+                f"{song.duration_milliseconds / 1000:.0f} s" if song.duration_milliseconds else "-"
+            )
+            table.add_row(
+                name,
+                "" if feed.feed_id is None else str(feed.feed_id),
+                str(feed.state),
+                song.song_id or "",
+                song.title or "",
+                seconds,
+            )
+    Console().print(table)
 
 
 def _feed_dict(feed: Any) -> dict[str, Any]:

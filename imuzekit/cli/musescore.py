@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from imuzekit import errors
+from imuzekit.cli._command import Invocation, command
 from imuzekit.cli._common import (
     EXIT_FAILED,
     CliError,
@@ -18,9 +19,6 @@ from imuzekit.cli._common import (
     closing_despite_cancellation,
     describe_error,
     emit_json,
-    emulator_option,
-    json_option,
-    open_client,
     run,
 )
 from imuzekit.cli._progress import human_bytes
@@ -36,7 +34,7 @@ def musescore() -> None:
     """MuseScore.com: search scores, download files, log in (IMUZEKIT_MUSESCORE_*)."""
 
 
-@musescore.command()
+@command(musescore)
 @click.argument("text", required=False)
 @click.option(
     "--part",
@@ -59,11 +57,8 @@ def musescore() -> None:
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most N."
 )
-@emulator_option
-@json_option
-@click.pass_context
-def search(
-    ctx: click.Context,
+async def search(
+    call: Invocation,
     text: str | None,
     part: tuple[int, ...],
     parts: int | None,
@@ -71,26 +66,19 @@ def search(
     license_: str | None,
     sort: str | None,
     limit: int,
-    use_emulator: bool,
-    as_json: bool,
 ) -> None:
     """Search scores by TEXT (title, description, composer) and filters."""
-
-    async def main() -> list[Any]:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            found = kit.musescore.scores.search(
-                text,
-                part=list(part) or None,
-                parts=parts,
-                language=language,
-                license=license_,
-                sort=sort,
-                limit=limit,
-            )
-            return [score async for score in found]
-
-    scores = run(main())
-    if as_json:
+    found = call.kit.musescore.scores.search(
+        text,
+        part=list(part) or None,
+        parts=parts,
+        language=language,
+        license=license_,
+        sort=sort,
+        limit=limit,
+    )
+    scores = [score async for score in found]
+    if call.as_json:
         for score in scores:
             emit_json(score)
         return
@@ -109,7 +97,7 @@ def search(
     Console().print(table)
 
 
-@musescore.command()
+@command(musescore)
 @click.argument("score_id", type=int, metavar="ID")
 @click.option(
     "--format",
@@ -128,48 +116,34 @@ def search(
     show_default=True,
     help="Directory for the files.",
 )
-@emulator_option
-@json_option
-@click.pass_context
-def download(
-    ctx: click.Context,
+async def download(
+    call: Invocation,
     score_id: int,
     formats: tuple[str, ...],
     secret: str | None,
     out: pathlib.Path,
-    use_emulator: bool,
-    as_json: bool,
-) -> None:
+) -> int:
     """Download a score's files (pdf, mid, mxl, mscz, mp3)."""
-
-    async def main() -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
-            score = await kit.musescore.scores.get(score_id, secret=secret)
-            files = {fmt: score.file(fmt) for fmt in dict.fromkeys(formats)}
-            by_file = {id(f): fmt for fmt, f in files.items()}
-            async for result in kit.download_many(
-                list(files.values()), out, overwrite=True, checksum=True
-            ):
-                row: dict[str, Any] = {
-                    "score": score.id,
-                    "title": score.title,
-                    "format": by_file[id(result.source)],
-                }
-                if result.error is not None or result.path is None:
-                    error = result.error
-                    row["error"] = (
-                        describe_error(error)[0]
-                        if isinstance(error, errors.ImuzekitError)
-                        else str(error)
-                    )
-                else:
-                    row.update(path=str(result.path), size=result.size, sha256=result.sha256)
-                rows.append(row)
-        return rows
-
-    rows = run(main())
-    if as_json:
+    kit = call.kit
+    rows: list[dict[str, Any]] = []
+    score = await kit.musescore.scores.get(score_id, secret=secret)
+    files = {fmt: score.file(fmt) for fmt in dict.fromkeys(formats)}
+    by_file = {id(f): fmt for fmt, f in files.items()}
+    async for result in kit.download_many(list(files.values()), out, overwrite=True, checksum=True):
+        row: dict[str, Any] = {
+            "score": score.id,
+            "title": score.title,
+            "format": by_file[id(result.source)],
+        }
+        if result.error is not None or result.path is None:
+            error = result.error
+            row["error"] = (
+                describe_error(error)[0] if isinstance(error, errors.ImuzekitError) else str(error)
+            )
+        else:
+            row.update(path=str(result.path), size=result.size, sha256=result.sha256)
+        rows.append(row)
+    if call.as_json:
         for row in rows:
             emit_json(row)
     else:
@@ -178,13 +152,11 @@ def download(
             size = human_bytes(row["size"]) if "size" in row else ""
             table.add_row(row["format"], size, row.get("path") or f"[red]{row['error']}[/red]")
         Console().print(table)
-    if any("error" in row for row in rows):
-        ctx.exit(EXIT_FAILED)
+    return EXIT_FAILED if any("error" in row for row in rows) else 0
 
 
-@musescore.command()
-@click.pass_context
-def login(ctx: click.Context) -> None:
+@command(musescore, client=False, json=False)
+def login(call: Invocation) -> None:
     """Authorize imuzekit on your MuseScore.com account (OAuth 1.0, three-legged).
 
     Needs the consumer key and secret (IMUZEKIT_MUSESCORE_CONSUMER_KEY and
@@ -194,7 +166,7 @@ def login(ctx: click.Context) -> None:
     """
     from imuzekit.cli._config import load_settings, update_config_file
 
-    state = ctx.find_object(CliState)
+    state = call.ctx.find_object(CliState)
     settings = load_settings(state.config_path if state else None)
     values = settings.providers["musescore"]
     if not values["consumer_key"].value or not values["consumer_secret"].value:
