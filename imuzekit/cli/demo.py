@@ -29,7 +29,9 @@ from imuzekit.cli._common import (
     EXIT_FAILED,
     closing_despite_cancellation,
 )
+from imuzekit.cli._jobs import files_of
 from imuzekit.cli._progress import ByteMeter, StateBoard, human_bytes
+from imuzekit.providers import registry
 
 __all__ = ["demo"]
 
@@ -109,27 +111,13 @@ async def _create(kit: Client, length: int) -> list[tuple[str, Job[Any]]]:
 
 
 def _items(jobs: Sequence[tuple[str, Job[Any]]]) -> list[_Item]:
+    """The files of the jobs that finished, described as the `create` commands describe them."""
     items: list[_Item] = []
     for provider, job in jobs:
         if job.state is not JobState.READY or job.result is None:
             continue
-        result = job.result
-        if provider == "imuze":
-            items.append(
-                _Item("imuze", result, result.title or "?", _seconds(result.desired_length))
-            )
-        elif provider == "joplin":
-            structure = ",".join(
-                f"{m.energy or m.movement}:{m.duration:.1f}" for m in result.structure
-            )
-            title = f"{result.genre}/{result.subgenre} {structure} {result.bpm} bpm"
-            seconds = result.duration_ms / 1000 if result.duration_ms else None
-            items.append(_Item("joplin", result, title, _seconds(seconds)))
-        elif provider == "mureka":
-            for song in result.songs:
-                ms = song.duration_milliseconds
-                title = f"{song.title or '?'} (v{song.version or '?'})"
-                items.append(_Item("mureka", song, title, _seconds(ms / 1000 if ms else None)))
+        for source, fields in files_of(job.result):
+            items.append(_Item(provider, source, fields["title"], fields["duration"]))
     return items
 
 
@@ -183,8 +171,8 @@ async def _download(
     providers = sorted({item.provider for item in items})
     await asyncio.gather(*(one_provider(p) for p in providers))
     board.finish_bytes()
-    order = {"imuze": 0, "joplin": 1, "mureka": 2, "musescore": 3}
-    return sorted(rows, key=lambda r: (order.get(r.provider, 9), r.path))
+    order = {name: index for index, name in enumerate(registry().names())}
+    return sorted(rows, key=lambda r: (order.get(r.provider, len(order)), r.path))
 
 
 async def _tick(board: StateBoard, jobs: Sequence[tuple[str, Job[Any]]]) -> None:

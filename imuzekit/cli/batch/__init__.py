@@ -46,6 +46,7 @@ from imuzekit.cli.batch._runner import (
     journal_path_for,
     summarize,
 )
+from imuzekit.providers import registry
 
 __all__ = ["batch"]
 
@@ -296,14 +297,12 @@ def resolve(
 
     async def token_for(provider: str, remote: str) -> str:
         # Building the job handle sends nothing; it needs the provider's configuration only.
+        # The provider's spec builds the job from the id it gave (ValidationError: not one).
+        job_for = registry().get(provider).job_for
+        if job_for is None:
+            raise CliUsageError(f"{provider} has no job to adopt by id; use --resubmit")
         async with open_client(ctx, use_emulator=False) as kit:
-            if provider == "imuze":
-                if not remote.isdigit():
-                    raise CliUsageError(f"an iMuze song id is a number, got {remote!r}")
-                return kit.imuze.songs.job(int(remote)).token()
-            if provider == "joplin":
-                return kit.joplin.musics.job(remote).token()
-            return kit.mureka.jobs.job(remote).token()
+            return job_for(kit.namespace(provider), remote).token()
 
     try:
         with RunLock(path), Journal(path, create=False) as store:

@@ -1,8 +1,11 @@
 """The batch manifest: one JSON object per line, each one generation request for any provider.
 
-The accepted fields are declared once, here, as data (:data:`VARIANTS`); the validator and the
-JSON Schema published in ``docs/cli.md`` (:func:`manifest_schema`) are both derived from it, and
-a test checks that the page shows exactly this schema.
+The accepted lines are the providers' create calls as their specs declare them (the provider
+registry): each call that makes files to download is a `Variant`, with its fields and their
+limits (`variants()`, also `VARIANTS`). The validator and the JSON Schema published in
+``docs/cli.md`` (`manifest_schema`) are both derived from them, and a test checks that the page
+shows exactly this schema. A provider with several create calls takes a ``kind`` (its first
+call is the default); nothing here names a provider.
 """
 
 from __future__ import annotations
@@ -14,19 +17,18 @@ import pathlib
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from imuzekit import errors
 from imuzekit._convert import loads_json
-from imuzekit.providers.imuze import _api as imuze_api
+from imuzekit.providers import registry
+from imuzekit.providers._spec import CreateCall, FieldSpec
 from imuzekit.providers.joplin import Energy, Movement, Structure
 
 __all__ = [
     "MANIFEST_SCHEMA_ID",
-    "MUREKA_SONGS",
-    "VARIANTS",
     "ManifestError",
     "ManifestLine",
     "Variant",
@@ -36,33 +38,11 @@ __all__ = [
     "manifest_schema",
     "movements",
     "parse_line",
+    "variants",
 ]
 
 MANIFEST_SCHEMA_ID = "https://imuzekit.invalid/schemas/batch-manifest-line.json"
 MAX_KEY_LENGTH = 200
-MUREKA_SONGS = 2
-"""Songs a Mureka generation makes (its feed's files: ``<key>-1``, ``<key>-2``)."""
-Kind = Literal["string", "integer", "boolean", "tags", "structure"]
-
-
-@attrs.frozen
-class FieldSpec:
-    """One keyword argument of a provider's create call, with its limits.
-
-    ``pattern`` (a string's allowed characters, as a JSON Schema pattern) goes with ``rule``,
-    the words an error gives for it.
-    """
-
-    name: str
-    kind: Kind
-    description: str
-    required: bool = False
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    rule: str | None = None
-    minimum: int | None = None
-    maximum: int | None = None
 
 
 @attrs.frozen
@@ -71,6 +51,9 @@ class Variant:
 
     ``marker_field``: the title field that carries the reconciliation marker, or None when the
     provider cannot be searched for the line after a crash (the line becomes ``uncertain``).
+    ``has_kind``: the provider has several create calls, so a line may name one (``kind``);
+    ``kind_required``: this one is not the provider's default. ``files``: the files one
+    create makes (``<key>-1``, ``<key>-2``, ... when more than one).
     """
 
     provider: str
@@ -78,106 +61,45 @@ class Variant:
     description: str
     fields: tuple[FieldSpec, ...]
     marker_field: str | None
+    call: CreateCall
+    has_kind: bool = False
     kind_required: bool = False
+    files: int = 1
 
 
-def _s(name: str, description: str, **kw: Any) -> FieldSpec:
-    return FieldSpec(name, "string", description, **kw)
+def variants() -> dict[tuple[str, str], Variant]:
+    """Every (provider, kind) a manifest line can be, from the provider registry: each
+    provider's create calls that make files to download, its first one the default."""
+    found: dict[tuple[str, str], Variant] = {}
+    for spec in registry():
+        calls = [call for call in spec.creates if call.outputs is not None]
+        for index, call in enumerate(calls):
+            searchable = call.searchable and spec.find_created is not None
+            found[(spec.name, call.kind)] = Variant(
+                spec.name,
+                call.kind,
+                call.description,
+                call.fields,
+                marker_field=call.marker_title if searchable else None,
+                call=call,
+                has_kind=len(calls) > 1,
+                kind_required=index > 0,
+                files=call.files,
+            )
+    return found
 
 
-_MUREKA_COMMON = (
-    _s("model", "Mureka model: V9 (the service's default), V8, O2 or V7.6.", max_length=1000),
-    _s("account", "Account id (default: the least busy configured account).", max_length=128),
-)
+def _providers(table: Mapping[tuple[str, str], Variant]) -> list[str]:
+    return list(dict.fromkeys(provider for provider, _ in table))
 
-VARIANTS: dict[tuple[str, str], Variant] = {
-    ("imuze", "create"): Variant(
-        "imuze",
-        "create",
-        "kit.imuze.songs.create(): an iMuze API v4 song.",
-        (
-            _s(
-                "title",
-                "Song title: 4 to 255 ASCII letters and spaces, iMuze's own rule (the marker"
-                " ' ik <12 letters>' is appended).",
-                required=True,
-                min_length=imuze_api.TITLE_MIN_LENGTH,
-                max_length=imuze_api.TITLE_MAX_LENGTH,
-                pattern=imuze_api.TITLE_PATTERN,
-                rule=f"iMuze does not allow ({imuze_api.TITLE_RULE})",
-            ),
-            FieldSpec("arrangement_id", "integer", "Arrangement id.", required=True, minimum=0),
-            FieldSpec("tags", "tags", "Tags (the marker tag 'ik:...' is added).", max_length=255),
-            FieldSpec("desired_length", "integer", "Length in seconds.", required=True, minimum=1),
-        ),
-        marker_field="title",
-    ),
-    ("joplin", "create"): Variant(
-        "joplin",
-        "create",
-        "kit.joplin.musics.create(): an iMuze music engine (joplin) music.",
-        (
-            _s("genre", "Genre (see `imuzekit joplin genres`).", required=True, max_length=128),
-            _s("subgenre", "Subgenre of that genre.", required=True, max_length=128),
-            FieldSpec(
-                "duration_ms",
-                "integer",
-                "Length in milliseconds.",
-                required=True,
-                minimum=1,
-                maximum=20 * 60 * 1000,
-            ),
-            FieldSpec(
-                "structure",
-                "structure",
-                "'calm:0.3,dynamic:0.7', or a list of movements"
-                " {start, duration, energy | movement}.",
-                required=True,
-            ),
-            FieldSpec("crop", "boolean", "Cut at exactly duration_ms (not whole measures)."),
-            FieldSpec("fadeout_ms", "integer", "Fade-out length in milliseconds.", minimum=0),
-            FieldSpec("voices_volume", "integer", "Volume of the voices."),
-        ),
-        marker_field=None,
-    ),
-    ("mureka", "create"): Variant(
-        "mureka",
-        "create",
-        "kit.mureka.music.create(): a song with AI-written lyrics (cannot be reconciled).",
-        (_s("prompt", "What the song is about.", max_length=3000), *_MUREKA_COMMON),
-        marker_field=None,
-    ),
-    ("mureka", "create_advanced"): Variant(
-        "mureka",
-        "create_advanced",
-        "kit.mureka.music.create_advanced(): a song from your lyrics.",
-        (
-            _s("lyrics", "The lyrics.", required=True, max_length=5000),
-            _s("title", "Title (shortened to fit the marker ' [ik:...]').", max_length=50),
-            _s("desc", "Style description.", max_length=1000),
-            _s("vocal_id", "Vocal id.", max_length=1000),
-            _s("ref_id", "Reference track id.", max_length=1000),
-            _s("motif_id", "Motif id.", max_length=1000),
-            *_MUREKA_COMMON,
-        ),
-        marker_field="title",
-        kind_required=True,
-    ),
-    ("mureka", "create_instrumental"): Variant(
-        "mureka",
-        "create_instrumental",
-        "kit.mureka.music.create_instrumental(): an instrumental.",
-        (
-            _s("prompt", "What the music is like.", max_length=1000),
-            _s("title", "Title (shortened to fit the marker ' [ik:...]').", max_length=50),
-            _s("ref_id", "Reference track id.", max_length=1000),
-            *_MUREKA_COMMON,
-        ),
-        marker_field="title",
-        kind_required=True,
-    ),
-}
-PROVIDERS = ("imuze", "joplin", "mureka")
+
+def __getattr__(name: str) -> Any:
+    # The tables, read from the registry when asked (nothing is built at import time).
+    if name == "VARIANTS":
+        return variants()
+    if name == "PROVIDERS":
+        return tuple(_providers(variants()))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ManifestError(Exception):
@@ -209,7 +131,7 @@ class ManifestLine:
     @property
     def variant(self) -> Variant:
         """The create call this line makes."""
-        return VARIANTS[(self.provider, self.kind)]
+        return variants()[(self.provider, self.kind)]
 
     def request_json(self) -> str:
         """The request as canonical JSON (what the journal stores)."""
@@ -255,7 +177,7 @@ def _check_string(number: int, name: str, value: Any, spec: FieldSpec | None = N
     # fullmatch: a pattern's "$" alone would also let a trailing newline through.
     if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
         bad = next((c for c in value if re.fullmatch(spec.pattern, c) is None), value)
-        reason = spec.rule or f"{spec.pattern} does not allow"
+        reason = spec.rule or f"{spec.pattern} does not allow"  # the spec's words when given
         raise ManifestError(number, name, f"has {bad!r}, which {reason}")
     return value
 
@@ -341,17 +263,21 @@ def parse_line(number: int, text: str) -> ManifestLine:
         raise ManifestError(number, None, f"not a manifest line: {exc}") from None
     if not isinstance(data, dict):
         raise ManifestError(number, None, f"must be a JSON object, got {_json_type(data)}")
+    table = variants()
+    providers = _providers(table)
     provider = data.get("provider")
-    if provider not in PROVIDERS:
+    if provider not in providers:
         raise ManifestError(
-            number, "provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}"
+            number, "provider", f"must be one of {', '.join(providers)}, got {provider!r}"
         )
-    kind = data.get("kind", "create") if provider == "mureka" else "create"
-    if provider != "mureka" and "kind" in data:
-        raise ManifestError(number, "kind", "only Mureka lines have a kind")
-    variant = VARIANTS.get((provider, kind)) if isinstance(kind, str) else None
+    calls = [variant for (name, _), variant in table.items() if name == provider]
+    if not calls[0].has_kind and "kind" in data:
+        several = [registry().get(p).title for p in providers if _has_kinds(table, p)]
+        raise ManifestError(number, "kind", f"only {' and '.join(several)} lines have a kind")
+    kind = data.get("kind", calls[0].kind)
+    variant = table.get((provider, kind)) if isinstance(kind, str) else None
     if variant is None:
-        kinds = ", ".join(k for p, k in VARIANTS if p == "mureka")
+        kinds = ", ".join(call.kind for call in calls)
         raise ManifestError(number, "kind", f"must be one of {kinds}, got {kind!r}")
     key = _check_key(number, data["key"]) if "key" in data else str(number)
     specs = {spec.name: spec for spec in variant.fields}
@@ -386,12 +312,10 @@ def parse_line(number: int, text: str) -> ManifestLine:
     for spec in variant.fields:
         if spec.required and spec.name not in params:
             raise ManifestError(number, spec.name, "is required")
-    if (
-        "fadeout_ms" in params
-        and "duration_ms" in params
-        and params["fadeout_ms"] > params["duration_ms"]
-    ):
-        raise ManifestError(number, "fadeout_ms", "must not be longer than duration_ms")
+    for spec in variant.fields:
+        other = spec.at_most
+        if other is not None and other in params and params.get(spec.name, 0) > params[other]:
+            raise ManifestError(number, spec.name, f"must not be longer than {other}")
     canonical = json.dumps(
         {"provider": provider, "kind": kind, "params": params},
         sort_keys=True,
@@ -412,19 +336,24 @@ def _lines(path: pathlib.Path) -> Iterator[tuple[int, str]]:
         raise ManifestError(0, None, f"{path} is not UTF-8 text: {exc.reason}") from None
 
 
-def file_name(key: str, provider: str, index: int, suffix: str) -> str:
-    """The name of a line's file ``index`` (1-based): ``<key><suffix>``, and for Mureka,
-    whose generations make several songs, always ``<key>-<index><suffix>``."""
+def _has_kinds(table: Mapping[tuple[str, str], Variant], provider: str) -> bool:
+    """Whether `provider`'s lines may name a ``kind`` (it has several create calls)."""
+    return any(v.has_kind for (name, _), v in table.items() if name == provider)
+
+
+def file_name(key: str, files: int, index: int, suffix: str) -> str:
+    """The name of a line's file ``index`` (1-based): ``<key><suffix>``, and for a create
+    that makes several files (`files` > 1: a Mureka generation's songs), always
+    ``<key>-<index><suffix>``."""
     from imuzekit import safe_filename
 
     base = safe_filename(key)
-    return f"{base}-{index}{suffix}" if provider == "mureka" else f"{base}{suffix}"
+    return f"{base}-{index}{suffix}" if files > 1 else f"{base}{suffix}"
 
 
-def file_stems(key: str, provider: str) -> list[str]:
+def file_stems(key: str, files: int) -> list[str]:
     """The names (without suffix) a line's files take, case-folded: what must not collide."""
-    count = MUREKA_SONGS if provider == "mureka" else 1
-    return [file_name(key, provider, i, "").casefold() for i in range(1, count + 1)]
+    return [file_name(key, files, i, "").casefold() for i in range(1, files + 1)]
 
 
 def load_manifest(path: pathlib.Path) -> list[ManifestLine]:
@@ -445,7 +374,7 @@ def load_manifest(path: pathlib.Path) -> list[ManifestLine]:
                 number, "key", f"{line.key!r} is already the key of line {keys[line.key]}"
             )
         keys[line.key] = number
-        stems = file_stems(line.key, line.provider)
+        stems = file_stems(line.key, line.variant.files)
         for name in stems:
             if name in names:
                 other_line, other_key = names[name]
@@ -493,14 +422,15 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
 
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one manifest line."""
-    variants = []
-    for variant in VARIANTS.values():
+    table = variants()
+    shapes = []
+    for variant in table.values():
         properties: dict[str, Any] = {
             "provider": {"const": variant.provider},
             "key": {"$ref": "#/$defs/key"},
         }
         required = ["provider"]
-        if variant.provider == "mureka":
+        if variant.has_kind:
             properties["kind"] = {"const": variant.kind}
             if variant.kind_required:
                 required.append("kind")
@@ -508,7 +438,7 @@ def manifest_schema() -> dict[str, Any]:
             properties[spec.name] = _field_schema(spec)
             if spec.required:
                 required.append(spec.name)
-        variants.append(
+        shapes.append(
             {
                 "title": f"{variant.provider} {variant.kind}",
                 "description": variant.description,
@@ -525,8 +455,8 @@ def manifest_schema() -> dict[str, Any]:
         "description": "One generation request; a manifest is one such object per line.",
         "type": "object",
         "required": ["provider"],
-        "properties": {"provider": {"enum": list(PROVIDERS)}},
-        "oneOf": variants,
+        "properties": {"provider": {"enum": _providers(table)}},
+        "oneOf": shapes,
         "$defs": {
             "key": {
                 "description": "Unique id of the line (default: its line number); names files.",

@@ -7,9 +7,10 @@ Mureka feed's songs), each file recorded (path, size, SHA-256) once written -> c
 ``downloaded``.
 
 A line found in ``submitting`` (the create may or may not have reached the provider) is never
-simply sent again. Lines whose provider can be searched carry a marker (``ik:<12 hex>``) in the
-title: iMuze's song list and Mureka's running jobs and feeds are searched for it; found, the
-line continues from there. Not found, it is surely absent only once ``settle_by`` has passed:
+simply sent again. Lines whose provider can be searched carry a marker (``ik:<12 hex>``) where
+the provider's spec puts it (`CreateCall.mark`: a title), and the provider's own search
+(`kit.find_created`: iMuze's song list, Mureka's running jobs and feeds) looks for it; found,
+the line continues from there. Not found, it is surely absent only once ``settle_by`` has passed:
 the create could land until a landing window (:func:`landing_window`) after its sender stopped,
 and the sender keeps ``settle_by`` ahead of that while it runs; before that the run waits and
 looks again. Joplin (no list) and Mureka ``create`` (no title)
@@ -23,7 +24,7 @@ import logging
 import pathlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -42,27 +43,21 @@ from imuzekit.cli.batch._journal import (
     TransitionError,
 )
 from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, file_name
-from imuzekit.cli.batch._rules import (
-    landing_window,
-    marked_params,
-    markers_in,
-    resubmit_after,
-    when,
-)
+from imuzekit.cli.batch._rules import landing_window, marked_params, resubmit_after, when
+from imuzekit.providers import registry
+from imuzekit.providers._spec import CreateCall, Found, markers_in
 
 __all__ = [
     "BatchOptions",
     "BatchRunner",
     "landing_window",
     "marked_params",
+    "markers_in",
     "resubmit_after",
 ]
 
 _log = logging.getLogger("imuzekit.batch")
 
-# How long reconciliation waits for a Mureka feed seen half-made to show its job or finish.
-_MUREKA_SETTLE_ROUNDS = 3
-_MUREKA_SETTLE_SECONDS = 1.0
 # Rounds of "process, then reconcile what an ambiguous error left in submitting".
 _ROUNDS = 3
 
@@ -154,20 +149,24 @@ class BatchRunner:
 
     def check_configuration(self) -> None:
         """ConfigurationError unless every provider the manifest uses is configured, and
-        ManifestError for a Mureka account that is not configured."""
-        for provider in sorted({line.provider for line in self.manifest}):
-            getattr(self.kit, provider)
-        accounts: tuple[str, ...] = ()
-        if any(line.provider == "mureka" for line in self.manifest):
-            accounts = self.kit.mureka.accounts
+        ManifestError for a value outside what its field's `choices` lists (a Mureka account
+        that is not configured)."""
+        namespaces = {
+            provider: self.kit.namespace(provider)
+            for provider in sorted({line.provider for line in self.manifest})
+        }
         for line in self.manifest:
-            account = line.params.get("account")
-            if line.provider == "mureka" and account and accounts and account not in accounts:
-                raise ManifestError(
-                    line.number,
-                    "account",
-                    f"{account!r} is not a configured account ({', '.join(accounts)})",
-                )
+            for field in line.variant.fields:
+                value = line.params.get(field.name)
+                if field.choices is None or not value:
+                    continue
+                allowed = tuple(getattr(namespaces[line.provider], field.choices))
+                if allowed and value not in allowed:
+                    raise ManifestError(
+                        line.number,
+                        field.name,
+                        f"{value!r} is not a configured {field.name} ({', '.join(allowed)})",
+                    )
 
     async def run(self) -> list[LineRecord]:
         """Bring every line as far as it goes; return the journal's lines afterwards."""
@@ -364,15 +363,11 @@ class BatchRunner:
         assert job is not None
         return job
 
+    def _call(self, row: LineRecord) -> CreateCall:
+        return registry().get(row.provider).create(row.kind)
+
     async def _create(self, row: LineRecord, params: dict[str, Any]) -> Job[Any]:
-        if row.provider == "imuze":
-            params.setdefault("tags", [])
-            return await self.kit.imuze.songs.create(**params)
-        if row.provider == "joplin":
-            return await self.kit.joplin.musics.create(**params)
-        method = getattr(self.kit.mureka.music, row.kind)
-        job: Job[Any] = await method(**params)
-        return job
+        return await self._call(row).call(self.kit.namespace(row.provider), **params)
 
     async def _wait(self, row: LineRecord, job: Job[Any]) -> Any:
         try:
@@ -386,18 +381,20 @@ class BatchRunner:
         return None
 
     def _files_of(self, row: LineRecord, result: Any) -> list[tuple[str, Any]]:
-        if row.provider == "mureka":
-            return [(song.song_id, song) for song in result.songs]
-        return [(str(result.id), result)]
+        outputs = self._call(row).outputs
+        assert outputs is not None  # the manifest takes only creates that make files
+        return list(outputs(result))
 
     async def _stored_files(self, row: LineRecord) -> list[tuple[str, Any]]:
-        """A ready line without a job token (a Mureka feed adopted complete): re-read its
-        songs, for fresh file links."""
+        """A ready line without a job token (a Mureka feed adopted complete): read its files
+        again (`CreateCall.output_again`), for fresh links."""
         info = json.loads(row.result or "{}")
+        again = self._call(row).output_again
         files: list[tuple[str, Any]] = []
-        for item in info.get("files", []):
-            detail = await self.kit.mureka.music.get(item["remote_id"])
-            files.append((item["remote_id"], detail.song))
+        if again is not None:
+            namespace = self.kit.namespace(row.provider)
+            for item in info.get("files", []):
+                files.append((item["remote_id"], await again(namespace, item["remote_id"])))
         if not files:
             raise errors.ParseError(f"line {row.key!r} is ready but its journal row has no files")
         return files
@@ -407,7 +404,8 @@ class BatchRunner:
         ``<key>-<n>.mp3`` (the names manifest validation keeps apart)."""
         suffix = source.download_spec().suffix or ".mp3"
         # Absolute: the journal's claims and records outlive this working directory.
-        return self.options.out.absolute() / file_name(row.key, row.provider, index, suffix)
+        files = self._call(row).files
+        return self.options.out.absolute() / file_name(row.key, files, index, suffix)
 
     async def _download(self, row: LineRecord, files: Sequence[tuple[str, Any]]) -> None:
         records: list[FileRecord] = []
@@ -438,109 +436,62 @@ class BatchRunner:
 
     async def reconcile(self, rows: Sequence[LineRecord]) -> None:
         """Decide each ``submitting`` line: found remotely, surely absent, or uncertain."""
-        searchable = [r for r in rows if r.marker and r.provider in ("imuze", "mureka")]
+        by_provider: dict[str, list[LineRecord]] = {}
         for row in rows:
-            if row not in searchable:
-                where = "joplin has no list" if row.provider == "joplin" else "it has no title"
-                await self._move(
-                    row.key,
-                    "uncertain",
-                    error=(
-                        f"the create may have reached {row.provider} but cannot be looked up "
-                        f"({where}); check it, then `imuzekit batch resolve {row.key}` or run "
-                        "with --resubmit-uncertain"
-                    ),
-                )
-        imuze = [r for r in searchable if r.provider == "imuze"]
-        mureka = [r for r in searchable if r.provider == "mureka"]
-        if imuze:
-            await self._reconcile_imuze(imuze)
-        if mureka:
-            await self._reconcile_mureka(mureka)
-
-    async def _reconcile_imuze(self, rows: Sequence[LineRecord]) -> None:
-        by_marker = {row.marker: row for row in rows}
-        found: dict[str, int] = {}
-        # The song list carries titles (and maybe tags): the marker is in both.
-        async for song in self.kit.imuze.songs.list():
-            for marker in markers_in(song.title, *song.tags) & by_marker.keys():
-                # The list is newest first; keep the oldest, should there ever be two.
-                found[by_marker[marker].key] = song.id
-        for row in rows:
-            song_id = found.get(row.key)
-            if song_id is None:
-                await self._absent(row, "no song has its marker")
+            spec = registry().get(row.provider)
+            if row.marker and spec.find_created is not None:
+                by_provider.setdefault(row.provider, []).append(row)
                 continue
-            job = self.kit.imuze.songs.job(song_id)
+            where = (
+                f"{row.provider} cannot be searched"
+                if spec.find_created is None
+                else "its create carries no marker"
+            )
+            await self._move(
+                row.key,
+                "uncertain",
+                error=(
+                    f"the create may have reached {row.provider} but cannot be looked up "
+                    f"({where}); check it, then `imuzekit batch resolve {row.key}` or run "
+                    "with --resubmit-uncertain"
+                ),
+            )
+        for provider, searched in by_provider.items():
+            found = await self.kit.find_created(provider, [r.marker for r in searched if r.marker])
+            for row in searched:
+                assert row.marker is not None
+                await self._reconciled(row, found.get(row.marker))
+
+    async def _reconciled(self, row: LineRecord, found: Found | None) -> None:
+        """Move a searched line where its search result `found` takes it."""
+        if found is None:
+            await self._absent(row, "no creation has its marker")
+        elif found.job is not None:
+            remote_id = found.remote_id or found.job.id
             await self._move(
                 row.key,
                 "submitted",
-                token=job.token(),
-                remote_id=str(song_id),
-                detail=f"reconciled: song {song_id} has its marker",
+                token=found.job.token(),
+                remote_id=remote_id,
+                detail=f"reconciled: {row.provider} {remote_id} has its marker",
             )
-
-    async def _reconcile_mureka(self, rows: Sequence[LineRecord]) -> None:
-        by_marker = {row.marker: row for row in rows if row.marker}
-        jobs: dict[str, str] = {}
-        feeds: dict[str, Any] = {}
-        halfway: set[str] = set()
-        music = self.kit.mureka.music
-        for attempt in range(_MUREKA_SETTLE_ROUNDS):
-            halfway.clear()
-            # Running jobs first: their records hold the request, title included.
-            running = await self.kit.mureka.jobs.running()
-            for jobid in sorted(running.jobids()):
-                record = await self.kit.mureka.jobs.get(jobid)
-                title = record.request.get("title") if isinstance(record.request, Mapping) else None
-                for marker in markers_in(str(title or "")) & by_marker.keys():
-                    jobs.setdefault(marker, jobid)
-            # Then the feeds: a finished generation's songs carry the title.
-            for account in self.kit.mureka.accounts or (None,):
-                async for feed in music.list(account=account):
-                    titles = [song.title for song in feed.songs]
-                    for marker in markers_in(*titles) & by_marker.keys():
-                        if marker in jobs or marker in feeds:
-                            continue
-                        if feed.complete:
-                            feeds[marker] = feed
-                        else:
-                            halfway.add(marker)
-            # A half-made feed whose job was not running when we looked finished in between:
-            # look again rather than guess.
-            if not (halfway - jobs.keys() - feeds.keys()):
-                break
-            if attempt + 1 < _MUREKA_SETTLE_ROUNDS:
-                await anyio.sleep(_MUREKA_SETTLE_SECONDS)
-        for marker, row in by_marker.items():
-            if marker in jobs:
-                job = self.kit.mureka.jobs.job(jobs[marker])
-                await self._move(
-                    row.key,
-                    "submitted",
-                    token=job.token(),
-                    remote_id=jobs[marker],
-                    detail=f"reconciled: job {jobs[marker]} has its marker",
-                )
-            elif marker in feeds:
-                feed = feeds[marker]
-                info = {"files": [{"remote_id": song.song_id} for song in feed.songs]}
-                await self._move(
-                    row.key,
-                    "ready",
-                    remote_id=f"feed:{feed.feed_id}",
-                    result=json.dumps(info),
-                    detail=f"reconciled: complete feed {feed.feed_id} has its marker",
-                )
-            elif marker in halfway:
-                await self._move(
-                    row.key,
-                    "uncertain",
-                    error="a Mureka feed with its marker is still being made but its job "
-                    "was not found; run again later",
-                )
-            else:
-                await self._absent(row, "no Mureka job or feed has its marker")
+        elif found.result is not None:
+            files = self._files_of(row, found.result)
+            info = {"files": [{"remote_id": remote_id} for remote_id, _ in files]}
+            await self._move(
+                row.key,
+                "ready",
+                remote_id=found.remote_id,
+                result=json.dumps(info),
+                detail=f"reconciled: complete {row.provider} {found.remote_id} has its marker",
+            )
+        else:  # seen half-made, its job not found (not settled)
+            await self._move(
+                row.key,
+                "uncertain",
+                error=f"a {row.provider} creation with its marker is still being made but its "
+                "job was not found; run again later",
+            )
 
     async def _absent(self, row: LineRecord, why: str) -> None:
         """A searched line was not found: ``pending`` (send again) once its landing window

@@ -198,7 +198,9 @@ def spec() -> ProviderSpec:
         CreateCall(
             kind="create",
             method="music.create",
-            description="kit.mureka.music.create(): a song with AI-written lyrics.",
+            description=(
+                "kit.mureka.music.create(): a song with AI-written lyrics (cannot be reconciled)."
+            ),
             fields=(_text("create", "prompt", "What the song is about."), *common),
             **made,
         ),
@@ -208,7 +210,9 @@ def spec() -> ProviderSpec:
             description="kit.mureka.music.create_advanced(): a song from your lyrics.",
             fields=(
                 _text("create-advanced", "lyrics", "The lyrics.", required=True),
-                _text("create-advanced", "title", "Title (shortened to fit the marker)."),
+                _text(
+                    "create-advanced", "title", "Title (shortened to fit the marker ' [ik:...]')."
+                ),
                 _text("create-advanced", "desc", "Style description."),
                 _id("vocal_id", "Vocal id."),
                 _id("ref_id", "Reference track id."),
@@ -224,7 +228,11 @@ def spec() -> ProviderSpec:
             description="kit.mureka.music.create_instrumental(): an instrumental.",
             fields=(
                 _text("create-instrumental", "prompt", "What the music is like."),
-                _text("create-instrumental", "title", "Title (shortened to fit the marker)."),
+                _text(
+                    "create-instrumental",
+                    "title",
+                    "Title (shortened to fit the marker ' [ik:...]').",
+                ),
                 _id("ref_id", "Reference track id."),
                 *common,
             ),
