@@ -271,7 +271,11 @@ async def raw_per_job_contender(
                 from imuzekit.providers.joplin import _api  # pure: the body only
 
                 body = _api.build_create_music(
-                    url, "electronic", "house", JOPLIN_DURATION_MS, "dynamic:1"
+                    url,
+                    genre="electronic",
+                    subgenre="house",
+                    duration_ms=JOPLIN_DURATION_MS,
+                    structure="dynamic:1",
                 ).json
                 target = f"{url}/musics"
             else:
