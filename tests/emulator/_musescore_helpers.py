@@ -19,7 +19,7 @@ from authlib.oauth1 import ClientAuth
 from multidict import CIMultiDictProxy
 
 from imuzekit.emulator import Emulator
-from imuzekit.emulator.musescore import MuseScoreScore, MuseScoreState
+from imuzekit.emulator.musescore import DEMO_USER_ID, MuseScoreScore, MuseScoreState
 
 SCORE_KEYS = [
     "id", "vid", "dates", "secret", "uri", "permalink", "user", "status", "sharing",
@@ -200,3 +200,41 @@ def expected_search(
     }
     hits.sort(key=sort_keys[sort], reverse=True)
     return [score.id for score, _ in hits]
+
+
+def key(emu: Emulator) -> str:
+    """The demo consumer key, for public calls."""
+    return emu.musescore.consumer_key
+
+
+def other_public_score(ms: MuseScoreState) -> int:
+    """A public score of a user other than the demo user."""
+    return next(
+        s.id for s in ms.scores.values() if s.user_id != DEMO_USER_ID and s.sharing == "public"
+    )
+
+
+def private_score(ms: MuseScoreState, *, demo: bool) -> int:
+    """A private score of the demo user (`demo`) or of someone else."""
+    return next(
+        s.id
+        for s in ms.scores.values()
+        if s.sharing == "private" and (s.user_id == DEMO_USER_ID) == demo
+    )
+
+
+async def all_pages(
+    session: aiohttp.ClientSession, url: str, params: dict[str, str], **kwargs: Any
+) -> tuple[list[int], list[int]]:
+    """Every id a search lists, page after page, and the size of each page."""
+    ids: list[int] = []
+    sizes: list[int] = []
+    for page in range(100):
+        reply = await send(session, "GET", url, params={**params, "page": str(page)}, **kwargs)
+        assert reply.status == 200, reply.text
+        body = reply.json()
+        sizes.append(len(body))
+        ids += [int(score["id"]) for score in body]
+        if len(body) < 20:
+            return ids, sizes
+    raise AssertionError("more than 100 pages")

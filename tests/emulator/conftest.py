@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from imuzekit.emulator import Clock, Emulator
+from imuzekit.emulator.musescore import MuseScoreState
 
 RENDER_SECONDS = 5.0
 # A broken emulator must fail a test quickly, not hang it on a response that never ends.
@@ -63,3 +64,9 @@ async def create_song(
     assert status == 201, body
     assert isinstance(body, dict)
     return body
+
+
+@pytest.fixture
+def ms(emu: Emulator) -> MuseScoreState:
+    """The emulated MuseScore.com state."""
+    return emu.musescore
