@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imuzekit.cli.batch._manifest import ManifestLine, parse_line
+from imuzekit.batch._manifest import ManifestLine, parse_line
 from tests._titles import numbered_title
 
 

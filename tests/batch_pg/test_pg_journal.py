@@ -14,7 +14,7 @@ import attrs
 import psycopg
 import pytest
 
-from imuzekit.cli.batch._journal import (
+from imuzekit.batch._journal import (
     STATES,
     TRANSITIONS,
     FileRecord,
@@ -22,8 +22,8 @@ from imuzekit.cli.batch._journal import (
     LineRecord,
     TransitionError,
 )
-from imuzekit.cli.batch._lock import JournalError
-from imuzekit.cli.batch._pg import PgJournal, is_postgres_url, mask_url
+from imuzekit.batch._lock import JournalError
+from imuzekit.batch._pg import PgJournal, is_postgres_url, mask_url
 from tests.batch_pg._lines import imuze_line, manifest, mureka_line
 from tests.batch_pg.conftest import PASSWORD
 

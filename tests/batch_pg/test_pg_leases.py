@@ -12,8 +12,8 @@ from collections import Counter
 
 import pytest
 
-from imuzekit.cli.batch._journal import TransitionError
-from imuzekit.cli.batch._pg import LeaseLostError, PgJournal
+from imuzekit.batch._journal import TransitionError
+from imuzekit.batch._pg import LeaseLostError, PgJournal
 from tests.batch_pg._lines import manifest
 
 SHORT = 0.4  # a lease that lapses within a test

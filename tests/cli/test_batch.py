@@ -17,9 +17,9 @@ import subprocess
 import time
 from typing import Any
 
-from imuzekit.cli.batch._journal import Journal, RunLock
-from imuzekit.cli.batch._manifest import load_manifest
-from imuzekit.cli.batch._runner import marked_params
+from imuzekit.batch._journal import Journal, RunLock
+from imuzekit.batch._manifest import load_manifest
+from imuzekit.batch._runner import marked_params
 from tests.cli.conftest import (
     EmulatorThread,
     batch_run_argv,
@@ -306,8 +306,8 @@ async def test_mureka_reconciliation_finds_running_jobs_and_finished_feeds(
     tmp_path: pathlib.Path,
 ) -> None:
     from imuzekit import PollPolicy
-    from imuzekit.cli.batch._journal import AsyncJournal
-    from imuzekit.cli.batch._runner import BatchOptions, BatchRunner
+    from imuzekit.batch._journal import AsyncJournal
+    from imuzekit.batch._runner import BatchOptions, BatchRunner
     from imuzekit.emulator import Clock, Emulator
 
     manifest = load_manifest(

@@ -22,8 +22,8 @@ from typing import Any
 import attrs
 import pytest
 
-from imuzekit.cli.batch._journal import Journal, JournalError, RunLock, TransitionError
-from imuzekit.cli.batch._manifest import ManifestError, load_manifest
+from imuzekit.batch._journal import Journal, JournalError, RunLock, TransitionError
+from imuzekit.batch._manifest import ManifestError, load_manifest
 from tests.cli.conftest import (
     EmulatorThread,
     batch_run_argv,
@@ -284,7 +284,7 @@ def test_the_run_lock_holds_however_the_journal_is_reached(
         # Another process, reaching the journal through the symlink, is refused too.
         probe = (
             "import pathlib, sys\n"
-            "from imuzekit.cli.batch._journal import JournalError, RunLock\n"
+            "from imuzekit.batch._journal import JournalError, RunLock\n"
             "try:\n"
             "    RunLock(pathlib.Path(sys.argv[1])).__enter__()\n"
             "except JournalError:\n"
@@ -324,7 +324,7 @@ def test_a_version_1_journal_is_upgraded_and_its_submitting_lines_keep_a_window(
     tmp_path: pathlib.Path,
 ) -> None:
     from imuzekit import Timeouts
-    from imuzekit.cli.batch._runner import landing_window
+    from imuzekit.batch._runner import landing_window
 
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:
@@ -483,8 +483,8 @@ async def test_a_failed_heartbeat_neither_cancels_the_create_nor_stops_the_run(
     tmp_path: pathlib.Path,
 ) -> None:
     from imuzekit import PollPolicy
-    from imuzekit.cli.batch._journal import AsyncJournal
-    from imuzekit.cli.batch._runner import BatchOptions, BatchRunner
+    from imuzekit.batch._journal import AsyncJournal
+    from imuzekit.batch._runner import BatchOptions, BatchRunner
     from imuzekit.emulator import Emulator
 
     class FailingHeartbeat(Journal):

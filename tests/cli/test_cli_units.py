@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imuzekit import errors
+from imuzekit.batch._journal import Journal, JournalError, marker_for
+from imuzekit.batch._manifest import ManifestError, load_manifest, manifest_schema, parse_line
+from imuzekit.batch._runner import marked_params, markers_in
 from imuzekit.cli._common import describe_error, parse_duration_ms
 from imuzekit.cli._config import dump_toml, load_settings, update_config_file
 from imuzekit.cli._progress import ByteMeter
-from imuzekit.cli.batch._journal import Journal, JournalError, marker_for
-from imuzekit.cli.batch._manifest import ManifestError, load_manifest, manifest_schema, parse_line
-from imuzekit.cli.batch._runner import marked_params, markers_in
 from imuzekit.providers.imuze._api import check_title
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -364,8 +364,8 @@ def test_docs_cover_every_command() -> None:
 def test_mureka_model_texts_name_v9_as_the_default() -> None:
     from click.testing import CliRunner
 
+    from imuzekit.batch._manifest import VARIANTS
     from imuzekit.cli import cli
-    from imuzekit.cli.batch._manifest import VARIANTS
 
     result = CliRunner().invoke(cli, ["mureka", "create", "--help"])
     assert result.exit_code == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imuzekit.cli.batch._manifest import ManifestError, movements, parse_line
+from imuzekit.batch._manifest import ManifestError, movements, parse_line
 from imuzekit.providers.joplin import Energy, Movement, Structure
 
 
@@ -44,7 +44,7 @@ def test_a_movement_with_both_is_refused_naming_it() -> None:
 
 
 def test_the_manifest_schema_allows_neither_and_refuses_both() -> None:
-    from imuzekit.cli.batch._manifest import manifest_schema
+    from imuzekit.batch._manifest import manifest_schema
 
     item = manifest_schema()["$defs"]["movements"]["items"]
     assert item["required"] == ["start", "duration"]

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 
 from imuzekit import Client
+from imuzekit.batch._journal import AsyncJournal, Journal
+from imuzekit.batch._manifest import ManifestError, load_manifest, manifest_schema, parse_line
+from imuzekit.batch._rules import marked_params
+from imuzekit.batch._runner import BatchOptions, BatchRunner
 from imuzekit.cli._config import load_settings
-from imuzekit.cli.batch._journal import AsyncJournal, Journal
-from imuzekit.cli.batch._manifest import ManifestError, load_manifest, manifest_schema, parse_line
-from imuzekit.cli.batch._rules import marked_params
-from imuzekit.cli.batch._runner import BatchOptions, BatchRunner
 from imuzekit.providers._spec import ProviderSpec
 from imuzekit.testing import MockTransport
 from tests._chirp import ChirpAPI, ChirpConfig, ChirpService, plugged

@@ -146,7 +146,7 @@ async def test_download_lines_carry_no_credential_from_the_url(
 
 
 def test_the_sdk_logs_under_one_logger_per_layer() -> None:
-    runner = importlib.import_module("imuzekit.cli.batch._runner")
+    runner = importlib.import_module("imuzekit.batch._runner")
     assert runner._log.name == "imuzekit.batch"
     for module in pkgutil.walk_packages(imuzekit.__path__, "imuzekit."):
         if module.name.endswith("__main__"):

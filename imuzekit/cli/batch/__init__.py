@@ -20,17 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from imuzekit import Timeouts
-from imuzekit.cli._common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    CliUsageError,
-    emit_json,
-    emulator_option,
-    json_option,
-    open_client,
-)
-from imuzekit.cli._progress import StateBoard
-from imuzekit.cli.batch._journal import (
+from imuzekit.batch._journal import (
     STATES,
     AsyncJournal,
     Journal,
@@ -38,14 +28,25 @@ from imuzekit.cli.batch._journal import (
     LineRecord,
     RunLock,
 )
-from imuzekit.cli.batch._manifest import ManifestError, load_manifest
-from imuzekit.cli.batch._rules import landing_window, resubmit_after, when
-from imuzekit.cli.batch._runner import (
+from imuzekit.batch._manifest import ManifestError, load_manifest
+from imuzekit.batch._rules import landing_window, resubmit_after, when
+from imuzekit.batch._runner import (
     BatchOptions,
     BatchRunner,
     journal_path_for,
     summarize,
 )
+from imuzekit.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliUsageError,
+    describe_error,
+    emit_json,
+    emulator_option,
+    json_option,
+    open_client,
+)
+from imuzekit.cli._progress import ByteMeter, StateBoard
 from imuzekit.providers import registry
 
 __all__ = ["batch"]
@@ -147,7 +148,17 @@ def run_batch(
             try:
                 board = StateBoard(err, STATES, enabled=err.is_terminal and not as_json)
                 with board:
-                    runner = BatchRunner(kit, store, lines, options, board=board, say=say)
+                    meter = ByteMeter(board.add_bytes)
+                    runner = BatchRunner(
+                        kit,
+                        store,
+                        lines,
+                        options,
+                        board=board,
+                        say=say,
+                        describe=lambda exc: describe_error(exc)[0],
+                        progress=meter.callback,
+                    )
                     return await runner.run()
             finally:
                 await store.aclose()

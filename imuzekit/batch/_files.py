@@ -16,7 +16,7 @@ import pathlib
 import anyio
 
 from imuzekit._disk import hash_file as _hash_file  # the downloader's own: one way to hash
-from imuzekit.cli.batch._journal import AsyncJournal, FileRecord
+from imuzekit.batch._journal import AsyncJournal, FileRecord
 
 __all__ = ["claim_target", "own_file"]
 

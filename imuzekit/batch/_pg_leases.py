@@ -31,8 +31,8 @@ from collections.abc import Iterable
 
 import attrs
 
-from imuzekit.cli.batch._journal import LineRecord
-from imuzekit.cli.batch._pg_base import ACTIVE_STATES, NOW, PgBase
+from imuzekit.batch._journal import LineRecord
+from imuzekit.batch._pg_base import ACTIVE_STATES, NOW, PgBase
 
 __all__ = ["LINE_COLUMNS", "ClaimedLine", "PauseRecord", "PgLeases", "WorkerRecord"]
 

@@ -1,14 +1,14 @@
 """The batch journal on PostgreSQL, shared by many workers on many machines.
 
-The same states, :data:`~imuzekit.cli.batch._journal.TRANSITIONS` (one table, imported) and
+The same states, :data:`~imuzekit.batch._journal.TRANSITIONS` (one table, imported) and
 records (:class:`LineRecord`, :class:`FileRecord`) as the SQLite journal, and the same
 operations, as coroutines: :meth:`PgJournal.sync` (idempotent: three workers loading one
 manifest at once make one row per line), :meth:`PgJournal.transition`,
 :meth:`PgJournal.note_error`, :meth:`PgJournal.extend`, :meth:`PgJournal.claim` (a file name),
 :meth:`PgJournal.file_written` (with the host), :meth:`PgJournal.downloaded`, and the
 readers. What many workers need besides (leases, slots, pauses, the workers registry) is in
-:mod:`imuzekit.cli.batch._pg_leases`; the schema, its version check and the URL's masking in
-:mod:`imuzekit.cli.batch._pg_base`.
+:mod:`imuzekit.batch._pg_leases`; the schema, its version check and the URL's masking in
+:mod:`imuzekit.batch._pg_base`.
 
 A move made with ``worker=`` is *fenced*: it happens only while that worker holds a live
 lease on the line (`LeaseLostError` otherwise), so a worker that stalled past its lease
@@ -27,7 +27,7 @@ import anyio
 import attrs
 import psycopg.errors
 
-from imuzekit.cli.batch._journal import (
+from imuzekit.batch._journal import (
     STATES,
     TRANSITIONS,
     FileRecord,
@@ -36,10 +36,10 @@ from imuzekit.cli.batch._journal import (
     marker_for,
     move_fields,
 )
-from imuzekit.cli.batch._lock import JournalError
-from imuzekit.cli.batch._manifest import ManifestLine
-from imuzekit.cli.batch._pg_base import NOW, PG_SCHEMA_VERSION, LeaseLostError, mask_url
-from imuzekit.cli.batch._pg_leases import (
+from imuzekit.batch._lock import JournalError
+from imuzekit.batch._manifest import ManifestLine
+from imuzekit.batch._pg_base import NOW, PG_SCHEMA_VERSION, LeaseLostError, mask_url
+from imuzekit.batch._pg_leases import (
     LINE_COLUMNS,
     ClaimedLine,
     PauseRecord,

@@ -24,26 +24,24 @@ import logging
 import pathlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 import attrs
 
 from imuzekit import Client, Job, errors
 from imuzekit._disk import hash_file as _hash_file  # the downloader's own: one way to hash
-from imuzekit.cli._common import describe_error
-from imuzekit.cli._progress import ByteMeter, StateBoard
-from imuzekit.cli.batch._files import claim_target, own_file
-from imuzekit.cli.batch._journal import (
+from imuzekit.batch._files import claim_target, own_file
+from imuzekit.batch._journal import (
     STATES,
     AsyncJournal,
     FileRecord,
     LineRecord,
     TransitionError,
 )
-from imuzekit.cli.batch._manifest import ManifestError, ManifestLine, file_name
-from imuzekit.cli.batch._rules import landing_window, marked_params, resubmit_after, when
+from imuzekit.batch._manifest import ManifestError, ManifestLine, file_name
+from imuzekit.batch._rules import landing_window, marked_params, resubmit_after, when
 from imuzekit.providers import registry
 from imuzekit.providers._spec import CreateCall, Found, markers_in
 
@@ -86,12 +84,29 @@ def _refusal(exc: errors.ImuzekitError) -> str | None:
     return None
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_message(inner) for inner in exc.exceptions)
-    if isinstance(exc, errors.ImuzekitError):
-        return describe_error(exc)[0]
-    return f"{type(exc).__name__}: {exc}"
+ProgressCallback = Callable[[int, int | None], None]
+"""A download's ``on_progress(bytes_done, bytes_total_or_None)``."""
+
+
+class Board(Protocol):
+    """What shows a run's progress (the CLI's rich board): counts per state, bytes done."""
+
+    def set_total(self, total: int) -> None:
+        """How many lines the counts are out of."""
+
+    def update(self, counts: Mapping[str, int]) -> None:
+        """The lines in each state now."""
+
+    def finish_bytes(self) -> None:
+        """Every file is on disk."""
+
+
+def describe(exc: errors.ImuzekitError) -> str:
+    """One line explaining ``exc`` for the journal: its first line, or the field refused."""
+    if isinstance(exc, errors.ValidationError):
+        return f"invalid {exc.field}: {exc.reason}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class BatchRunner:
@@ -104,8 +119,10 @@ class BatchRunner:
         manifest: Sequence[ManifestLine],
         options: BatchOptions,
         *,
-        board: StateBoard | None = None,
+        board: Board | None = None,
         say: Callable[[str], None] = lambda _: None,
+        describe: Callable[[errors.ImuzekitError], str] = describe,
+        progress: Callable[[], ProgressCallback | None] = lambda: None,
     ) -> None:
         self.kit = kit
         self.journal = journal
@@ -122,9 +139,18 @@ class BatchRunner:
         self.window = landing_window(kit.transport.timeouts)
         self._beat = self.window / 3
         self._limiter = anyio.CapacityLimiter(options.concurrency)
-        self._meter = ByteMeter(board.add_bytes if board is not None else lambda *_: None)
+        self._describe = describe
+        # One on_progress callback per download (the CLI's byte meter), or None.
+        self._progress = progress
 
     # -- journal helpers ------------------------------------------------------------------
+
+    def _message(self, exc: BaseException) -> str:
+        if isinstance(exc, BaseExceptionGroup):
+            return "; ".join(self._message(inner) for inner in exc.exceptions)
+        if isinstance(exc, errors.ImuzekitError):
+            return self._describe(exc)
+        return f"{type(exc).__name__}: {exc}"
 
     def _show(self) -> None:
         if self.board is not None:
@@ -269,7 +295,7 @@ class BatchRunner:
                 # One line's trouble (an API error, a disk full, a journal write that failed,
                 # a group of them from a task group) never stops the others.
                 _log.debug("line %r failed", row.key, exc_info=exc)
-                await self._note(row.key, _message(exc))
+                await self._note(row.key, self._message(exc))
 
     async def _advance(self, row: LineRecord) -> None:
         job: Job[Any] | None
@@ -320,11 +346,11 @@ class BatchRunner:
                 await self.journal.call(
                     self.journal.journal.note_error,
                     row.key,
-                    f"create answer lost: {_message(exc)}",
+                    f"create answer lost: {self._message(exc)}",
                     settle_by=self._settle_by(0.0),
                 )
             else:
-                await self._move(row.key, target, error=f"create refused: {_message(exc)}")
+                await self._move(row.key, target, error=f"create refused: {self._message(exc)}")
                 self._given_up.add(row.key)
             return None
         await self._move(row.key, "submitted", token=job.token(), remote_id=job.id)
@@ -346,8 +372,8 @@ class BatchRunner:
                 except Exception as exc:
                     # Never cancel a create that may be out: the line stays in submitting with
                     # its last settle_by, and reconciliation decides it if this run dies.
-                    _log.warning("line %r: heartbeat not recorded: %s", row.key, _message(exc))
-                    self.say(f"line {row.key!r}: heartbeat not recorded: {_message(exc)}")
+                    _log.warning("line %r: heartbeat not recorded: %s", row.key, self._message(exc))
+                    self.say(f"line {row.key!r}: heartbeat not recorded: {self._message(exc)}")
 
         job: Job[Any] | None = None
         failure: Exception | None = None
@@ -377,7 +403,9 @@ class BatchRunner:
         except errors.JobFailed as exc:
             await self._move(row.key, "failed", error=f"generation failed: {exc.reason or exc}")
         except errors.NotFoundError as exc:
-            await self._move(row.key, "failed", error=f"the remote job is gone: {_message(exc)}")
+            await self._move(
+                row.key, "failed", error=f"the remote job is gone: {self._message(exc)}"
+            )
         return None
 
     def _files_of(self, row: LineRecord, result: Any) -> list[tuple[str, Any]]:
@@ -420,9 +448,9 @@ class BatchRunner:
             try:
                 # The SDK writes <name>.part and renames it once complete and verified; the
                 # path it returns is the one recorded.
-                path = await self.kit.download(source, target, on_progress=self._meter.callback())
+                path = await self.kit.download(source, target, on_progress=self._progress())
             except (errors.ImuzekitError, OSError) as exc:
-                await self._note(row.key, f"download failed: {_message(exc)}")
+                await self._note(row.key, f"download failed: {self._message(exc)}")
                 return
             size, digest = await anyio.to_thread.run_sync(_hash_file, path)
             written = FileRecord(row.key, index, remote_id, str(path), size, digest)

@@ -38,8 +38,8 @@ import psycopg.errors
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from imuzekit.cli.batch._journal import STATES
-from imuzekit.cli.batch._lock import JournalError
+from imuzekit.batch._journal import STATES
+from imuzekit.batch._lock import JournalError
 
 __all__ = [
     "ACTIVE_STATES",

@@ -52,8 +52,8 @@ from typing import Any, Self, TypeVar
 import anyio
 import attrs
 
-from imuzekit.cli.batch._lock import JournalError, RunLock, check_single_link, real_path
-from imuzekit.cli.batch._manifest import ManifestLine
+from imuzekit.batch._lock import JournalError, RunLock, check_single_link, real_path
+from imuzekit.batch._manifest import ManifestLine
 
 __all__ = [
     "STATES",

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from imuzekit import Timeouts
-from imuzekit.cli.batch._journal import LineRecord
+from imuzekit.batch._journal import LineRecord
 from imuzekit.providers import registry
 from imuzekit.providers._spec import markers_in, spelled_marker
 
