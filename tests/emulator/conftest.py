@@ -70,3 +70,21 @@ async def create_song(
 def ms(emu: Emulator) -> MuseScoreState:
     """The emulated MuseScore.com state."""
     return emu.musescore
+
+
+@pytest.fixture
+async def jhttp(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session sending the demo user's pre-issued JWT, raw, as the reference documents."""
+    token = emu.credentials["joplin"].token
+    assert token
+    async with aiohttp.ClientSession(headers={"Authorization": token}, timeout=TIMEOUT) as session:
+        yield session
+
+
+@pytest.fixture
+async def mhttp(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session sending the useapi.net token as a bearer token."""
+    token = emu.credentials["mureka"].token
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers, timeout=TIMEOUT) as session:
+        yield session
