@@ -2,7 +2,7 @@
 
 Models are plain frozen attrs classes; everything about the wire format lives here and in the
 providers' converter hooks: numbers that arrive as strings, unix timestamps, field names that
-differ between endpoints (:func:`alias_keys`). The converter is liberal in what it reads:
+differ between endpoints (`alias_keys()`). The converter is liberal in what it reads:
 unknown fields are ignored, numeric strings become ints, and structuring failures carry the
 path of the offending value (``$.response[3].id``).
 """

@@ -19,14 +19,14 @@ Blocking functions only (the downloader runs them in worker threads, each with a
   Python have no ``os.setxattr``; FAT, NFSv3), the same record goes to a hidden sidecar file
   beside the published one, ``.<name>.imuzekit-source``, which also names the file's inode
   and modification time so that it never vouches for another file later put under that name.
-  A record is read only up to :data:`MAX_RECORD_BYTES` and decoded with the bounded decoder:
+  A record is read only up to `MAX_RECORD_BYTES` and decoded with the bounded decoder:
   anything else (too long, garbled, nested too deep) is no record.
 - A writer holds an exclusive ``flock`` on its temporary file while it lives (the kernel
   drops it when the process dies), so the first download into a folder removes the temporary
   files of dead writers at once (a batch resumed after SIGKILL finds none), and never a live
   one's, however old its file looks (clocks differ between NFS clients). Only where ``flock``
   does not exist (Windows) are temporary files removed by age: once older than
-  :data:`STALE_PART_SECONDS`, long after a live transfer would have written again.
+  `STALE_PART_SECONDS`, long after a live transfer would have written again.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ class Commit:
     """One verified temporary file handed to a worker thread to be made durable and published.
 
     The loop may give up waiting (a disk that stopped answering, a closed Client): then
-    :meth:`abandon` makes sure the file is closed and the worker, if it is still running,
+    `abandon()` makes sure the file is closed and the worker, if it is still running,
     publishes nothing and removes the temporary file; a name it linked meanwhile is removed
     again (the link created it: nobody else's file).
     """

@@ -1,6 +1,6 @@
 """One file's transfer: the requests, resumption with ``Range``, and the checks on the bytes.
 
-The downloader (:mod:`imuzekit.downloads`) owns the file and its publication; this module
+The downloader (`imuzekit.downloads`) owns the file and its publication; this module
 fills an open file with a source's bytes: resuming a broken transfer with ``Range`` only while
 the server serves the same version (same ``ETag``, same total; otherwise from byte 0),
 refusing a ``Content-Encoding`` that was not asked for before a byte is written, and checking

@@ -23,7 +23,7 @@ class RateGate:
     A pause is never longer than the pausing request's ``RetryPolicy.max_retry_after``, and
     nobody waits for it longer than they may: a request whose own ``max_retry_after``, or
     whose caller's deadline (`imuzekit._retry.deadline_scope`), comes before the pause ends
-    gets :class:`~imuzekit.errors.RateLimitError` with the remaining pause, at once.
+    gets `RateLimitError` with the remaining pause, at once.
     """
 
     __slots__ = ("until",)

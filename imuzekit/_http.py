@@ -1,6 +1,6 @@
 """Plain values that cross the line between the pure providers and the one transport.
 
-Providers build :class:`Request` values and parse :class:`Response` values; only
+Providers build `Request` values and parse `Response` values; only
 ``imuzekit._transport`` turns one into the other. Nothing here performs I/O, and this module
 imports from the rest of the package only the argument checks, which import only the errors
 (an import-linter contract checks that it imports nothing else).
@@ -68,7 +68,7 @@ class Timeouts:
     smallest limit in flight late, and never more than a second late.
 
     Each limit is a number of seconds above 0, or None; anything else (a negative, 0, NaN,
-    infinity, a string) raises :class:`~imuzekit.errors.ValidationError` naming the field.
+    infinity, a string) raises `ValidationError` naming the field.
     """
 
     connect: float | None = attrs.field(
@@ -216,7 +216,7 @@ class Request:
 @functools.cache
 def _request_fields() -> tuple[dict[str, int], Callable[[Request], tuple[Any, ...]]] | None:
     """Field positions and one getter for all of them, or None if they cannot be passed by
-    position (a keyword-only or non-init field): then :func:`_replace` uses attrs.evolve."""
+    position (a keyword-only or non-init field): then `_replace()` uses attrs.evolve."""
     fields = attrs.fields(Request)
     if any(field.kw_only or not field.init for field in fields):
         return None
@@ -322,7 +322,7 @@ class Auth(Protocol):
         """The one header that authenticates a request when it is at hand without I/O, or None.
 
         The pipeline's fast path: it sends this header beside a header-less request instead
-        of running :meth:`auth_flow` for an authenticated copy. None (a login is due, or the
+        of running `auth_flow()` for an authenticated copy. None (a login is due, or the
         credentials depend on the request, like a signature) means the flow is run.
         """
         ...

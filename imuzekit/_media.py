@@ -1,7 +1,7 @@
 """What a downloadable thing is, and how to recognise its bytes.
 
 Models that carry a file (a ready song, a music, a score file) describe it with a
-:class:`DownloadSpec`; the downloader fetches and verifies it. Pure values and functions only.
+`DownloadSpec`; the downloader fetches and verifies it. Pure values and functions only.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One async paginator for every paged endpoint, driven by pure functions.
 
-A provider supplies the first request, a parser from a response to a :class:`Page`, and a pure
+A provider supplies the first request, a parser from a response to a `Page`, and a pure
 ``next_request(previous_request, page)`` that returns the request of the following page or None
 (Mureka follows ``last_id`` while ``more``; MuseScore counts pages and stops on a short one).
 """

@@ -103,7 +103,7 @@ class Pipeline:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether `close()` was called."""
         return self.adapter.closed
 
     async def close(self) -> None:
@@ -148,11 +148,11 @@ class Pipeline:
         """Send ``request`` with authentication, retries and error mapping.
 
         Returns the response for 1xx-3xx statuses and for any status in ``ok_statuses``;
-        raises the :class:`~imuzekit.errors.APIError` subclass of the status otherwise, or
-        :class:`~imuzekit.errors.TransportError` when no response could be had. While the
+        raises the `APIError` subclass of the status otherwise, or
+        `TransportError` when no response could be had. While the
         provider is paused after a 429 for longer than the request's ``max_retry_after`` or
         the caller's deadline (`imuzekit._retry.deadline_scope`) allow, it raises
-        :class:`~imuzekit.errors.RateLimitError` with the pause left, without sending.
+        `RateLimitError` with the pause left, without sending.
         """
         # The loop's coroutine itself, not one awaiting it: a frame less on every request.
         return self._run(request, ok_statuses, False)
@@ -163,7 +163,7 @@ class Pipeline:
     ) -> AsyncIterator[OpenStream]:
         """Open ``request`` and yield the answer with its body unread, to read in chunks.
 
-        Decided like :meth:`send` (the same loop): connection failures and retryable statuses
+        Decided like `send()` (the same loop): connection failures and retryable statuses
         before the body starts are retried; failures while reading chunks are left to the
         caller (the downloader resumes with ``Range``).
         """

@@ -4,7 +4,7 @@ Pure functions and one frozen policy value; the transport applies them. The rule
 providers document and what keeps paid generations from being submitted twice:
 
 * idempotent requests (GET, HEAD, PUT, DELETE) are retried on connection failures and on the
-  statuses of :attr:`RetryPolicy.retry_statuses`;
+  statuses of `RetryPolicy.retry_statuses`;
 * non-idempotent requests (POST: creations that cost money) are retried only on 429 and on
   failures where the request provably never reached the server (the connection was refused);
 * waits use exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff
@@ -84,7 +84,7 @@ class RetryPolicy:
     wait: when a provider asks for longer (60 s by default), the typed error is raised at once
     with ``.retry_after`` so the caller decides, instead of a call silently sleeping for an hour
     (``float("inf")``: obey any wait). A wrong type or range raises
-    :class:`~imuzekit.errors.ValidationError` naming the field.
+    `ValidationError` naming the field.
     """
 
     max_attempts: int = attrs.field(default=4, validator=checked(integer, minimum=1))

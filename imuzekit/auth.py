@@ -5,11 +5,11 @@ thrown in, the typed error) and returns the authenticated request. It does no I/
 pipeline (`imuzekit._pipeline`) sends what it yields, through the same gate, retries and error
 mapping as every call, and keeps logins single-flight with one lock per provider.
 
-* :class:`TokenLogin`: a token in a header (iMuze v4's raw ``Authorization`` value, joplin's JWT,
+* `TokenLogin`: a token in a header (iMuze v4's raw ``Authorization`` value, joplin's JWT,
   useapi.net's ``Bearer``), optionally obtained by logging in with email and password, renewed
   once on a 401 and, when the token says when it expires, shortly before it does.
-* :class:`FlowAuth`: the base both TokenLogin and MuseScore's OAuth 1.0 signing build on; its
-  :meth:`~FlowAuth.apply` and :meth:`~FlowAuth.refresh` drive the flows through any `Sender`
+* `FlowAuth`: the base both TokenLogin and MuseScore's OAuth 1.0 signing build on; its
+  `apply()` and `refresh()` drive the flows through any `Sender`
   (for code that authenticates a request by hand).
 
 Credentials are held privately and never appear in reprs, logs or error messages; the answer to
@@ -88,16 +88,16 @@ async def run_single_flight(
 class FlowAuth:
     """The base of imuzekit's auth flows: one login lock and the flows driven by hand.
 
-    Subclasses implement :meth:`auth_flow` and, when credentials can be renewed,
-    :meth:`refresh_flow` and :meth:`ready_header`.
+    Subclasses implement `auth_flow()` and, when credentials can be renewed,
+    `refresh_flow()` and `ready_header()`.
     """
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        """Held while a login runs: the pipeline and :meth:`apply` share it."""
+        """Held while a login runs: the pipeline and `apply()` share it."""
 
     def ready_header(self) -> tuple[str, str] | None:
-        """None: every request goes through :meth:`auth_flow` (see `imuzekit._http.Auth`)."""
+        """None: every request goes through `auth_flow()` (see `imuzekit._http.Auth`)."""
         return None
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, Request]:
@@ -132,7 +132,7 @@ class LoginResult:
 class TokenLogin(FlowAuth):
     """A token sent in a header, with an optional login to get (and renew) it.
 
-    ``login`` builds the login request; ``parse`` reads a :class:`LoginResult` from its response.
+    ``login`` builds the login request; ``parse`` reads a `LoginResult` from its response.
     With a given ``token`` and no login, a 401 is final. With both, the given token is used first
     and a 401 triggers one login. Concurrent 401s share a single login: a request that failed
     with a token that was already replaced is simply retried with the new one.

@@ -16,7 +16,7 @@ __all__ = ["Deadlines", "Limits", "Watch"]
 
 
 class Limits:
-    """A :class:`Timeouts` value prepared for the transport (cached per value: see _limits_for).
+    """A `Timeouts` value prepared for the transport (cached per value: see _limits_for).
 
     ``aiohttp_timeout`` gives aiohttp every limit (its own timers); ``connect_only`` leaves read
     and total to the watchdog, which then checks every ``tick`` seconds.
@@ -45,7 +45,7 @@ _MIN_TICK = 0.005
 
 
 class Watch:
-    """One request whose read and total limits the :class:`Deadlines` watchdog enforces."""
+    """One request whose read and total limits the `Deadlines` watchdog enforces."""
 
     __slots__ = (
         "cancelling",
@@ -83,7 +83,7 @@ class Deadlines:
     limit is noticed up to one tick late.
 
     An expired request's task is cancelled; the transport turns that cancellation into
-    :class:`~imuzekit.errors.RequestTimeout` with ``Task.uncancel`` (the way
+    `RequestTimeout` with ``Task.uncancel`` (the way
     ``asyncio.timeout`` does), so a cancellation from outside still propagates as one.
     """
 

@@ -98,7 +98,7 @@ class AiohttpAdapter:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether `close()` was called."""
         return self._closed
 
     @property

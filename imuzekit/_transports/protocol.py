@@ -42,7 +42,7 @@ class Adapter(Protocol):
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether `close()` was called."""
         ...
 
     async def send(

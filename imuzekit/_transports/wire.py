@@ -60,7 +60,7 @@ class WireAdapter:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether `close()` was called."""
         return self._closed
 
     async def send(

@@ -10,7 +10,7 @@ Schema (version 2; a version 1 journal is upgraded in place when opened)::
     events(id, key, at, from_state, to_state, detail)      every transition, for the record
 
 A line moves ``pending -> submitting -> submitted -> ready -> downloaded``, or to ``failed``
-or ``uncertain``; :data:`TRANSITIONS` lists every allowed move. ``submitting`` is committed
+or ``uncertain``; `TRANSITIONS` lists every allowed move. ``submitting`` is committed
 *before* the create request is sent and ``submitted`` (with the job token) right after the
 answer, so a crash between the two leaves ``submitting``: the next run reconciles that line
 against the provider before anything is sent again. ``submitting`` also records ``settle_by``,
@@ -25,13 +25,13 @@ SHA-256. A claimed name can still be taken by someone else before the file is wr
 download never replaces a file there (the SDK publishes beside it) and the path it returns is
 the one recorded.
 
-The journal is always opened, and locked (:class:`RunLock`), by its real path: a symlink or
+The journal is always opened, and locked (`RunLock`), by its real path: a symlink or
 another relative spelling reaches the same lock. A journal with more than one hard link is
 refused: a second name would get its own lock and its own ``-wal`` file (two runs, and two
 write-ahead logs, on one database).
 
 WAL mode with ``synchronous=FULL``: a committed transition survives a crash or power loss. The
-connection is used from worker threads, one call at a time (:class:`AsyncJournal` serialises
+connection is used from worker threads, one call at a time (`AsyncJournal` serialises
 them), so sqlite3's same-thread check is off.
 """
 
@@ -145,7 +145,7 @@ T = TypeVar("T")
 
 
 class TransitionError(JournalError):
-    """A line cannot make this move (:data:`TRANSITIONS`), e.g. a second sender of a line
+    """A line cannot make this move (`TRANSITIONS`), e.g. a second sender of a line
     already in ``submitting``."""
 
     def __init__(self, key: str, from_state: str, to_state: str) -> None:
@@ -222,7 +222,7 @@ class FileRecord:
 
 
 class Journal:
-    """Synchronous access to the journal file; use :class:`AsyncJournal` from async code."""
+    """Synchronous access to the journal file; use `AsyncJournal` from async code."""
 
     def __init__(self, path: pathlib.Path, *, create: bool = True) -> None:
         if not create and not path.is_file():
@@ -329,7 +329,7 @@ class Journal:
         return FileRecord(**dict(row)) if row is not None else None
 
     def target(self, key: str, idx: int) -> str | None:
-        """The path claimed for a line's file ``idx`` (see :meth:`claim`), if any."""
+        """The path claimed for a line's file ``idx`` (see `claim()`), if any."""
         row = self._db.execute(
             "SELECT path FROM targets WHERE key = ? AND idx = ?", (key, idx)
         ).fetchone()
@@ -416,7 +416,7 @@ class Journal:
     ) -> LineRecord:
         """Move a line to ``to_state`` (setting ``fields``) in one committed transaction.
 
-        Refuses a move that :data:`TRANSITIONS` does not allow (`TransitionError`), checked
+        Refuses a move that `TRANSITIONS` does not allow (`TransitionError`), checked
         inside the transaction: of two senders of one line, only the first gets ``submitting``.
         ``error`` is cleared unless given; ``settle_by`` is kept in ``submitting`` and when
         moving from it to ``uncertain`` (the create could land until then), cleared otherwise.

@@ -1,14 +1,14 @@
 """The batch journal on PostgreSQL, shared by many workers on many machines.
 
-The same states, :data:`~imuzekit.batch._journal.TRANSITIONS` (one table, imported) and
-records (:class:`LineRecord`, :class:`FileRecord`) as the SQLite journal, and the same
-operations, as coroutines: :meth:`PgJournal.sync` (idempotent: three workers loading one
-manifest at once make one row per line), :meth:`PgJournal.transition`,
-:meth:`PgJournal.note_error`, :meth:`PgJournal.extend`, :meth:`PgJournal.claim` (a file name),
-:meth:`PgJournal.file_written` (with the host), :meth:`PgJournal.downloaded`, and the
+The same states, `TRANSITIONS` (one table, imported) and
+records (`LineRecord`, `FileRecord`) as the SQLite journal, and the same
+operations, as coroutines: `PgJournal.sync()` (idempotent: three workers loading one
+manifest at once make one row per line), `PgJournal.transition()`,
+`PgJournal.note_error()`, `PgJournal.extend()`, `PgJournal.claim()` (a file name),
+`PgJournal.file_written()` (with the host), `PgJournal.downloaded()`, and the
 readers. What many workers need besides (leases, slots, pauses, the workers registry) is in
-:mod:`imuzekit.batch._pg_leases`; the schema, its version check and the URL's masking in
-:mod:`imuzekit.batch._pg_base`.
+`imuzekit.batch._pg_leases`; the schema, its version check and the URL's masking in
+`imuzekit.batch._pg_base`.
 
 A move made with ``worker=`` is *fenced*: it happens only while that worker holds a live
 lease on the line (`LeaseLostError` otherwise), so a worker that stalled past its lease
@@ -123,7 +123,7 @@ class PgJournal(PgLeases):
         return FileRecord(**row) if row is not None else None
 
     async def target(self, key: str, idx: int) -> str | None:
-        """The path claimed for a line's file ``idx`` (see :meth:`claim`), if any."""
+        """The path claimed for a line's file ``idx`` (see `claim()`), if any."""
         row = await self._one("SELECT path FROM targets WHERE key = %s AND idx = %s", (key, idx))
         return str(row["path"]) if row is not None else None
 
@@ -260,7 +260,7 @@ class PgJournal(PgLeases):
     ) -> LineRecord:
         """Move a line to ``to_state`` (setting ``fields``) in one committed transaction.
 
-        As the SQLite journal's: refuses a move :data:`TRANSITIONS` does not allow
+        As the SQLite journal's: refuses a move `TRANSITIONS` does not allow
         (`TransitionError`, checked under the row's lock: of two senders of one line, only
         the first gets ``submitting``); ``error`` is cleared unless given; ``settle_by`` is
         kept in ``submitting`` and when moving from it to ``uncertain``, cleared otherwise.

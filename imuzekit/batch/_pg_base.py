@@ -18,7 +18,7 @@ by the *database's* clock, so workers on machines whose clocks disagree still ag
 a lease lapses. ``settle_by`` is the exception: the sender's wall clock, as in the SQLite
 journal (the runner compares it with ``time.time()``).
 
-The URL's password never leaves this module: errors and ``repr`` show :func:`mask_url`'s
+The URL's password never leaves this module: errors and ``repr`` show `mask_url()`'s
 spelling, and connection failures are re-raised without their chain.
 """
 

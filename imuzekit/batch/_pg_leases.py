@@ -2,24 +2,24 @@
 
 The model is a PostgreSQL work queue (procrastinate, graphile-worker, Oban):
 
-- **Leases.** :meth:`PgLeases.claim_lines` takes up to ``n`` lines that still have work
+- **Leases.** `PgLeases.claim_lines()` takes up to ``n`` lines that still have work
   (``pending``, ``submitting``, ``submitted``, ``ready``) and that nobody holds, with
   ``SELECT ... FOR UPDATE SKIP LOCKED``: two workers claiming at once never get the same line,
   and neither waits for the other. A lease lasts ``lease_seconds`` by the database's clock;
-  :meth:`PgLeases.heartbeat` renews every live lease of a worker. A worker that dies (kill -9,
+  `PgLeases.heartbeat()` renews every live lease of a worker. A worker that dies (kill -9,
   a lost machine) stops renewing: once its leases lapse, its lines are claimable again, and a
   line taken over in ``submitting`` comes back with ``reconcile`` set: its create may have been
   sent, so it is looked for before anything is sent again (the state machine allows nothing
   else: ``submitting`` never moves to ``submitting``).
 - **Slots.** A provider's limit of simultaneous generations per account (Mureka's 10) holds
-  across all workers: :meth:`PgLeases.acquire_slot` takes one of ``limit`` slots of a
+  across all workers: `PgLeases.acquire_slot()` takes one of ``limit`` slots of a
   (provider, account) under a transaction-level advisory lock, leased like a line, so a dead
   worker's slots come back when their leases lapse.
 - **Pauses.** A 429 on a provider or an account pauses it for every worker:
-  :meth:`PgLeases.pause` records until when (never shortening a longer pause) and
-  :meth:`PgLeases.paused_for` tells any worker how long is left.
+  `PgLeases.pause()` records until when (never shortening a longer pause) and
+  `PgLeases.paused_for()` tells any worker how long is left.
 - **Workers.** Each worker registers (id, host, pid) and its heartbeat updates ``last_seen``:
-  :meth:`PgLeases.workers` is the progress view's list of who is alive and what they hold.
+  `PgLeases.workers()` is the progress view's list of who is alive and what they hold.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from imuzekit.batch._pg_base import ACTIVE_STATES, NOW, PgBase
 __all__ = ["LINE_COLUMNS", "ClaimedLine", "PauseRecord", "PgLeases", "WorkerRecord"]
 
 LINE_COLUMNS = ", ".join(field.name for field in attrs.fields(LineRecord))
-"""SQL: the ``lines`` columns a :class:`LineRecord` holds, in its order."""
+"""SQL: the ``lines`` columns a `LineRecord` holds, in its order."""
 _ACTIVE = list(ACTIVE_STATES)
 
 
@@ -217,7 +217,7 @@ class PgLeases(PgBase):
         key: str | None = None,
     ) -> int | None:
         """Take one of the ``limit`` generation slots of (provider, account) for
-        ``lease_seconds`` (renewed by :meth:`heartbeat`); its id, or None when all are taken.
+        ``lease_seconds`` (renewed by `heartbeat()`); its id, or None when all are taken.
 
         Serialised per (provider, account) by a transaction-level advisory lock: counting the
         live slots and taking one is a single step for every worker. Slots whose lease lapsed

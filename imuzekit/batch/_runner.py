@@ -11,7 +11,7 @@ simply sent again. Lines whose provider can be searched carry a marker (``ik:<12
 the provider's spec puts it (`CreateCall.mark`: a title), and the provider's own search
 (`kit.find_created`: iMuze's song list, Mureka's running jobs and feeds) looks for it; found,
 the line continues from there. Not found, it is surely absent only once ``settle_by`` has passed:
-the create could land until a landing window (:func:`landing_window`) after its sender stopped,
+the create could land until a landing window (`landing_window()`) after its sender stopped,
 and the sender keeps ``settle_by`` ahead of that while it runs; before that the run waits and
 looks again. Joplin (no list) and Mureka ``create`` (no title)
 lines become ``uncertain``, resubmitted only on request.

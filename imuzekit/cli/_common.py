@@ -272,7 +272,7 @@ def parse_duration_ms(text: str) -> int:
 
 
 def duration_callback(ctx: click.Context, param: click.Parameter, value: Any) -> int | None:
-    """A click callback turning a duration option (see :func:`parse_duration_ms`) into ms."""
+    """A click callback turning a duration option (see `parse_duration_ms()`) into ms."""
     if value is None or isinstance(value, int):
         return value
     try:

@@ -25,7 +25,7 @@ def human_bytes(size: float) -> str:
 class StateBoard:
     """A bar per job state (how many of all the jobs are in it now) and a bytes bar.
 
-    ``update(counts)`` sets the state bars; :meth:`add_bytes` moves the bytes bar. Disabled (no
+    ``update(counts)`` sets the state bars; `add_bytes()` moves the bytes bar. Disabled (no
     output at all) when ``enabled`` is false, e.g. under ``--json`` or when not on a terminal.
     """
 

@@ -1,4 +1,4 @@
-"""Long-running generations as :class:`Job` handles, and the pollers that drive them."""
+"""Long-running generations as `Job` handles, and the pollers that drive them."""
 
 from imuzekit.jobs._state import TERMINAL, JobState
 from imuzekit.jobs.job import Job, JobDriver, JobSnapshot, JobStatus, PollPolicy, parse_token

@@ -6,7 +6,7 @@ poller and await a future. What to poll and when is decided by the sans-I/O
 ``Retry-After``, failure budgets, deadlines); this module only asks it what is due, sends, and
 feeds the results back. In short, it refreshes with as few requests as it can:
 
-* when the provider has a list endpoint that carries statuses (a :class:`BatchDriver`), and at
+* when the provider has a list endpoint that carries statuses (a `BatchDriver`), and at
   least ``batch_threshold`` jobs are waiting, one list request (following pages as needed)
   refreshes *every* waiting job at once; jobs the list does not show are fetched one by one;
 * otherwise each due job gets its own status request, under a per-provider cap on status
@@ -136,7 +136,7 @@ class Poller:
     async def wait(self, job: Job[Any], *, deadline: float, until_change: bool = False) -> None:
         """Wait until ``job`` is done (or, with ``until_change``, until its state changes).
 
-        ``deadline`` is in event-loop time. Raises :class:`~imuzekit.errors.JobTimeout` when it
+        ``deadline`` is in event-loop time. Raises `JobTimeout` when it
         passes or the job stalls; cancelling the wait unregisters it. A job polled before
         keeps its cadence: waiting again does not restart at ``PollPolicy.initial``.
         """

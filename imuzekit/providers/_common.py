@@ -1,7 +1,7 @@
 """What every provider shares: the converter, JSON decoding, structuring and request checks.
 
-Pure code: no I/O, no aiohttp. Parse failures become :class:`~imuzekit.errors.ParseError` with
-the path of the offending value; request checks raise :class:`~imuzekit.errors.ValidationError`
+Pure code: no I/O, no aiohttp. Parse failures become `ParseError` with
+the path of the offending value; request checks raise `ValidationError`
 naming the field, before anything is sent.
 """
 

@@ -160,7 +160,7 @@ def build_get_arrangement(base_url: str, arrangement_id: int) -> Request:
 
 
 def parse_arrangement(response: Response) -> Arrangement:
-    """An :class:`Arrangement` from the show endpoint."""
+    """An `Arrangement` from the show endpoint."""
     return structure(decode_json(response), Arrangement)
 
 
@@ -226,7 +226,7 @@ def build_create_song(
 
 
 def parse_song(response: Response) -> Song:
-    """A :class:`Song` from the create or show endpoint."""
+    """A `Song` from the create or show endpoint."""
     return structure(decode_json(response), Song)
 
 
@@ -236,7 +236,7 @@ def build_list_songs(
     """``GET /songs``, optionally one page of it (``page`` is 1-based).
 
     The reference documents no paging; the parameters are harmless where they are ignored
-    (the whole list comes back, and :meth:`SongDriver.parse_batch` sees it is complete).
+    (the whole list comes back, and `SongDriver.parse_batch()` sees it is complete).
     """
     params = {"page": page, "per_page": per_page}
     return Request("GET", join_url(base_url, "songs"), provider=PROVIDER, params=params)
@@ -320,5 +320,5 @@ class SongDriver:
         }
 
     def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> Song | None:
-        """A partial Song from :meth:`token_data`'s output."""
+        """A partial Song from `token_data()`'s output."""
         return structure({**data, "id": job_id}, Song)

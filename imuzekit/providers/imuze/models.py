@@ -48,7 +48,7 @@ class Song:
     """A generated song. ``mp3_url`` is set from the create response's ``mp3`` as well.
 
     ``status`` is the provider's raw value (``"processing"``, ``"ready"``, or anything else);
-    :attr:`state` maps it to a :class:`~imuzekit.JobState`. The create response has no status.
+    `state` maps it to a `JobState`. The create response has no status.
     """
 
     id: int

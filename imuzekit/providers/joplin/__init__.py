@@ -48,10 +48,10 @@ class MusicsAPI:
     ) -> Job[Music]:
         """Generate a music (``POST /musics``) and return its job (READY once the mp3 exists).
 
-        ``structure`` is a :class:`Structure`, a list of :class:`Movement` or a string for
-        :meth:`Structure.parse`. Every rule is checked before sending (ValidationError naming
+        ``structure`` is a `Structure`, a list of `Movement` or a string for
+        `Structure.parse()`. Every rule is checked before sending (ValidationError naming
         the field, e.g. ``structure[2].energy``); with ``validate_genre`` the genre and subgenre
-        are also checked against :meth:`JoplinAPI.genres` (fetched once per Client). The
+        are also checked against `JoplinAPI.genres()` (fetched once per Client). The
         request is never retried after the server may have received it.
         """
         request = _api.build_create_music(
@@ -80,8 +80,8 @@ class MusicsAPI:
     async def mp3(self, music_id: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """Stream a rendered music's mp3 (``GET /musics/:id/mp3``).
 
-        Raises :class:`~imuzekit.errors.NotReadyError` while it is still rendering (wait for
-        the job first) and :class:`~imuzekit.errors.NotFoundError` for an unknown id. To save
+        Raises `NotReadyError` while it is still rendering (wait for
+        the job first) and `NotFoundError` for an unknown id. To save
         it to a file, prefer ``kit.download(music, dest)`` (atomic, verified, resumable).
         """
         request = _api.build_mp3(self._api.base_url, music_id)
@@ -138,7 +138,7 @@ class JoplinAPI:
         return list(self._genres)
 
     async def check_genre(self, genre: str, subgenre: str) -> None:
-        """ValidationError unless ``genre``/``subgenre`` exist in :meth:`genres`."""
+        """ValidationError unless ``genre``/``subgenre`` exist in `genres()`."""
         catalogue = {g.name: g.subgenres for g in await self.genres()}
         if genre not in catalogue:
             raise errors.ValidationError(

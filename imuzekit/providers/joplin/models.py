@@ -99,7 +99,7 @@ def _as_movements(value: Iterable[Movement]) -> tuple[Movement, ...]:
 
 @attrs.frozen
 class Structure:
-    """An ordered sequence of movements; iterate it, index it, or build it with :meth:`parse`."""
+    """An ordered sequence of movements; iterate it, index it, or build it with `parse()`."""
 
     movements: tuple[Movement, ...] = attrs.field(converter=_as_movements)
 

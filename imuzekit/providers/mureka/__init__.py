@@ -120,7 +120,7 @@ class MusicAPI:
     async def get(self, song_id: str | int | None) -> SongDetail:
         """One song with its lyrics, its user and its feed id (``GET /music/{song_id}``).
 
-        A deleted song raises :class:`~imuzekit.errors.NotFoundError` ("The song has been
+        A deleted song raises `NotFoundError` ("The song has been
         deleted"). A song the service listed without its id (``song.song_id`` None) cannot be
         fetched: ``ValidationError`` on ``song_id``, before anything is sent.
         """

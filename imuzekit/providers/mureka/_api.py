@@ -165,7 +165,7 @@ def build_get_song(base_url: str, song_id: str | int | None) -> Request:
 
 
 def parse_song_detail(response: Response) -> SongDetail:
-    """A :class:`SongDetail` (song with lyrics, user, feed id)."""
+    """A `SongDetail` (song with lyrics, user, feed id)."""
     return structure(expect_object(decode_json(response), "a song"), SongDetail)
 
 
@@ -244,7 +244,7 @@ def build_create(
 
 
 def parse_job_record(response: Response) -> JobRecord:
-    """A :class:`JobRecord` (the 201 of a create, or ``GET /jobs/{jobid}``)."""
+    """A `JobRecord` (the 201 of a create, or ``GET /jobs/{jobid}``)."""
     return structure(expect_object(decode_json(response), "a job record"), JobRecord)
 
 
@@ -260,7 +260,7 @@ def build_running_jobs(base_url: str) -> Request:
 
 
 def parse_running_jobs(response: Response) -> RunningJobs:
-    """:class:`RunningJobs` from ``{"total", "accounts": {id: {"jobs": [...]}}, ...}``."""
+    """`RunningJobs` from ``{"total", "accounts": {id: {"jobs": [...]}}, ...}``."""
     data = expect_object(decode_json(response), "the running jobs")
     accounts_data = data.get("accounts") or {}
     if not isinstance(accounts_data, dict):

@@ -242,7 +242,7 @@ def _unwrap(data: Any, key: str) -> Any:
 
 
 def parse_score(response: Response, *, static_url: str | None = None) -> Score:
-    """A :class:`Score` (from JSON, XML or JSONP), with ``static_url`` set for file links."""
+    """A `Score` (from JSON, XML or JSONP), with ``static_url`` set for file links."""
     score = structure(_unwrap(decode(response), "score"), Score)
     return attrs.evolve(score, static_url=static_url) if static_url else score
 
@@ -400,7 +400,7 @@ def build_get_user(
 
 
 def parse_user(response: Response) -> User:
-    """A :class:`User` (from JSON, XML or JSONP)."""
+    """A `User` (from JSON, XML or JSONP)."""
     return structure(_unwrap(decode(response), "user"), User)
 
 
@@ -483,7 +483,7 @@ def build_oembed(
 
 
 def parse_oembed(response: Response) -> OEmbed:
-    """An :class:`OEmbed` from JSON, XML or JSONP (``width`` may be ``"100%"``)."""
+    """An `OEmbed` from JSON, XML or JSONP (``width`` may be ``"100%"``)."""
     return structure(_unwrap(decode(response), "oembed"), OEmbed)
 
 

@@ -145,7 +145,7 @@ class ScoreFile:
 @attrs.frozen
 class Score:
     """A score. ``static_url`` is not sent by the API: the SDK fills it from the config so
-    that :meth:`file`, :meth:`page` and :meth:`thumbnail` can build the file URLs."""
+    that `file()`, `page()` and `thumbnail()` can build the file URLs."""
 
     id: int
     vid: int | None = None

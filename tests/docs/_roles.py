@@ -1,0 +1,62 @@
+"""Turn reST cross-reference roles in docstrings into Markdown code spans.
+
+The API reference renders docstrings as Markdown, where a role such as
+``:class:`~imuzekit.errors.JobTimeout``` shows as literal text. This rewrites it as
+`` `JobTimeout` `` (a leading `~` keeps the last dotted part, as Sphinx does; an explicit
+title, ``:class:`the job <imuzekit.Job>```, keeps the title; methods and functions get
+`()`, as Sphinx shows them).
+
+Usage: `python tests/docs/_roles.py FILE...` rewrites the files in place and prints how
+many roles each had; `--check` only reports them and exits 1 when any is left.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+
+__all__ = ["ROLE", "convert"]
+
+ROLE = re.compile(r":(?:py:)?(class|meth|func|data|attr|exc|mod|obj|const):`([^`]+)`")
+"""A reST role with its target, e.g. ``:meth:`~Job.wait```."""
+
+_TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.DOTALL)
+
+
+def _replace(match: re.Match[str]) -> str:
+    role, target = match.group(1), match.group(2).strip()
+    titled = _TITLED.match(target)
+    if titled:
+        return f"`{titled.group(1)}`"
+    if target.startswith("~"):
+        target = target[1:].rsplit(".", 1)[-1]
+    target = target.lstrip("!.")
+    if role in ("meth", "func") and not target.endswith(")"):
+        target += "()"
+    return f"`{target}`"
+
+
+def convert(text: str) -> tuple[str, int]:
+    """Return `text` with every role rewritten as a code span, and how many there were."""
+    return ROLE.subn(_replace, text)
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite (or, with `--check`, only count) the roles in the files named in `argv`."""
+    check = "--check" in argv
+    left = 0
+    for name in (a for a in argv if a != "--check"):
+        path = pathlib.Path(name)
+        text = path.read_text(encoding="utf-8")
+        new, count = convert(text)
+        if count:
+            left += count
+            print(f"{path}: {count}")
+            if not check:
+                path.write_text(new, encoding="utf-8")
+    return 1 if check and left else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
