@@ -18,6 +18,7 @@ import asyncio
 import copy
 import enum
 import os
+import warnings
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from ssl import SSLContext
@@ -46,6 +47,7 @@ from imuzekit.webhooks import Webhooks
 __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreConfig"]
 
 J = TypeVar("J", bound=Job[Any])
+SourceT = TypeVar("SourceT")
 
 
 def _check_http_setup(
@@ -219,15 +221,25 @@ class Client:
 
         Every config field of every registered provider has a variable
         (``IMUZEKIT_IMUZE_TOKEN``, ``IMUZEKIT_MUREKA_ACCOUNTS`` comma-separated, ...); a provider
-        with no credentials set is left unconfigured.
-        ``kwargs`` go to the constructor and win over the environment. ``IMUZEKIT_LOG=debug``
-        (or ``info``) sends imuzekit's log lines to stderr, as ``OPENAI_LOG`` does for openai.
+        with no credentials set is left unconfigured. ``IMUZEKIT_POLL_INITIAL``,
+        ``IMUZEKIT_POLL_MAX_INTERVAL`` and ``IMUZEKIT_POLL_TIMEOUT`` (seconds) set the poll
+        policy, as for the CLI. ``kwargs`` go to the constructor and win over the environment.
+        ``IMUZEKIT_LOG=debug`` (or ``info``) sends imuzekit's log lines to stderr, as
+        ``OPENAI_LOG`` does for openai.
+
+        Any other ``IMUZEKIT_*`` variable is warned about (a `UserWarning` naming the closest
+        known variable): a typo would otherwise leave a provider silently unconfigured.
         """
+        from imuzekit.providers._env import poll_from_env, unknown_variables
+
         source = os.environ if env is None else env
+        for note in unknown_variables(source):
+            warnings.warn(note, UserWarning, stacklevel=2)
         if source.get("IMUZEKIT_LOG"):
             log_to_stderr(source["IMUZEKIT_LOG"])
         for spec in registry():
             kwargs.setdefault(spec.name, spec.config_from_env(source))
+        kwargs.setdefault("poll", poll_from_env(source))
         return cls(**kwargs)
 
     def __repr__(self) -> str:
@@ -441,14 +453,14 @@ class Client:
 
     async def download_many(
         self,
-        sources: Iterable[Any],
+        sources: Iterable[SourceT],
         dest_dir: str | os.PathLike[str],
         *,
         concurrency: int = 8,
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
         checksum: bool = False,
-    ) -> AsyncIterator[DownloadResult]:
+    ) -> AsyncIterator[DownloadResult[SourceT]]:
         """Download every source into ``dest_dir``, yielding a DownloadResult as each finishes.
 
         A failure is a result with ``.error`` (and ``path=None``), never a crash of the others
@@ -500,7 +512,15 @@ class Client:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def resume(self, token: str) -> Job[Any]:
-        """Rebuild a job from ``job.token()`` (from this or another process) to wait on it."""
+        """Rebuild a job from `job.token()` (from this or another process) to wait on it.
+
+        The untyped door: it takes a token of any provider and returns a `Job[Any]`. When the
+        provider is known, its namespace's typed `resume` gives the result's type:
+        `kit.imuze.songs.resume(token)` is a `Job[Song]`, likewise `kit.joplin.musics`,
+        `kit.mureka.music` (or `kit.mureka.jobs`) and `kit.musescore.scores`. A token that is
+        not one, or names no registered provider, raises `imuzekit.errors.ValidationError`
+        on `token`.
+        """
         self._check_open()
         provider, kind, job_id, data = parse_token(token)
         spec = self._specs.get(provider)

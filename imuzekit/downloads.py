@@ -25,7 +25,7 @@ import threading
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -36,6 +36,8 @@ from imuzekit._media import Downloadable, DownloadSpec, MediaKind
 from imuzekit._transport import Transport
 
 __all__ = ["DownloadResult", "Downloader", "ProgressCallback", "safe_filename"]
+
+SourceT = TypeVar("SourceT")
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``on_progress(bytes_done, bytes_total_or_None)`` after each chunk."""
@@ -67,7 +69,7 @@ _RESERVED = re.compile(
 
 
 @attrs.frozen
-class DownloadResult:
+class DownloadResult(Generic[SourceT]):
     """The outcome of one download of ``Client.download_many``.
 
     On success ``path`` and ``size`` describe the file and ``error`` is None; on failure
@@ -75,9 +77,12 @@ class DownloadResult:
     the file's hex digest when the download was asked for one (``checksum=True``) or checked
     one the source declared; otherwise None (hashing costs about as much CPU as the transfer
     itself, so it is not done unasked).
+
+    It is generic in its source: `download_many` over `Song`s yields `DownloadResult[Song]`,
+    whose `source` is typed `Song`.
     """
 
-    source: Any
+    source: SourceT
     path: Path | None
     size: int = 0
     sha256: str | None = None
@@ -333,14 +338,14 @@ class Downloader:
 
     async def download_many(
         self,
-        sources: Iterable[Any],
+        sources: Iterable[SourceT],
         dest_dir: str | os.PathLike[str],
         *,
         concurrency: int = 8,
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
         checksum: bool = False,
-    ) -> AsyncIterator[DownloadResult]:
+    ) -> AsyncIterator[DownloadResult[SourceT]]:
         """Download every source into ``dest_dir``, yielding each result as it finishes.
 
         At most ``concurrency`` transfers run at once (a limit separate from API calls). It
@@ -368,7 +373,7 @@ class Downloader:
         committing = anyio.CapacityLimiter(concurrency)
         taken: set[str] = set()
 
-        async def one(source: Any) -> DownloadResult:
+        async def one(source: SourceT) -> DownloadResult[SourceT]:
             try:
                 spec = _spec_for(source)
                 target = _unique(directory, safe_filename(spec.name, spec.suffix), taken)
@@ -430,7 +435,7 @@ class Downloader:
         checksum: bool = False,
         slot: anyio.CapacityLimiter | None = None,
         commit_slot: anyio.CapacityLimiter | None = None,
-    ) -> DownloadResult:
+    ) -> DownloadResult[Any]:
         """Download one file, ended by :meth:`close` with ``ClientClosedError``."""
         if self._closed:
             raise errors.ClientClosedError(
@@ -467,7 +472,7 @@ class Downloader:
         checksum: bool,
         slot: anyio.CapacityLimiter | None,
         commit_slot: anyio.CapacityLimiter | None,
-    ) -> DownloadResult:
+    ) -> DownloadResult[Any]:
         """``slot`` (download_many's limit) is held for the transfer only and ``commit_slot``
         while the file is fsynced and published: the disk's wait must not idle the network,
         and neither may run unbounded."""

@@ -23,6 +23,7 @@ wrong on the wire or at the provider::
     ├── ParseError                  the provider answered with a shape we cannot read (.path, .body)
     ├── JobFailed (.job)            the provider reported the generation as failed
     │   └── JobTimeout (.job)       the job's deadline passed, or it stalled
+    ├── JobNotReady (.job .state)   a job's result was asked for before the job was done
     └── DownloadError               a download could not be completed
         └── IntegrityError          size/hash/format check failed; nothing is left at dest
 
@@ -48,6 +49,7 @@ __all__ = [
     "ImuzekitError",
     "IntegrityError",
     "JobFailed",
+    "JobNotReady",
     "JobTimeout",
     "LoopMismatchError",
     "NotFoundError",
@@ -130,6 +132,9 @@ class APIError(ImuzekitError):
     Attributes: ``status`` (HTTP status), ``provider`` (``"imuze"``, ...), ``body`` (the decoded
     JSON body when there is one, else the text), ``request_id`` (from the response headers when the
     provider sends one), ``method`` and ``url`` (of the request, sensitive query values redacted).
+
+    `body` is typed `object`: it is whatever the provider sent (a dict, a list, a string, None),
+    so narrow it before use (`if isinstance(exc.body, dict): ...`).
     """
 
     def __init__(
@@ -138,7 +143,7 @@ class APIError(ImuzekitError):
         *,
         status: int,
         provider: str = "",
-        body: Any = None,
+        body: object = None,
         request_id: str | None = None,
         method: str = "",
         url: str = "",
@@ -147,7 +152,7 @@ class APIError(ImuzekitError):
         self.message = message
         self.status = status
         self.provider = provider
-        self.body = body
+        self.body: object = body
         self.request_id = request_id
         self.method = method
         self.url = url
@@ -232,6 +237,19 @@ class JobTimeout(JobFailed):
 
     The job itself may still finish remotely: ``job.token()`` lets you pick it up later.
     """
+
+
+class JobNotReady(ImuzekitError):
+    """A job's result was asked for (`job.result_or_raise()`) before the job was done.
+
+    `job` is the handle and `state` its state's value when asked (`"queued"`,
+    `"processing"` or `"unknown"`). Nothing failed: `await job.wait()` waits for the result.
+    """
+
+    def __init__(self, message: str, *, job: Any = None, state: str = "") -> None:
+        super().__init__(message)
+        self.job = job
+        self.state = state
 
 
 class DownloadError(ImuzekitError):

@@ -30,6 +30,7 @@ __all__ = [
     "JobStatus",
     "PollPolicy",
     "parse_token",
+    "resume_typed",
 ]
 
 T = TypeVar("T")
@@ -315,6 +316,23 @@ class Job(Generic[T]):
             await self._poller.wait(self, deadline=deadline)
         return self._outcome()
 
+    def result_or_raise(self) -> T:
+        """The result of a READY job, typed (a `Song` for a `Job[Song]`), without a request.
+
+        Raises `imuzekit.errors.JobFailed` when the job FAILED (`reason`: the provider's
+        text) and `imuzekit.errors.JobNotReady` while it is not done yet (QUEUED, PROCESSING
+        or UNKNOWN): `await job.wait()` polls until the result is there. Unlike `job.result`
+        (the latest model read, `T | None`, possibly unfinished), it never returns None.
+        """
+        if not self.done:
+            raise errors.JobNotReady(
+                f"{self.provider} job {self.id} is {self._state.value}, not ready: "
+                "await job.wait() for its result",
+                job=self,
+                state=self._state.value,
+            )
+        return self._outcome()
+
     def _outcome(self) -> T:
         if self._state is JobState.FAILED:
             reason = self.error or f"status {self.raw_status!r}"
@@ -352,6 +370,34 @@ class Job(Generic[T]):
             "data": self.driver.token_data(self.id, self.result),
         }
         return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+
+def resume_typed(
+    token: str,
+    driver: JobDriver[T],
+    rebuild: Callable[[str, Mapping[str, Any]], Job[T]],
+) -> Job[T]:
+    """Rebuild a job of `driver`'s provider and kind from `token`, typed `Job[T]`.
+
+    What the providers' typed `resume(token)` methods share (`kit.imuze.songs.resume`):
+    `rebuild(job_id, data)` makes the job. A token of another provider or kind, or fields
+    that do not fit the job (an id that is not a number), raise
+    `imuzekit.errors.ValidationError` on `token`.
+    """
+    provider, kind, job_id, data = parse_token(token)
+    if (provider, kind) != (driver.provider, driver.kind):
+        raise errors.ValidationError(
+            "token",
+            f"is a {provider!r} {kind!r} job token; this resumes {driver.provider!r} "
+            f"{driver.kind!r} jobs (kit.resume(token) takes a token of any provider)",
+        )
+    try:
+        return rebuild(job_id, data)
+    except errors.ValidationError:
+        raise
+    except (errors.ParseError, ValueError, TypeError) as exc:
+        # Fields that do not fit the provider's job are a bad token, not a bad answer.
+        raise errors.ValidationError("token", f"does not describe a {provider} {kind} job") from exc
 
 
 def parse_token(token: str) -> tuple[str, str, str, Mapping[str, Any]]:

@@ -21,6 +21,7 @@ from imuzekit._http import Sender
 from imuzekit.auth import TokenLogin
 from imuzekit.jobs import Job, PollPolicy
 from imuzekit.jobs._poller import Poller
+from imuzekit.jobs.job import resume_typed
 from imuzekit.providers.imuze import _api
 from imuzekit.providers.imuze.models import Arrangement, Song, SongStatus
 
@@ -101,6 +102,16 @@ class SongsAPI:
         """A job for a song created elsewhere (its state is read on the first refresh)."""
         return self._api.job_for(Song(id=song_id), policy=policy)
 
+    def resume(self, token: str) -> Job[Song]:
+        """Rebuild a song's job from `job.token()` (in this or another process), typed.
+
+        `kit.imuze.songs.resume(token)` is a `Job[Song]`: `await job.wait()` returns the
+        `Song`, with the title and length the token recorded. A token of another provider or
+        job kind raises `imuzekit.errors.ValidationError` on `token` (`kit.resume(token)`
+        takes any provider's, untyped).
+        """
+        return resume_typed(token, self._api._driver, self._api._rebuild)
+
 
 class ImuzeAPI:
     """The iMuze API v4 namespace of a Client (``kit.imuze``)."""
@@ -138,9 +149,12 @@ class ImuzeAPI:
             expected=song.desired_length,  # the requested length: the schedule's first guess
         )
 
-    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Song]:
         """Rebuild a job from a token's fields (used by ``Client.resume``)."""
         if kind != self._driver.kind:
             raise errors.ValidationError("token", f"unknown iMuze job kind {kind!r}")
+        return self._rebuild(job_id, data)
+
+    def _rebuild(self, job_id: str, data: Mapping[str, Any]) -> Job[Song]:
         song = self._driver.from_token_data(job_id, data) or Song(id=int(job_id))
         return self.job_for(song)

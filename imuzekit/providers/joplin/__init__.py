@@ -22,6 +22,7 @@ from imuzekit._retry import parse_retry_after
 from imuzekit.auth import TokenLogin
 from imuzekit.jobs import Job, JobState, JobStatus, PollPolicy
 from imuzekit.jobs._poller import Poller
+from imuzekit.jobs.job import resume_typed
 from imuzekit.providers.joplin import _api
 from imuzekit.providers.joplin.models import Energy, Genre, Movement, Music, Structure
 
@@ -104,6 +105,16 @@ class MusicsAPI:
         """A job for a music created elsewhere (READY once its mp3 can be fetched)."""
         return self._api.job_for(_api.with_mp3_url(Music(id=music_id), self._api.base_url), policy)
 
+    def resume(self, token: str) -> Job[Music]:
+        """Rebuild a music's job from `job.token()` (in this or another process), typed.
+
+        `kit.joplin.musics.resume(token)` is a `Job[Music]` (with the schema the token
+        recorded). A token of another provider or job kind raises
+        `imuzekit.errors.ValidationError` on `token` (`kit.resume(token)` takes any
+        provider's, untyped).
+        """
+        return resume_typed(token, self._api._driver, self._api._rebuild)
+
 
 class JoplinAPI:
     """The iMuze music engine namespace of a Client (``kit.joplin``)."""
@@ -163,9 +174,12 @@ class JoplinAPI:
             expected=None if music.duration_ms is None else music.duration_ms / 1000,
         )
 
-    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Music]:
         """Rebuild a job from a token's fields (used by ``Client.resume``)."""
         if kind != self._driver.kind:
             raise errors.ValidationError("token", f"unknown joplin job kind {kind!r}")
+        return self._rebuild(job_id, data)
+
+    def _rebuild(self, job_id: str, data: Mapping[str, Any]) -> Job[Music]:
         music = self._driver.from_token_data(job_id, data)
         return self.job_for(music or _api.with_mp3_url(Music(id=job_id), self.base_url))

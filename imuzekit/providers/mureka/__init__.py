@@ -26,6 +26,7 @@ from imuzekit._paging import Paginator
 from imuzekit._retry import RetryPolicy, backoff_delay
 from imuzekit.jobs import Job, PollPolicy
 from imuzekit.jobs._poller import Poller
+from imuzekit.jobs.job import resume_typed
 from imuzekit.providers.mureka import _api
 from imuzekit.providers.mureka._slots import AccountSlots
 from imuzekit.providers.mureka.models import (
@@ -199,6 +200,16 @@ class MusicAPI:
             reply_ref=reply_ref,
         )
 
+    def resume(self, token: str) -> Job[Feed]:
+        """Rebuild a generation's job from `job.token()` (in this or another process), typed.
+
+        `kit.mureka.music.resume(token)` is a `Job[Feed]`, watched for callbacks again when
+        the token recorded a `replyRef` this Client's webhooks verify. A token of another
+        provider or job kind raises `imuzekit.errors.ValidationError` on `token`
+        (`kit.resume(token)` takes any provider's, untyped). Same as `kit.mureka.jobs.resume`.
+        """
+        return resume_typed(token, self._api._driver, self._api._rebuild)
+
 
 class JobsAPI:
     """``kit.mureka.jobs``: useapi.net's job records."""
@@ -219,6 +230,10 @@ class JobsAPI:
     def job(self, jobid: str, *, policy: PollPolicy | None = None) -> Job[Feed]:
         """A job handle for a generation started elsewhere."""
         return self._api.job_for(jobid, None, policy)
+
+    def resume(self, token: str) -> Job[Feed]:
+        """Rebuild a job from `job.token()`, typed `Job[Feed]` (as `kit.mureka.music.resume`)."""
+        return resume_typed(token, self._api._driver, self._api._rebuild)
 
 
 class MurekaAPI:
@@ -371,10 +386,13 @@ class MurekaAPI:
             push=None if hooks is None else (lambda: hooks.watching(jobid)),
         )
 
-    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Feed]:
         """Rebuild a job from a token's fields (used by ``Client.resume``)."""
         if kind != self._driver.kind:
             raise errors.ValidationError("token", f"unknown Mureka job kind {kind!r}")
+        return self._rebuild(job_id, data)
+
+    def _rebuild(self, job_id: str, data: Mapping[str, Any]) -> Job[Feed]:
         ref = _api.reply_ref_from_token(data)
         job = self.job_for(job_id, None)
         if ref is not None and self.webhooks is not None:

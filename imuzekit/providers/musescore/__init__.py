@@ -27,6 +27,7 @@ from imuzekit._paging import Paginator
 from imuzekit.auth import withhold_login_answer
 from imuzekit.jobs import Job, PollPolicy
 from imuzekit.jobs._poller import Poller
+from imuzekit.jobs.job import resume_typed
 from imuzekit.providers._common import check_int
 from imuzekit.providers.musescore import _api
 from imuzekit.providers.musescore._oauth import OAuth1Credentials, OAuth1Hook, sign
@@ -303,6 +304,16 @@ class ScoresAPI:
         """A job for an upload made elsewhere (READY once the score is ``ready``)."""
         return self._api.job_for(Score(id=score_id), policy)
 
+    def resume(self, token: str) -> Job[Score]:
+        """Rebuild an upload's job from `job.token()` (in this or another process), typed.
+
+        `kit.musescore.scores.resume(token)` is a `Job[Score]`, READY once the score is
+        processed. A token of another provider or job kind raises
+        `imuzekit.errors.ValidationError` on `token` (`kit.resume(token)` takes any
+        provider's, untyped).
+        """
+        return resume_typed(token, self._api._driver, self._api._rebuild)
+
 
 class UsersAPI:
     """``kit.musescore.users``: users and their scores."""
@@ -452,8 +463,11 @@ class MuseScoreAPI:
             policy=policy or self.poll_policy,
         )
 
-    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Any]:
+    def resume(self, kind: str, job_id: str, data: Mapping[str, Any]) -> Job[Score]:
         """Rebuild a job from a token's fields (used by ``Client.resume``)."""
         if kind != self._driver.kind:
             raise errors.ValidationError("token", f"unknown MuseScore job kind {kind!r}")
+        return self._rebuild(job_id, data)
+
+    def _rebuild(self, job_id: str, data: Mapping[str, Any]) -> Job[Score]:
         return self.job_for(Score(id=int(job_id)))
