@@ -34,6 +34,7 @@ from imuzekit._retry import RetryPolicy
 from imuzekit.auth import LoginResult, TokenLogin
 from imuzekit.jobs import Job, PollPolicy
 from imuzekit.jobs._poller import Poller
+from imuzekit.providers._fields import check_http_url, check_text, text_field, url_field
 
 __all__ = [
     "SECRET",
@@ -47,16 +48,21 @@ __all__ = [
     "LoginConfig",
     "ProviderConfig",
     "ProviderSpec",
+    "check_http_url",
+    "check_text",
     "config_from_env",
     "driver_kind",
     "env_hint",
     "env_var",
+    "env_variables",
     "has_credentials",
     "markers_in",
     "secret_field",
     "secret_fields",
     "spelled_marker",
+    "text_field",
     "token_login",
+    "url_field",
     "with_marker",
 ]
 
@@ -80,9 +86,9 @@ def _mask(value: object) -> str:
 
 
 def secret_field(default: str | None = None) -> Any:
-    """An attrs field for a secret (a token, a password): masked in `repr` as `'***'` and
-    listed by `secret_fields`, the one mark every display of a config reads."""
-    return attrs.field(default=default, repr=_mask, metadata={SECRET: True})
+    """An attrs field for a secret (a token, a password): a string or None, masked in `repr`
+    as `'***'` and listed by `secret_fields`, the one mark every display of a config reads."""
+    return attrs.field(default=default, repr=_mask, metadata={SECRET: True}, validator=check_text)
 
 
 def secret_fields(config_class: type[Any]) -> frozenset[str]:
@@ -120,7 +126,7 @@ class LoginConfig(ProviderConfig):
     CREDENTIALS: ClassVar[tuple[tuple[str, ...], ...]] = (("token",), ("email", "password"))
 
     token: str | None = secret_field()
-    email: str | None = None
+    email: str | None = text_field()
     password: str | None = secret_field()
 
 
@@ -164,6 +170,18 @@ def _env_value(kind: Any, raw: str, variable: str) -> Any:
 
 
 _SKIP = object()
+
+
+def env_variables(provider: str, config_class: type[Any]) -> list[str]:
+    """The variables that set `config_class`'s fields (a field of a type the environment
+    cannot set, such as `poll`, has none)."""
+    kinds = _field_types(config_class)
+    settable = (tuple[str, ...], tuple[int, ...], int, str, str | None)
+    return [
+        env_var(provider, field.name)
+        for field in attrs.fields(config_class)
+        if kinds[field.name] in settable
+    ]
 
 
 def config_from_env(provider: str, config_class: type[Any], env: Mapping[str, str]) -> Any:

@@ -19,7 +19,9 @@ from imuzekit.providers._spec import (
     ProviderSpec,
     driver_kind,
     markers_in,
+    text_field,
     token_login,
+    url_field,
 )
 from imuzekit.providers.imuze import ImuzeAPI, _api
 
@@ -32,8 +34,8 @@ class ImuzeConfig(LoginConfig):
     use and again once on a 401), or both. `auth_scheme` prefixes the token in the
     `Authorization` header (the API documents the raw token: leave it None)."""
 
-    base_url: str = "https://api.imuze.io/api/4"
-    auth_scheme: str | None = None
+    base_url: str = url_field("https://api.imuze.io/api/4")
+    auth_scheme: str | None = text_field()
     poll: PollPolicy | None = None
 
 

@@ -20,6 +20,7 @@ from imuzekit.providers._spec import (
     ProviderSpec,
     driver_kind,
     token_login,
+    url_field,
 )
 from imuzekit.providers.joplin import JoplinAPI, Movement, Structure, _api
 
@@ -30,7 +31,7 @@ __all__ = ["JoplinConfig", "job_for", "spec", "structure_argument"]
 class JoplinConfig(LoginConfig):
     """iMuze music engine ("joplin") credentials: a JWT `token` or `email`/`password`."""
 
-    base_url: str = "http://joplin.imuze.io"
+    base_url: str = url_field("http://joplin.imuze.io")
     poll: PollPolicy | None = None
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from imuzekit import errors
 from imuzekit.auth import TokenLogin
 from imuzekit.jobs import Job, PollPolicy
 from imuzekit.providers._spec import (
@@ -23,6 +24,7 @@ from imuzekit.providers._spec import (
     driver_kind,
     markers_in,
     secret_field,
+    url_field,
 )
 from imuzekit.providers.mureka import MUREKA_POLL, SESSION_EXPIRED, MurekaAPI, _api
 from imuzekit.providers.mureka.models import Feed
@@ -35,6 +37,14 @@ SONGS_PER_GENERATION = 2
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _accounts(instance: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    for index, account in enumerate(value):
+        if not isinstance(account, str):
+            raise errors.ValidationError(
+                f"mureka.accounts[{index}]", f"must be a string, got {type(account).__name__}"
+            )
 
 
 def _ints(value: Iterable[int]) -> tuple[int, ...]:
@@ -55,8 +65,8 @@ class MurekaConfig(ProviderConfig):
     SUGGESTED: ClassVar[tuple[str, ...]] = ("accounts",)
 
     token: str | None = secret_field()
-    accounts: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    base_url: str = "https://api.useapi.net/v1/mureka"
+    accounts: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_accounts)
+    base_url: str = url_field("https://api.useapi.net/v1/mureka")
     max_parallel_per_account: int = 10
     failure_states: tuple[int, ...] = attrs.field(default=(), converter=_ints)
     poll: PollPolicy | None = None

@@ -20,6 +20,8 @@ from imuzekit.providers._spec import (
     ProviderSpec,
     driver_kind,
     secret_field,
+    text_field,
+    url_field,
 )
 from imuzekit.providers.musescore import MuseScoreAPI, _api
 from imuzekit.providers.musescore._oauth import OAuth1Credentials, OAuth1Hook
@@ -38,15 +40,15 @@ class MuseScoreConfig(ProviderConfig):
     CREDENTIALS: ClassVar[tuple[tuple[str, ...], ...]] = (("consumer_key",),)
     SUGGESTED: ClassVar[tuple[str, ...]] = ("consumer_secret",)
 
-    consumer_key: str | None = None
+    consumer_key: str | None = text_field()
     consumer_secret: str | None = secret_field()
     token: str | None = secret_field()
     token_secret: str | None = secret_field()
-    base_url: str = "http://api.musescore.com/services/rest"
-    oauth_url: str = "http://api.musescore.com/oauth"
-    authorize_url: str = "http://musescore.com/oauth/authorize"
-    static_url: str = "http://static.musescore.com"
-    oembed_url: str = "http://musescore.com/oembed/endpoint"
+    base_url: str = url_field("http://api.musescore.com/services/rest")
+    oauth_url: str = url_field("http://api.musescore.com/oauth")
+    authorize_url: str = url_field("http://musescore.com/oauth/authorize")
+    static_url: str = url_field("http://static.musescore.com")
+    oembed_url: str = url_field("http://musescore.com/oembed/endpoint")
     poll: PollPolicy | None = None
 
 
