@@ -9,7 +9,7 @@
         path = await kit.download(await job.wait(), "songs/")
 
 A provider left out of the constructor is not configured; using it raises
-:class:`~imuzekit.errors.ConfigurationError` saying what to set.
+`ConfigurationError` saying what to set.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Client:
     """The session manager: owns the connection pool and hands out provider namespaces.
 
     Use it as ``async with Client(...) as kit:`` (or call ``await kit.close()``). A closed
-    client stays closed: using it raises :class:`~imuzekit.errors.ClientClosedError`.
+    client stays closed: using it raises `ClientClosedError`.
 
     A service brings its own HTTP setup the way it would to aiohttp:
 
@@ -256,7 +256,7 @@ class Client:
     async def close(self) -> None:
         """Close the connection pool. Safe to call twice; the client cannot be reopened.
 
-        Downloads in flight end at once with :class:`~imuzekit.errors.ClientClosedError`
+        Downloads in flight end at once with `ClientClosedError`
         (their temporary files removed) before the pool closes. On a view made by
         `with_options` it does nothing: the view shares its client's pool, which the client
         itself closes (so `async with kit.with_options(...) as fast:` leaves `kit` open).
@@ -274,7 +274,7 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called (on the client a view was made from)."""
+        """Whether `close()` was called (on the client a view was made from)."""
         return self._root._state is _State.CLOSED
 
     def _check_open(self) -> None:

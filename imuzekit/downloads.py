@@ -7,12 +7,12 @@ resumes with ``Range`` when the server accepts byte ranges and still serves the 
 (same ``ETag``, same total; otherwise it restarts from byte 0); the total is checked against
 ``Content-Length``; the first bytes are checked against the expected format (an MP3 frame sync
 after any ID3 tag, ``%PDF``, ...); then the file is fsynced and published in one atomic step
-that never replaces another file unless ``overwrite`` (see :mod:`imuzekit._disk`). On any
+that never replaces another file unless ``overwrite`` (see `imuzekit._disk`). On any
 failure the temporary file is removed and nothing is left at the destination. Memory stays at
 about one chunk per transfer. A body with a ``Content-Encoding`` (the downloader asks for
 ``identity``) is refused before a byte is written. Every wait on the disk has a deadline,
 ``Downloader.disk_timeout``; ``close()`` ends the transfers in flight with
-:class:`~imuzekit.errors.ClientClosedError`.
+`ClientClosedError`.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class _Handoff:
 class _DirectorySync:
     """Makes renames into one directory durable with as few directory fsyncs as possible.
 
-    Each caller of :meth:`sync` returns once an fsync of the directory that *started after the
+    Each caller of `sync()` returns once an fsync of the directory that *started after the
     call* has finished, so its rename is durable; callers that arrive while one fsync runs share
     the next one (a group commit). Sixteen transfers finishing together cost two fsyncs, not
     sixteen: each is a journal commit on ext4, and they were the largest cost of a download
@@ -243,7 +243,7 @@ class Downloader:
     ``disk_timeout`` (seconds) bounds every wait on the disk: each thread hand-off (creating
     the folder, fsync and publication, the directory fsync, hashing a kept file) and the wait
     for a commit slot. A disk that does not answer in time ends the download with
-    :class:`~imuzekit.errors.DownloadError`; once 32 calls are stuck on it, every download
+    `DownloadError`; once 32 calls are stuck on it, every download
     fails at once (no more threads). The network side is bounded by the transport's
     ``Timeouts`` per attempt and ``max_attempts``; so the wait for a transfer slot of
     ``download_many`` is bounded too, by the transfers ahead of it.
@@ -273,7 +273,7 @@ class Downloader:
         self._closed = False
 
     async def close(self) -> None:
-        """End every download in flight with :class:`~imuzekit.errors.ClientClosedError`.
+        """End every download in flight with `ClientClosedError`.
 
         Waits (at most ``disk_timeout``) for them to remove their temporary files. Later
         downloads raise ``ClientClosedError`` at once.
@@ -322,7 +322,7 @@ class Downloader:
     ) -> Path:
         """Download ``source`` (a model with a file, a DownloadSpec or a URL) to ``dest``.
 
-        See :meth:`target_for` for what ``dest`` means. An existing file there is returned as
+        See `target_for()` for what ``dest`` means. An existing file there is returned as
         already downloaded only when it is provably this source's (its recorded source and
         size, and any size or digest the source declares); otherwise the new file takes the
         next free name (``name-2.mp3``), which is the path returned.
@@ -436,7 +436,7 @@ class Downloader:
         slot: anyio.CapacityLimiter | None = None,
         commit_slot: anyio.CapacityLimiter | None = None,
     ) -> DownloadResult[Any]:
-        """Download one file, ended by :meth:`close` with ``ClientClosedError``."""
+        """Download one file, ended by `close()` with ``ClientClosedError``."""
         if self._closed:
             raise errors.ClientClosedError(
                 "this imuzekit Client is closed; create a new Client to download more"

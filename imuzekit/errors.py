@@ -1,8 +1,8 @@
 """The errors imuzekit raises.
 
-Every error derives from :class:`ImuzekitError`, so one ``except`` catches them all. The tree
+Every error derives from `ImuzekitError`, so one ``except`` catches them all. The tree
 splits what the caller did wrong (configuration, validation: nothing was sent) from what went
-wrong on the wire or at the provider::
+wrong on the wire or at the provider:
 
     ImuzekitError
     ├── ConfigurationError          a provider or credential is missing
@@ -90,7 +90,7 @@ class ValidationError(ImuzekitError, ValueError):
     """A request was refused before anything was sent.
 
     ``field`` names the offending argument as a path (``tags[2]``, ``structure[1].energy``).
-    It also derives from :class:`ValueError`, so generic argument checks keep working.
+    It also derives from `ValueError`, so generic argument checks keep working.
     """
 
     def __init__(self, field: str, message: str) -> None:
@@ -123,7 +123,7 @@ class TransportError(ImuzekitError):
 
 
 class RequestTimeout(TransportError):
-    """A connect, read or total timeout of :class:`imuzekit.Timeouts` expired."""
+    """A connect, read or total timeout of `imuzekit.Timeouts` expired."""
 
 
 class APIError(ImuzekitError):
@@ -275,7 +275,7 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
 
 
 def error_for_status(status: int) -> type[APIError]:
-    """Return the :class:`APIError` subclass that stands for an HTTP ``status``."""
+    """Return the `APIError` subclass that stands for an HTTP ``status``."""
     if status in _STATUS_ERRORS:
         return _STATUS_ERRORS[status]
     return ServerError if 500 <= status <= 599 else APIError

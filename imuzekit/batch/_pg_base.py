@@ -1,6 +1,6 @@
 """The PostgreSQL journal's foundation: the schema, its version, the URL's masking, the pool.
 
-Schema (PostgreSQL journal version 1, in one PostgreSQL schema, ``imuzekit`` by default)::
+Schema (PostgreSQL journal version 1, in one PostgreSQL schema, ``imuzekit`` by default):
 
     meta(name PRIMARY KEY, value)     kind, batch_id (the markers' salt), schema_version
     lines(key PRIMARY KEY, line, provider, kind, request, digest, marker, state, token,

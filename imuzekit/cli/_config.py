@@ -2,7 +2,7 @@
 
 The file is TOML (``$XDG_CONFIG_HOME/imuzekit/config.toml``, default
 ``~/.config/imuzekit/config.toml``, or ``--config PATH``) with one table per provider whose keys
-are the config classes' field names::
+are the config classes' field names:
 
     [imuze]
     email = "you@example.com"

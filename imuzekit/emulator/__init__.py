@@ -2,7 +2,7 @@
 
 It is a real aiohttp server on 127.0.0.1 (a random port by default) that keeps state like the
 services do: tokens, arrangements, songs that render over time, MP3 files that really decode.
-Every provider is mounted under its own prefix on the one server::
+Every provider is mounted under its own prefix on the one server:
 
     from imuzekit.emulator import Clock, Emulator
 
@@ -25,7 +25,7 @@ or force a state with ``emu.imuze.set_status(song_id, "failed")``,
 ``emu.joplin.set_ready(music_id, True)`` or ``emu.mureka.fail_next()``. MuseScore uploads
 stay ``processing`` for ``render_seconds`` too.
 
-Failures are data, registered on `emu.faults` (see `Faults.add`)::
+Failures are data, registered on `emu.faults` (see `Faults.add`):
 
     emu.faults.add("imuze", "GET /songs/*", status=429, retry_after=1.5, times=2)
     emu.faults.add("imuze", "GET /files/*", truncate=1000)

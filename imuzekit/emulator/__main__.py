@@ -1,6 +1,6 @@
 """``python -m imuzekit.emulator``: serve every emulated provider until Ctrl-C.
 
-Prints the base URLs and the demo credentials once listening, for example::
+Prints the base URLs and the demo credentials once listening, for example:
 
     python -m imuzekit.emulator --port 8700 --render-seconds 2
 """

@@ -7,7 +7,7 @@ stream is otherwise real: constant bitrate, correct per-frame padding, and a lea
 "Info" frame carrying the frame and byte counts so that players and tag readers (mutagen and
 ffprobe among them) report the exact duration instead of estimating it from the file size.
 
-Layout of `mp3_bytes(...)`::
+Layout of `mp3_bytes(...)`:
 
     [ID3v2.3 tag]             optional: TIT2, other text frames, TXXX
     [Info frame]              a silent frame whose side-info gap holds "Info", frames, bytes

@@ -1,7 +1,7 @@
 """Job: a handle on one long-running generation, polled until it is ready.
 
-A provider plugs in a :class:`JobDriver` (pure: it builds the status request and reads a
-:class:`JobStatus` from the response); the job keeps the latest state and result, and the
+A provider plugs in a `JobDriver` (pure: it builds the status request and reads a
+`JobStatus` from the response); the job keeps the latest state and result, and the
 poller of its provider refreshes it. A job never holds a model's client: it holds the poller.
 """
 
@@ -67,7 +67,7 @@ class PollPolicy:
     thousands of jobs created together do not poll in lockstep. A server's ``Retry-After`` on a
     status response is honoured when longer. ``timeout``: the default deadline of ``wait()``
     (15 min; a polling loop without a deadline is a hang waiting to happen). ``stall_after``:
-    give up with :class:`~imuzekit.errors.JobTimeout` when the state has not changed for that
+    give up with `JobTimeout` when the state has not changed for that
     long (None: never).
 
     That backoff is a ceiling: the schedule may poll sooner, never later (see `docs/jobs.md`).
@@ -84,7 +84,7 @@ class PollPolicy:
     per-job polls, and the budget's ticks.
 
     A wrong type or range (a negative, NaN, infinity, ``multiplier`` below 1) raises
-    :class:`~imuzekit.errors.ValidationError` naming the field.
+    `ValidationError` naming the field.
     """
 
     initial: float = attrs.field(default=2.0, validator=checked(seconds))
@@ -119,7 +119,7 @@ class JobStatus(Generic[T]):
 
 @attrs.frozen
 class JobSnapshot(Generic[T]):
-    """A job's state at one moment, as yielded by :meth:`Job.watch`."""
+    """A job's state at one moment, as yielded by `Job.watch()`."""
 
     job_id: str
     state: JobState
@@ -159,7 +159,7 @@ class JobDriver(Protocol[T]):
         ...
 
     def from_token_data(self, job_id: str, data: Mapping[str, Any]) -> T | None:
-        """Rebuild the last known result from :meth:`token_data`'s output."""
+        """Rebuild the last known result from `token_data()`'s output."""
         ...
 
 
@@ -243,7 +243,7 @@ class Job(Generic[T]):
 
     @property
     def state(self) -> JobState:
-        """The current :class:`JobState`."""
+        """The current `JobState`."""
         return self._state
 
     @property
@@ -306,8 +306,8 @@ class Job(Generic[T]):
     async def wait(self, timeout: float | None = None) -> T:
         """Poll until READY and return the result.
 
-        Raises :class:`~imuzekit.errors.JobFailed` when the provider reports failure and
-        :class:`~imuzekit.errors.JobTimeout` when ``timeout`` (default ``PollPolicy.timeout``)
+        Raises `JobFailed` when the provider reports failure and
+        `JobTimeout` when ``timeout`` (default ``PollPolicy.timeout``)
         passes or the job stalls; the job may still finish remotely (keep ``token()``).
         """
         limit = self.policy.timeout if timeout is None else _check_timeout(timeout)
@@ -346,8 +346,8 @@ class Job(Generic[T]):
     async def watch(self, timeout: float | None = None) -> AsyncIterator[JobSnapshot[T]]:
         """Yield a snapshot now and at every state change, until the job is READY or FAILED.
 
-        Raises :class:`~imuzekit.errors.JobTimeout` like :meth:`wait`; it does not raise
-        :class:`~imuzekit.errors.JobFailed` (the last snapshot shows FAILED).
+        Raises `JobTimeout` like `wait()`; it does not raise
+        `JobFailed` (the last snapshot shows FAILED).
         """
         limit = self.policy.timeout if timeout is None else _check_timeout(timeout)
         deadline = asyncio.get_running_loop().time() + limit

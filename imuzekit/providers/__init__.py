@@ -4,7 +4,7 @@ Nothing in this package performs I/O or imports aiohttp (an import-linter contra
 namespaces send the Requests they build through the Client's transport.
 
 Each provider declares itself once in a `ProviderSpec` (its `_spec` module), and the registry
-lists them: the built-in four, and any provider plugged in with one line::
+lists them: the built-in four, and any provider plugged in with one line:
 
     from imuzekit.providers import registry
 

@@ -5,7 +5,7 @@ useapi.net's creation endpoints (``POST /music/create``, ``create-advanced``,
 created, completed or failed (the JSON of ``GET /jobs/{jobid}``), and ``replyRef``, a string it
 passes back in those callbacks (as ``request.replyRef``).
 
-`Webhooks` makes both for each creation and receives the callbacks::
+`Webhooks` makes both for each creation and receives the callbacks:
 
     hooks = Webhooks(public_url="https://me.example/hooks/imuzekit")  # secret: random
     reply = hooks.reply()                       # Reply(url, ref) for one create

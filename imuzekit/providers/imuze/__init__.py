@@ -1,6 +1,6 @@
 """iMuze API v4 (``kit.imuze``): arrangements and songs that render to an mp3.
 
-Reference: seed 001 (``https://api.imuze.io/api/4``). Typical use::
+Base URL: ``https://api.imuze.io/api/4``. Typical use:
 
     async with Client(imuze=ImuzeConfig(email=..., password=...)) as kit:
         job = await kit.imuze.songs.create(
@@ -59,7 +59,7 @@ class SongsAPI:
         """Start rendering a song (``POST /songs``) and return its job.
 
         ``desired_length`` is in seconds. With ``arrangement_id=None`` the service chooses the
-        arrangement from ``tags`` (seed 001: arrangements are reached "by ids ... or by tags");
+        arrangement from ``tags`` (the API reaches arrangements "by ids ... or by tags");
         the job's song then carries the chosen ``arrangement_id`` from the create answer.
         Arguments are checked before anything is sent (ValidationError). The request is never
         retried after the server may have received it, so a song is never created (and paid

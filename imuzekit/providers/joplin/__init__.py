@@ -1,6 +1,6 @@
 """The iMuze music engine, "joplin" (``kit.joplin``): genres, structured music, mp3 and schema.
 
-Reference: seed 000 (``http://joplin.imuze.io``). Typical use::
+Base URL: ``http://joplin.imuze.io``. Typical use:
 
     async with Client(joplin=JoplinConfig(email=..., password=...)) as kit:
         job = await kit.joplin.musics.create(

@@ -1,8 +1,8 @@
 """Mureka through useapi.net (``kit.mureka``): feeds, song details, creation, jobs, accounts.
 
-References: seeds 002 and 003 (``https://api.useapi.net/v1/mureka``). One useapi.net token can
+Base URL: ``https://api.useapi.net/v1/mureka``. One useapi.net token can
 drive several Mureka accounts; each runs at most 10 generations at once (~45 s each, two songs
-per generation). Typical use::
+per generation). Typical use:
 
     config = MurekaConfig(token="...", accounts=("1111", "2222"))
     async with Client(mureka=config) as kit:

@@ -1,7 +1,7 @@
 """MuseScore.com (``kit.musescore``): OAuth 1.0, score search and details, timings and layout,
 upload, delete, users, URL resolution, oEmbed and score files.
 
-Reference: seed 004 (``http://api.musescore.com/services/rest``). Typical use::
+Base URL: ``http://api.musescore.com/services/rest``. Typical use:
 
     async with Client(musescore=MuseScoreConfig(consumer_key="...")) as kit:
         async for score in kit.musescore.scores.search("bach", parts=1, sort="view_count"):
