@@ -41,6 +41,84 @@ def test_login_reads_jwt_expiry_without_verifying() -> None:
     assert _api.jwt_expiry("not a jwt at all") is None
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+_HEADER = _b64(b'{"alg":"HS256","typ":"JWT"}')
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        # base64url without padding: payload lengths of every residue that exists (0, 2, 3 mod 4)
+        (b'{"exp":1900000000}', 1_900_000_000.0),
+        (b'{"exp":50}', 50.0),
+        (b'{"exp": 1900000000}', 1_900_000_000.0),
+        (b'{"exp":1900000000.5}', 1_900_000_000.5),
+        # "-" and "_" (base64url's 62 and 63) decode as such, not as "+" and "/"
+        (b'{"exp":5,"n":">>>???"}', 5.0),
+    ],
+)
+def test_jwt_expiry_decodes_unpadded_base64url(payload: bytes, expected: float) -> None:
+    token = f"{_HEADER}.{_b64(payload)}.c2lnbmF0dXJl"
+    assert _api.jwt_expiry(token) == expected
+
+
+_EXP = b'{"exp":5}'  # 9 bytes: 12 base64 characters, no padding
+_PADDED = b'{"exp":50}'  # 10 bytes: 14 base64url characters, "==" when padded
+_ODD = b'{"exp":5,"n":">>>???"}'  # its base64 holds "+" and "/" (base64url: "-" and "_")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        # padding is not base64url in a JWS (RFC 7515, section 2)
+        f"{_HEADER}.{base64.urlsafe_b64encode(_PADDED).decode()}.c2ln",
+        f"{_HEADER}.{_b64(_PADDED)}=.c2ln",
+        # standard base64's alphabet
+        f"{_HEADER}.{base64.b64encode(_ODD).decode()}.c2ln",
+        # a length no base64 string has (1 mod 4)
+        f"{_HEADER}.{_b64(_EXP)}A.c2ln",
+        f"{_HEADER}.!!!.c2ln",
+        f"{_HEADER}..c2ln",
+        f"{_HEADER}.{_b64(b'not json')}.c2ln",
+        f"{_HEADER}.{_b64(b'[1, 2]')}.c2ln",
+        f"{_HEADER}.{_b64(b'{')}.c2ln",
+        f"{_HEADER}.{_b64(bytes([0xFF, 0xFE]))}.c2ln",
+        f"{_HEADER}.{_b64(_EXP)}.c2ln.extra",
+        f"{_HEADER}.{_b64(_EXP)}",
+        f".{_b64(_EXP)}.c2ln",
+        f"!!.{_b64(_EXP)}.c2ln",
+        f"{_b64(b'[1]')}.{_b64(_EXP)}.c2ln",
+        f"{_b64(b'not json')}.{_b64(_EXP)}.c2ln",
+        f" {_HEADER}.{_b64(_EXP)}.c2ln",
+        f"{_HEADER}.{_b64(_EXP)}.sign\u00e9",
+        "",
+        "..",
+    ],
+)
+def test_jwt_expiry_of_a_malformed_token_is_none(token: str) -> None:
+    assert _api.jwt_expiry(token) is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        b'{"exp":true}',
+        b'{"exp":null}',
+        b'{"exp":NaN}',
+        b'{"exp":Infinity}',
+        b'{"exp":1e999}',
+        b'{"exp":' + b"9" * 400 + b"}",
+        b'{"exp":[5]}',
+        b"{}",
+    ],
+)
+def test_jwt_expiry_without_a_usable_exp_is_none(claims: bytes) -> None:
+    assert _api.jwt_expiry(f"{_HEADER}.{_b64(claims)}.c2ln") is None
+
+
 def test_seed_genres_parse_verbatim() -> None:
     genres = _api.parse_genres(response_for(sample("joplin", "genres")))
     assert genres[0] == Genre(name="veniam officia ut", subgenres=("pariatur ea", "officia"))

@@ -17,7 +17,7 @@ may also carry neither (seed 000's own create example), never both. The create a
 ``"http:" + mp3_uri``), and every error body is ``{"error", "code", "status"}`` (the client reads
 ``status``).
 
-Tokens are real HS256 JWTs (joserfc, authlib's JOSE successor) signed with a per-emulator random
+Tokens are real HS256 JWTs (signed and checked with the standard library) with a per-emulator random
 secret (`JoplinState.secret`), with ``sub``, ``email``, ``iat``, ``exp`` and ``jti`` claims in
 Unix seconds from the emulator clock's `Clock.wall`, so
 ``emu.clock.advance(emu.joplin.token_ttl)`` expires them. Protected routes take the raw JWT in

@@ -5,17 +5,21 @@ Pure: no aiohttp (the HTTP side is `responses` and `urls`), so tests can drive i
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import itertools
+import json
 import math
 import random
+import re
 import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
-from joserfc import jwt
-from joserfc.jwk import OctKey
 
 from imuzekit.emulator._clock import Clock
 from imuzekit.emulator._kit.accounts import DEMO_EMAIL, DEMO_PASSWORD, Accounts, User
@@ -44,10 +48,27 @@ __all__ = ["DEMO_EMAIL", "DEMO_PASSWORD", "JoplinState"]
 # JWTs are a few hundred bytes; anything much longer is garbage and not worth decoding.
 _MAX_TOKEN_CHARS = 4096
 _JWT_HEADER = {"alg": "HS256", "typ": "JWT"}
+# A JWS compact segment: base64url without padding (RFC 7515, section 2).
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
-def _key(secret: bytes) -> OctKey:
-    return OctKey.import_key(secret)
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(segment: str) -> bytes:
+    """Decode one segment; `ValueError` when it is not unpadded base64url."""
+    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not a base64url segment")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _json_segment(value: Mapping[str, Any]) -> str:
+    return _b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _hs256(secret: bytes, signing_input: str) -> bytes:
+    return hmac.new(secret, signing_input.encode("ascii"), hashlib.sha256).digest()
 
 
 def _check_ttl(value: float) -> float:
@@ -130,7 +151,8 @@ class JoplinState(Accounts):
             # Two tokens issued within one second must still differ.
             "jti": secrets.token_hex(8),
         }
-        return jwt.encode(_JWT_HEADER, claims, _key(self.secret), algorithms=["HS256"])
+        signing_input = f"{_json_segment(_JWT_HEADER)}.{_json_segment(claims)}"
+        return f"{signing_input}.{_b64url(_hs256(self.secret, signing_input))}"
 
     def check_token(self, token: str) -> User | str:
         """The account a token authenticates, or why it does not (``"Token expired"``, ...).
@@ -141,16 +163,24 @@ class JoplinState(Accounts):
             return "Missing token"
         if len(token) > _MAX_TOKEN_CHARS or not token.isascii() or token.count(".") != 2:
             return "Invalid token"
+        header_b64, claims_b64, signature_b64 = token.split(".")
         try:
-            decoded = jwt.decode(token, _key(self.secret), algorithms=["HS256"])
-        # joserfc raises JoseError subclasses for what it recognises, and plain ValueError,
-        # TypeError or binascii errors on some garbage: any failure means "not our token".
-        except Exception:
+            signature = _unb64url(signature_b64)
+        except (ValueError, binascii.Error):
             return "Invalid token"
-        # Belt and braces: only HS256 is allowed, but the header is attacker-controlled.
-        if decoded.header.get("alg") != "HS256":
+        # The signature first (in constant time): only our own tokens get their JSON parsed.
+        if not hmac.compare_digest(signature, _hs256(self.secret, f"{header_b64}.{claims_b64}")):
             return "Invalid token"
-        claims = decoded.claims
+        try:
+            header = json.loads(_unb64url(header_b64))
+            claims = json.loads(_unb64url(claims_b64))
+        except (ValueError, binascii.Error):
+            return "Invalid token"
+        # Only HS256 is allowed, and no critical extension is understood (RFC 7515, 4.1.11).
+        if not isinstance(header, dict) or header.get("alg") != "HS256" or "crit" in header:
+            return "Invalid token"
+        if not isinstance(claims, dict):
+            return "Invalid token"
         sub, exp = claims.get("sub"), claims.get("exp")
         if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 18):
             return "Invalid token"

@@ -13,15 +13,16 @@ Seed 000. Notes on the wire format:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import attrs
 import cattrs
-from joserfc import jws
-from joserfc.errors import JoseError
 
 from imuzekit import errors
 from imuzekit._convert import loads_json
@@ -100,20 +101,41 @@ def build_login(base_url: str, email: str, password: str) -> Request:
     )
 
 
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT (unix seconds), read without verifying the signature.
+# One segment of a JWS compact serialization: base64url without padding (RFC 7515, section 2).
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
-    None when the token is not a JWT or has no numeric ``exp``: the token is then used until
-    the server answers 401.
+
+def _jwt_segment(segment: str) -> Any:
+    """The JSON a JWT header or payload segment encodes; `ValueError` when it is not one."""
+    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not a base64url segment")
+    return loads_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT (unix seconds), read without verifying the signature.
+
+    Read with the standard library (base64url and JSON): the token's header and payload must be
+    unpadded base64url JSON objects. None when the token is not such a JWT or has no finite
+    numeric `exp`: the token is then used until the server answers 401.
     """
-    try:
-        claims = loads_json(jws.extract_compact(token.encode("ascii")).payload)
-    except (JoseError, ValueError, UnicodeError, TypeError):
+    parts = token.split(".") if isinstance(token, str) and token.isascii() else []
+    if len(parts) != 3:
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
-        return float(exp)
-    return None
+    try:
+        header, claims = _jwt_segment(parts[0]), _jwt_segment(parts[1])
+    except (ValueError, binascii.Error):  # UnicodeDecodeError and JSON errors are ValueErrors
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    try:
+        seconds = float(exp)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def parse_login(response: Response) -> LoginResult:
