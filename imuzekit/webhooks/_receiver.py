@@ -227,9 +227,11 @@ class Webhooks:
     # --- serving -----------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        """An aiohttp application to mount at the path of ``public_url``::
+        """An aiohttp application to mount at the path of ``public_url``:
 
+        ```python
         app.add_subapp("/hooks/imuzekit", kit.webhooks.app())
+        ```
         """
         from imuzekit.webhooks._app import build_app
 
