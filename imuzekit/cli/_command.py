@@ -26,7 +26,7 @@ import attrs
 import click
 
 from imuzekit import Client
-from imuzekit.cli._common import open_client, run
+from imuzekit.cli._common import CliState, open_client, run
 
 __all__ = ["Invocation", "command"]
 
@@ -59,13 +59,16 @@ def command(
     client: bool = True,
     emulator: bool = True,
     json: bool = True,
+    lookup: str | None = None,
     **settings: Any,
 ) -> Callable[[Callable[..., Any]], click.Command]:
     """Make the decorated function a command of `group` (named `name`, or after the function).
 
     The function takes an `Invocation` and its own click parameters, and returns an exit
     code or None. `client`: open a Client for an async function (``--emulator`` too unless
-    `emulator` is False); `json`: add ``--json``. `settings` go to `click.Group.command`.
+    `emulator` is False); `json`: add ``--json``; `lookup`: the command that lists the ids
+    this one takes, named when the provider answers that an id does not exist
+    (``"imuzekit imuze songs list"``). `settings` go to `click.Group.command`.
     """
 
     def decorate(func: Callable[..., Any]) -> click.Command:
@@ -75,6 +78,9 @@ def command(
         @functools.wraps(func)
         def callback(**params: Any) -> None:
             ctx = click.get_current_context()
+            state = ctx.find_object(CliState)
+            if state is not None:
+                state.lookup = lookup
             use_emulator = bool(params.pop("use_emulator", False))
             as_json = bool(params.pop("as_json", False))
             if is_async:

@@ -9,6 +9,7 @@ import enum
 import json
 import pathlib
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -58,6 +59,9 @@ class CliState:
 
     debug: bool = False
     config_path: pathlib.Path | None = None
+    lookup: str | None = None
+    """The command that lists what the running command takes an id of (its `@command`'s
+    `lookup`): named when the id is not found."""
 
 
 class CliError(click.ClickException):
@@ -83,9 +87,22 @@ def _provider_name(provider: str | None) -> str:
     return provider or "the service"
 
 
-def describe_error(exc: errors.ImuzekitError) -> tuple[str, int]:
-    """One line explaining ``exc`` (what failed, why, what to do) and the exit code."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def describe_error(exc: errors.ImuzekitError, *, lookup: str | None = None) -> tuple[str, int]:
+    """One line explaining ``exc`` (what failed, why, what to do) and the exit code.
+
+    A provider's answer is told by the provider's title and status, without the HTTP method
+    and URL (``--debug`` shows the request); what to do names a command to run. `lookup` is
+    the command that lists the ids the failed command takes (`imuzekit imuze songs list`).
+    """
+    message = _first_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, errors.APIError):
+        who = _provider_name(exc.provider)
+        said = _first_line(exc.message) or type(exc).__name__
+        message = f"{who} answered {exc.status}: {said}"
     if isinstance(exc, errors.ConfigurationError):
         # The SDK speaks to programmers ("pass Client(imuze=...)"); a CLI user sets variables.
         message = re.sub(r"pass Client\(\w+=\w+\(\.\.\.\)\) or ", "", message)
@@ -96,24 +113,23 @@ def describe_error(exc: errors.ImuzekitError) -> tuple[str, int]:
     if isinstance(exc, errors.ValidationError):
         return f"invalid {exc.field}: {exc.reason}", EXIT_USAGE
     if isinstance(exc, errors.AuthenticationError):
-        who = _provider_name(exc.provider)
         return (
-            f"{who} refused the credentials (401): {message}; check them with "
-            "`imuzekit config show`",
+            f"{who} refused the credentials (401): {said}; check them with `imuzekit config show`",
             EXIT_FAILED,
         )
     if isinstance(exc, errors.PaymentRequiredError):
-        who = _provider_name(exc.provider)
-        return f"{who} wants payment ({exc.status}): {message}; check the account", EXIT_FAILED
+        return f"{who} wants payment ({exc.status}): {said}; check the account", EXIT_FAILED
     if isinstance(exc, errors.RateLimitError):
         wait = f" in {exc.retry_after:g} s" if exc.retry_after else " later"
         return f"{message}; the service is rate-limiting: try again{wait}", EXIT_FAILED
     if isinstance(exc, errors.NotFoundError):
-        return f"{message}; check the id (list them with the `list` commands)", EXIT_FAILED
+        where = f"`{lookup}`" if lookup else "the `list` and `search` commands"
+        return f"{message}; check the id (see {where})", EXIT_FAILED
     if isinstance(exc, errors.APIError):
         return f"{message}", EXIT_FAILED
     if isinstance(exc, errors.TransportError):
-        where = f" {exc.url}" if exc.url else ""
+        parts = urllib.parse.urlsplit(exc.url)
+        where = f" {parts.scheme}://{parts.netloc}" if parts.netloc else ""  # not the route
         return (
             f"cannot reach{where}: {message}; is the service (or the emulator) running, "
             "and is the base URL right (`imuzekit config show`)?",

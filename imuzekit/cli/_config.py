@@ -17,17 +17,14 @@ are the config classes' field names:
 
 Every field can also come from ``IMUZEKIT_<PROVIDER>_<FIELD>`` (``IMUZEKIT_POLL_INITIAL`` for
 the poll table), which wins over the file. Values remember where they came from, so that
-``imuzekit config show`` can say so. The file is written (by ``musescore login``) with mode 0600,
-by hand: the standard library reads TOML but cannot write it, and this needs no dependency.
+``imuzekit config show`` can say so. The file is written (by ``musescore login``) with mode 0600
+through tomlkit, which keeps the user's comments and layout.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import os
 import pathlib
-import re
 import tempfile
 import tomllib
 import typing
@@ -38,7 +35,8 @@ import attrs
 
 from imuzekit import Client, PollPolicy, errors
 from imuzekit.providers import registry
-from imuzekit.providers._spec import has_credentials
+from imuzekit.providers._env import POLL_FIELDS
+from imuzekit.providers._spec import env_var, has_credentials
 
 __all__ = [
     "Settings",
@@ -51,7 +49,6 @@ __all__ = [
     "update_config_file",
 ]
 
-POLL_FIELDS: dict[str, type] = {"initial": float, "max_interval": float, "timeout": float}
 # The config classes' ``poll`` takes a PollPolicy object: the [poll] table covers it for all.
 _SKIPPED = frozenset({"poll"})
 
@@ -170,7 +167,18 @@ class Settings:
             for name, value in self.providers[provider].items()
             if value.source != "default"
         }
-        config = registry().get(provider).config(**values)
+        try:
+            config = registry().get(provider).config(**values)
+        except errors.ValidationError as exc:
+            # `imuze.base_url` -> where the user set it: the variable, or the file's table.
+            name = exc.field.partition(".")[2].partition("[")[0]
+            given = self.providers[provider].get(name)
+            where = (
+                env_var(provider, name)
+                if given is not None and given.source == "env"
+                else f"{name} in [{provider}] of {self.path}"
+            )
+            raise errors.ValidationError(where, exc.reason) from None
         return config if has_credentials(config) else None
 
     def poll_policy(self) -> PollPolicy | None:
@@ -259,99 +267,57 @@ def _resolve(
 
 # -- writing TOML -------------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-
-
-def _string(text: str) -> str:
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def _key(key: str) -> str:
-    # fullmatch: `$` would also match before a trailing newline ("0\n" is not a bare key).
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_scalar(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write a {type(value).__name__} as TOML")
-
 
 def dump_toml(data: Mapping[str, Any], *, header: str = "") -> str:
-    """``data`` (what ``tomllib`` reads) as TOML text; nested dicts become ``[a.b]`` tables."""
-    lines: list[str] = [f"# {line}" for line in header.splitlines()]
+    """``data`` (what ``tomllib`` reads) as TOML text (tomlkit); nested dicts become tables."""
+    import tomlkit
 
-    def table(prefix: tuple[str, ...], content: Mapping[str, Any]) -> None:
-        scalars = {k: v for k, v in content.items() if not isinstance(v, dict)}
-        tables = {k: v for k, v in content.items() if isinstance(v, dict)}
-        if prefix and (scalars or not tables):
-            if lines:
-                lines.append("")
-            lines.append("[" + ".".join(_key(p) for p in prefix) + "]")
-        for key, value in scalars.items():
-            lines.append(f"{_key(key)} = {_scalar(value)}")
-        for key, value in tables.items():
-            table((*prefix, key), value)
-
-    table((), data)
-    return "\n".join(lines) + "\n"
+    document = tomlkit.document()
+    for line in header.splitlines():
+        document.add(tomlkit.comment(line))
+    for key, value in data.items():
+        document[key] = value
+    return tomlkit.dumps(document)
 
 
 def update_config_file(path: pathlib.Path, table: str, values: Mapping[str, Any]) -> None:
     """Set ``values`` in ``[table]`` of the config file, keeping the rest, with mode 0600.
 
-    The file is rewritten whole (comments are not kept) through a temporary file created 0600
-    in the same directory and renamed over it, so that a secret is never readable by others,
-    not even for a moment, and a crash never leaves half a file.
+    The file is edited with tomlkit, so its comments, order and layout are kept; it is
+    written through a temporary file created 0600 in the same directory and renamed over it,
+    so that a secret is never readable by others, not even for a moment, and a crash never
+    leaves half a file.
     """
-    data = _read_file(path)
-    section = data.setdefault(table, {})
-    if not isinstance(section, dict):
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    _read_file(path)  # the same errors as reading it (not TOML, unreadable)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    try:
+        document = tomlkit.parse(text)
+    except TOMLKitError as exc:  # pragma: no cover - tomllib refused it first
+        raise errors.ConfigurationError(f"the config file {path} is not valid TOML: {exc}") from exc
+    if not text:
+        document.add(tomlkit.comment("imuzekit configuration (see `imuzekit config show`)"))
+    section = document.get(table)
+    if section is None:
+        section = tomlkit.table()
+        document[table] = section
+    elif not isinstance(section, dict):
         raise errors.ConfigurationError(f"{table} in {path} must be a table ([{table}])")
-    section.update(values)
-    text = dump_toml(
-        data, header="imuzekit configuration (rewritten by `imuzekit musescore login`)"
-    )
+    for key, value in values.items():
+        section[key] = value
+    output = tomlkit.dumps(document)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temporary = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
     try:
         # mkstemp creates the file 0600 already; chmod again in case of an unusual umask path.
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.write(output)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

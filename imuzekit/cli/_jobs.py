@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -9,11 +10,11 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from imuzekit import Client, Job, JobState, errors
 from imuzekit.cli._common import EXIT_FAILED, EXIT_OK, describe_error, emit_json
 from imuzekit.cli._progress import ByteMeter, StateBoard, human_bytes
+from imuzekit.cli._tables import print_table
 
 __all__ = ["create_jobs", "files_of", "finish_jobs", "out_option"]
 
@@ -133,9 +134,8 @@ async def finish_jobs(
         for row in rows:
             emit_json(row)
     else:
-        table = Table("provider", "id", "title", "duration", "state", "size", "path")
-        for row in rows:
-            table.add_row(
+        lines = [
+            (
                 row["provider"],
                 str(row.get("id", row["job"])),
                 row.get("title", ""),
@@ -144,7 +144,13 @@ async def finish_jobs(
                 human_bytes(row["size"]) if row.get("size") else "",
                 row.get("path") or "",
             )
-        Console().print(table)
+            for row in rows
+        ]
+        print_table(
+            ("provider", "id", "title", "duration", "state", "size", "path"),
+            lines,
+            ids=("id", "path"),
+        )
     if stopped:
         click.echo(f"error: {stopped}", err=True)
     failed = [row for row in rows if row.get("error")]
@@ -152,12 +158,13 @@ async def finish_jobs(
 
 
 def _job_row(job: Job[Any], error: str | None = None) -> dict[str, Any]:
+    # The token nested as an object (`jq -c .token` gives the string `kit.resume` takes).
     return {
         "provider": job.provider,
         "job": job.id,
         "state": job.state.value,
         "error": error,
-        "token": job.token(),
+        "token": json.loads(job.token()),
     }
 
 
@@ -188,7 +195,9 @@ def _report_created(jobs: list[Job[Any]], as_json: bool) -> None:
         for job in jobs:
             emit_json(_job_row(job))
         return
-    table = Table("provider", "job", "state", "resume token")
+    rows = [(job.provider, str(job.id), job.state.value) for job in jobs]
+    print_table(("provider", "job", "state"), rows, ids=("job",))
+    # Tokens are long: one a line, outside the table, so that they are copied whole.
+    click.echo("Resume tokens (`kit.resume(token)` picks each job up anywhere):")
     for job in jobs:
-        table.add_row(job.provider, job.id, job.state.value, job.token())
-    Console().print(table)
+        click.echo(job.token())

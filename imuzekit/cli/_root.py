@@ -27,8 +27,10 @@ from imuzekit.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CliState,
+    CliUsageError,
     describe_error,
 )
+from imuzekit.providers._env import unknown_variables
 
 __all__ = ["cli", "run_cli"]
 
@@ -46,6 +48,10 @@ class _Group(click.Group):
         # `--help` and `--version` print while the arguments are parsed, before `invoke`.
         try:
             return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # the help itself, not an error
+        except click.UsageError as exc:
+            raise _usage_error(exc) from None
         except BrokenPipeError as exc:
             if not _stdout_is_broken():
                 click.echo(f"error: {exc}", err=True)
@@ -56,6 +62,11 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            # click's own: "Usage: ...", "Try ...", "Error: ..."; ours: one `error:` line.
+            raise _usage_error(exc) from None
         except BrokenPipeError as exc:
             if not _stdout_is_broken():
                 # Another pipe or socket went away: an error like any other OSError.
@@ -75,7 +86,8 @@ class _Group(click.Group):
             raise
         except errors.ImuzekitError as exc:
             _show_traceback(ctx)
-            message, code = describe_error(exc)
+            state = ctx.find_object(CliState)
+            message, code = describe_error(exc, lookup=state.lookup if state else None)
             click.echo(f"error: {message}", err=True)
             ctx.exit(code)
         except KeyboardInterrupt:
@@ -87,6 +99,17 @@ class _Group(click.Group):
             _show_traceback(ctx)
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_FAILED)
+
+
+def _usage_error(exc: click.UsageError) -> CliUsageError:
+    """A usage error as every other error line: ``error: <what>; see `<command> --help```."""
+    if isinstance(exc, CliUsageError):
+        return exc
+    message = exc.format_message().strip().rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():  # "Invalid value": not "IMUZEKIT_LOG"
+        message = message[0].lower() + message[1:]
+    command = exc.ctx.command_path if exc.ctx is not None else "imuzekit"
+    return CliUsageError(f"{message}; see `{command} --help`")
 
 
 def _stdout_is_broken() -> bool:
@@ -156,13 +179,16 @@ def cli(ctx: click.Context, debug: bool, config_path: pathlib.Path | None) -> No
     state = ctx.ensure_object(CliState)
     state.debug = debug
     state.config_path = config_path
+    # A typo in a variable name would leave a provider unconfigured without a word.
+    for note in unknown_variables(os.environ):
+        click.echo(f"note: {note}", err=True)
     # --debug, or IMUZEKIT_LOG=debug|info (as OPENAI_LOG): imuzekit's log lines on stderr.
     level = "debug" if debug else os.environ.get("IMUZEKIT_LOG", "")
     if level:
         try:
             log_to_stderr(level)
         except errors.ConfigurationError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise CliUsageError(str(exc)) from None
 
 
 def _register() -> None:

@@ -6,12 +6,11 @@ import pathlib
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from imuzekit.cli._command import Invocation, command
 from imuzekit.cli._common import emit_json
 from imuzekit.cli._jobs import create_jobs, finish_jobs, out_option
+from imuzekit.cli._tables import print_table
 
 __all__ = ["imuze"]
 
@@ -29,10 +28,8 @@ async def arrangements(call: Invocation) -> None:
         for item in items:
             emit_json(item)
         return
-    table = Table("id", "name", title="iMuze arrangements")
-    for item in items:
-        table.add_row(str(item.id), item.name or "")
-    Console().print(table)
+    rows = [(str(item.id), item.name or "") for item in items]
+    print_table(("id", "name"), rows, title="iMuze arrangements")
 
 
 @imuze.group()
@@ -48,15 +45,14 @@ async def list_songs(call: Invocation) -> None:
         for item in items:
             emit_json(item)
         return
-    table = Table("id", "title", "status", "arrangement", title="iMuze songs")
-    for item in items:
-        table.add_row(
-            str(item.id), item.title or "", item.status or "", item.arrangement_name or ""
-        )
-    Console().print(table)
+    rows = [
+        (str(item.id), item.title or "", item.status or "", item.arrangement_name or "")
+        for item in items
+    ]
+    print_table(("id", "title", "status", "arrangement"), rows, title="iMuze songs")
 
 
-@command(songs)
+@command(songs, lookup="imuzekit imuze songs list")
 @click.argument("song_id", type=int, metavar="ID")
 async def show(call: Invocation, song_id: int) -> None:
     """Show one song (status, mp3 URL, arrangement, tags)."""
@@ -64,7 +60,7 @@ async def show(call: Invocation, song_id: int) -> None:
     if call.as_json:
         emit_json(song)
         return
-    table = Table("field", "value", title=f"iMuze song {song.id}", show_header=False)
+    rows: list[tuple[str, str]] = []
     for name in (
         "id",
         "title",
@@ -79,8 +75,10 @@ async def show(call: Invocation, song_id: int) -> None:
         value: Any = getattr(song, name)
         if isinstance(value, tuple):
             value = ", ".join(value)
-        table.add_row(name, "" if value is None else str(value))
-    Console().print(table)
+        rows.append((name, "" if value is None else str(value)))
+    print_table(
+        ("field", "value"), rows, ids=("value",), title=f"iMuze song {song.id}", show_header=False
+    )
 
 
 @command(songs)

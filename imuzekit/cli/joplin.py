@@ -5,12 +5,11 @@ from __future__ import annotations
 import pathlib
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from imuzekit.cli._command import Invocation, command
 from imuzekit.cli._common import duration_callback, emit_json
 from imuzekit.cli._jobs import create_jobs, finish_jobs, out_option
+from imuzekit.cli._tables import print_table
 from imuzekit.providers.joplin import Structure
 
 __all__ = ["joplin"]
@@ -29,10 +28,8 @@ async def genres(call: Invocation) -> None:
         for item in items:
             emit_json(item)
         return
-    table = Table("genre", "subgenres", title="joplin genres")
-    for item in items:
-        table.add_row(item.name, ", ".join(item.subgenres))
-    Console().print(table)
+    rows = [(item.name, ", ".join(item.subgenres)) for item in items]
+    print_table(("genre", "subgenres"), rows, ids=("genre",), title="joplin genres")
 
 
 def _structure(ctx: click.Context, param: click.Parameter, value: str) -> Structure:

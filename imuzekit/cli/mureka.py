@@ -6,12 +6,11 @@ import pathlib
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from imuzekit.cli._command import Invocation, command
 from imuzekit.cli._common import emit_json
 from imuzekit.cli._jobs import create_jobs, finish_jobs, out_option
+from imuzekit.cli._tables import print_table
 
 __all__ = ["mureka"]
 
@@ -73,21 +72,28 @@ async def list_feeds(call: Invocation, account: str | None, limit: int | None) -
         for name, feed in rows:
             emit_json({"account": name or None, **_feed_dict(feed)})
         return
-    table = Table("account", "feed", "state", "song", "title", "duration", title="Mureka feeds")
+    lines: list[tuple[str, ...]] = []
     for name, feed in rows:
         for song in feed.songs or ():
             seconds = (
                 f"{song.duration_milliseconds / 1000:.0f} s" if song.duration_milliseconds else "-"
             )
-            table.add_row(
-                name,
-                "" if feed.feed_id is None else str(feed.feed_id),
-                str(feed.state),
-                song.song_id or "",
-                song.title or "",
-                seconds,
+            lines.append(
+                (
+                    name,
+                    "" if feed.feed_id is None else str(feed.feed_id),
+                    str(feed.state),
+                    song.song_id or "",
+                    song.title or "",
+                    seconds,
+                )
             )
-    Console().print(table)
+    print_table(
+        ("account", "feed", "state", "song", "title", "duration"),
+        lines,
+        ids=("account", "feed", "song"),
+        title="Mureka feeds",
+    )
 
 
 def _feed_dict(feed: Any) -> dict[str, Any]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
+import attrs
 import click
-from rich.console import Console
-from rich.table import Table
 
 from imuzekit import errors
 from imuzekit.cli._command import Invocation, command
 from imuzekit.cli._common import (
+    EMULATOR_POLL,
+    EMULATOR_RENDER_SECONDS,
     EXIT_FAILED,
     CliError,
     CliState,
@@ -22,6 +24,7 @@ from imuzekit.cli._common import (
     run,
 )
 from imuzekit.cli._progress import human_bytes
+from imuzekit.cli._tables import print_table
 from imuzekit.providers.musescore import LicenseFilter, OAuthToken, Sort
 
 __all__ = ["musescore"]
@@ -82,22 +85,24 @@ async def search(
         for score in scores:
             emit_json(score)
         return
-    table = Table("id", "title", "user", "parts", "duration", "views", "license")
+    rows: list[tuple[str, ...]] = []
     for score in scores:
         meta = score.metadata
-        table.add_row(
-            str(score.id),
-            score.title or "",
-            score.user.username if score.user and score.user.username else "",
-            str(len(meta.parts)) if meta else "",
-            f"{meta.duration} s" if meta and meta.duration is not None else "",
-            str(score.view_count or 0),
-            score.license or "",
+        rows.append(
+            (
+                str(score.id),
+                score.title or "",
+                score.user.username if score.user and score.user.username else "",
+                str(len(meta.parts)) if meta else "",
+                f"{meta.duration} s" if meta and meta.duration is not None else "",
+                str(score.view_count or 0),
+                score.license or "",
+            )
         )
-    Console().print(table)
+    print_table(("id", "title", "user", "parts", "duration", "views", "license"), rows)
 
 
-@command(musescore)
+@command(musescore, lookup="imuzekit musescore search")
 @click.argument("score_id", type=int, metavar="ID")
 @click.option(
     "--format",
@@ -123,13 +128,21 @@ async def download(
     secret: str | None,
     out: pathlib.Path,
 ) -> int:
-    """Download a score's files (pdf, mid, mxl, mscz, mp3)."""
+    """Download a score's files (pdf, mid, mxl, mscz, mp3), named after its title.
+
+    `Maple Leaf Rag.pdf`; a file of another score with the same title is kept, and the new
+    one takes the next free name (`Maple Leaf Rag-2.pdf`).
+    """
     kit = call.kit
     rows: list[dict[str, Any]] = []
     score = await kit.musescore.scores.get(score_id, secret=secret)
-    files = {fmt: score.file(fmt) for fmt in dict.fromkeys(formats)}
+    name = (score.title or "").strip() or f"score-{score.id}"
+    files = {
+        fmt: attrs.evolve(score.file(fmt).download_spec(), name=name)
+        for fmt in dict.fromkeys(formats)
+    }
     by_file = {id(f): fmt for fmt, f in files.items()}
-    async for result in kit.download_many(list(files.values()), out, overwrite=True, checksum=True):
+    async for result in kit.download_many(list(files.values()), out, checksum=True):
         row: dict[str, Any] = {
             "score": score.id,
             "title": score.title,
@@ -147,23 +160,38 @@ async def download(
         for row in rows:
             emit_json(row)
     else:
-        table = Table("format", "size", "path", title=f"score {score_id}")
-        for row in rows:
-            size = human_bytes(row["size"]) if "size" in row else ""
-            table.add_row(row["format"], size, row.get("path") or f"[red]{row['error']}[/red]")
-        Console().print(table)
+        lines = [
+            (
+                row["format"],
+                human_bytes(row["size"]) if "size" in row else "",
+                row.get("path") or f"[red]{row['error']}[/red]",
+            )
+            for row in rows
+        ]
+        print_table(("format", "size", "path"), lines, ids=("path",), title=f"score {score_id}")
     return EXIT_FAILED if any("error" in row for row in rows) else 0
 
 
 @command(musescore, client=False, json=False)
-def login(call: Invocation) -> None:
+@click.option(
+    "--emulator",
+    "emulated",
+    is_flag=True,
+    help="Log in to an embedded emulator started for this command (no account needed; "
+    "nothing is saved).",
+)
+def login(call: Invocation, emulated: bool) -> None:
     """Authorize imuzekit on your MuseScore.com account (OAuth 1.0, three-legged).
 
     Needs the consumer key and secret (IMUZEKIT_MUSESCORE_CONSUMER_KEY and
     ..._CONSUMER_SECRET, or [musescore] in the config file). Prints the page to open, reads the
     verification code it shows from stdin, and stores the access token and its secret in the
-    config file (mode 0600).
+    config file (mode 0600). With --emulator, the same flow against an embedded emulator's
+    demo consumer and user, while the command runs; nothing is saved.
     """
+    if emulated:  # not `use_emulator`: the @command decorator takes that name for its own
+        run(_login_to_emulator())
+        return
     from imuzekit.cli._config import load_settings, update_config_file
 
     state = call.ctx.find_object(CliState)
@@ -188,11 +216,8 @@ def login(call: Invocation) -> None:
             return await kit.musescore.oauth.access_token(token, verifier)
 
     token, url = run(request_token())
-    click.echo("Open this page, approve imuzekit, then enter the code it shows:", err=True)
-    click.echo(url)
-    verifier = click.prompt("Verification code", err=True).strip()
-    if not verifier:
-        raise CliError("no verification code given; run `imuzekit musescore login` again")
+    _show_authorize_page(url)
+    verifier = _verifier(_read_code)
     access = run(access_token(token, verifier))
     update_config_file(
         settings.path,
@@ -200,3 +225,68 @@ def login(call: Invocation) -> None:
         {"token": access.oauth_token, "token_secret": access.oauth_token_secret},
     )
     click.echo(f"Logged in; the access token is saved in {settings.path} (mode 0600).", err=True)
+
+
+def _show_authorize_page(url: str) -> None:
+    click.echo("Open this page, approve imuzekit, then enter the code it shows:", err=True)
+    click.echo(url)
+
+
+def _read_code() -> str:
+    return str(click.prompt("Verification code", err=True))
+
+
+def _verifier(read: Callable[[], str]) -> str:
+    try:
+        verifier = read().strip()
+    except click.Abort:  # end of input
+        verifier = ""
+    if not verifier:
+        raise CliError("no verification code given; run `imuzekit musescore login` again")
+    return verifier
+
+
+async def _login_to_emulator() -> None:
+    """The three legs against an embedded emulator, which serves the authorize page while the
+    code is typed (read in a thread, so that the event loop keeps serving)."""
+    import asyncio
+    import threading
+
+    from imuzekit.emulator import Emulator
+
+    async with closing_despite_cancellation() as stack:
+        emu = await stack.enter_async_context(Emulator(render_seconds=EMULATOR_RENDER_SECONDS))
+        kit = await stack.enter_async_context(emu.client(poll=EMULATOR_POLL))
+        token = await kit.musescore.oauth.request_token()
+        _show_authorize_page(kit.musescore.oauth.authorize_url(token))
+        loop = asyncio.get_running_loop()
+        typed: asyncio.Future[str] = loop.create_future()
+
+        def settle(outcome: Callable[[], str]) -> None:
+            try:
+                value = _verifier(outcome)
+            except BaseException as exc:  # handed to the loop, raised there
+                loop.call_soon_threadsafe(_fail, typed, exc)
+            else:
+                loop.call_soon_threadsafe(_succeed, typed, value)
+
+        # A daemon thread: Ctrl-C while it waits on stdin must not keep the process alive.
+        threading.Thread(target=settle, args=(_read_code,), daemon=True).start()
+        verifier = await typed
+        access = await kit.musescore.oauth.access_token(token, verifier)
+    shown = access.oauth_token[:4]
+    click.echo(
+        f"Logged in to the embedded emulator (access token {shown}...); nothing is saved: "
+        "the emulator stopped with this command.",
+        err=True,
+    )
+
+
+def _succeed(future: Any, value: str) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: Any, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -82,7 +82,7 @@ def test_emulator_flag_needs_no_configuration(clean_env: pathlib.Path) -> None:
         "imuze songs create --emulator --arrangement 1 --title Morning --length 2 --json"
     )
     assert created.exit_code == 0
-    assert json_lines(created.stdout)[0]["token"].startswith("{")
+    assert json_lines(created.stdout)[0]["token"]["provider"] == "imuze"  # nested, not a string
 
 
 def test_missing_configuration_is_one_line_and_exit_2(clean_env: pathlib.Path) -> None:
