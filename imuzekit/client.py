@@ -293,6 +293,8 @@ class Client:
         """A view of this client that applies other options to the calls made through it.
 
         ```python
+        from imuzekit import RetryPolicy
+
         patient = kit.with_options(timeout=120, retry=RetryPolicy(max_attempts=8))
         song = await patient.imuze.songs.get(song_id)
         ```

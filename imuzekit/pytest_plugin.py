@@ -5,10 +5,15 @@ or register. It needs [pytest-asyncio](https://pypi.org/project/pytest-asyncio/)
 fixtures; with `asyncio_mode = auto` your `async def` tests just ask for them:
 
 ```python
+import pathlib
+
 import pytest
 
+from imuzekit import Client
+from imuzekit.emulator import Emulator
 
-async def test_song(imuzekit_client, tmp_path):
+
+async def test_song(imuzekit_client: Client, tmp_path: pathlib.Path) -> None:
     job = await imuzekit_client.imuze.songs.create(
         title="Morning Song", arrangement_id=1, tags=["x"], desired_length=10
     )
@@ -17,7 +22,7 @@ async def test_song(imuzekit_client, tmp_path):
 
 
 @pytest.mark.imuzekit_faults(("imuze", "GET /songs/*", {"status": 503, "times": 2}))
-async def test_retries(imuzekit_client, imuzekit_emulator): ...
+async def test_retries(imuzekit_client: Client, imuzekit_emulator: Emulator) -> None: ...
 ```
 
 Fixtures (function scope):

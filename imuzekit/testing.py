@@ -2,9 +2,10 @@
 
 ```python
 from imuzekit import Client, ImuzeConfig
+from imuzekit.http import Request, Response
 from imuzekit.testing import MockTransport, respond
 
-def handler(request):
+def handler(request: Request) -> Response:
     if request.url.endswith("/arrangements/1"):
         return respond(request, json={"response": {"id": 1, "name": "Piano"}})
     return respond(request, 404, json={"error": "not found"})
