@@ -53,8 +53,8 @@ async def main(count: int, concurrency: int, out: pathlib.Path) -> int:
         ready: list[Song] = []
         failed = 0
         async for job in kit.as_completed(jobs, timeout=600):
-            if job.state is JobState.READY and job.result is not None:
-                ready.append(job.result)
+            if job.state is JobState.READY:
+                ready.append(job.result_or_raise())  # the Song, typed
             else:
                 failed += 1
                 print(f"song {job.id} did not finish: {job.error or job.last_error}")

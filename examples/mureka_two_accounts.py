@@ -36,8 +36,8 @@ async def main(count: int, out: pathlib.Path) -> None:
         )
         songs: list[Song] = []
         async for job in kit.as_completed(jobs, timeout=900):
-            if job.state is JobState.READY and job.result is not None:
-                songs.extend(job.result.songs)
+            if job.state is JobState.READY:
+                songs.extend(job.result_or_raise().songs)
             else:
                 print(f"job {job.id} failed: {job.error or job.last_error}")
         print(f"{len(jobs)} generations, {len(songs)} songs")

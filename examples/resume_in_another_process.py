@@ -1,4 +1,4 @@
-"""Submit a song here, wait for it in another process: ``job.token()`` and ``kit.resume()``.
+"""Submit a song here, wait for it in another process: ``job.token()`` and a typed resume.
 
     python examples/resume_in_another_process.py [--out DIR]
     python examples/resume_in_another_process.py --resume TOKEN [--out DIR]   # the second half
@@ -8,7 +8,9 @@ needed to poll and download it; any process with a configured Client can resume 
 worker that picks tokens from a queue or a database after a restart. Here the first process
 submits a song, prints the token and starts a second Python process that resumes it (the
 credentials go to the child through ``IMUZEKIT_IMUZE_*`` variables and ``Client.from_env``).
-Runs on the embedded emulator unless ``IMUZEKIT_IMUZE_*`` variables are set.
+``kit.imuze.songs.resume(token)`` returns a ``Job[Song]`` (``kit.resume(token)`` takes a token
+of any provider, untyped). Runs on the embedded emulator unless ``IMUZEKIT_IMUZE_*`` variables
+are set.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from imuzekit.emulator import Emulator
 async def resume(token: str, out: pathlib.Path) -> None:
     """The second process: rebuild the job from its token, wait for it, download the song."""
     async with Client.from_env(poll=FAST_POLL) as kit:
-        job = kit.resume(token)
+        job = kit.imuze.songs.resume(token)  # a Job[Song]: wait() returns a Song
         print(f"[pid {os.getpid()}] resumed {job.provider} job {job.id}")
         song = await job.wait(timeout=300)
         path = await kit.download(song, out)
