@@ -358,7 +358,7 @@ class Journal:
                 row = db.execute(
                     "SELECT state, digest FROM lines WHERE key = ?", (item.key,)
                 ).fetchone()
-                marker = marker_for(self.batch_id, item.key) if item.variant.marker_field else None
+                marker = marker_for(self.batch_id, item.key) if item.marked else None
                 if row is None:
                     db.execute(
                         "INSERT INTO lines (key, line, provider, kind, request, digest, marker,"

@@ -12,11 +12,18 @@ import pathlib
 from types import TracebackType
 from typing import Self
 
-__all__ = ["JournalError", "RunLock", "check_single_link", "real_path"]
+from imuzekit import errors
+
+__all__ = ["JournalError", "RunLock", "check_single_link", "is_postgres_url", "real_path"]
 
 
-class JournalError(Exception):
+class JournalError(errors.ImuzekitError):
     """The journal cannot be used (another run holds it, a changed line, a bad file)."""
+
+
+def is_postgres_url(journal: str) -> bool:
+    """Whether ``journal`` names a PostgreSQL journal (``postgresql://`` or ``postgres://``)."""
+    return journal.startswith(("postgresql://", "postgres://"))
 
 
 def real_path(path: pathlib.Path) -> pathlib.Path:

@@ -16,7 +16,7 @@ import math
 import pathlib
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -29,15 +29,18 @@ from imuzekit.providers.joplin import Energy, Movement, Structure
 
 __all__ = [
     "MANIFEST_SCHEMA_ID",
+    "REJECTED",
     "ManifestError",
     "ManifestLine",
     "Variant",
+    "check_unique",
     "file_name",
     "file_stems",
     "load_manifest",
     "manifest_schema",
     "movements",
     "parse_line",
+    "rejected_line",
     "variants",
 ]
 
@@ -102,7 +105,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ManifestError(Exception):
+class ManifestError(errors.ImuzekitError, ValueError):
     """A manifest line that cannot be used: names the line and the field."""
 
     def __init__(self, line: int, field: str | None, message: str) -> None:
@@ -127,11 +130,19 @@ class ManifestLine:
     kind: str
     params: Mapping[str, Any]
     digest: str
+    rejected: str | None = None
+    """Why the line failed validation (see `rejected_line`): it is recorded ``failed`` with
+    this reason and never sent; None for a valid line."""
 
     @property
     def variant(self) -> Variant:
         """The create call this line makes."""
         return variants()[(self.provider, self.kind)]
+
+    @property
+    def marked(self) -> bool:
+        """Whether the line's create carries a reconciliation marker."""
+        return self.rejected is None and self.variant.marker_field is not None
 
     def request_json(self) -> str:
         """The request as canonical JSON (what the journal stores)."""
@@ -326,6 +337,63 @@ def parse_line(number: int, text: str) -> ManifestLine:
     return ManifestLine(number, key, provider, kind, params, digest)
 
 
+REJECTED = "rejected:"
+"""The digest prefix of a line that failed validation (a valid line's is 64 hex digits)."""
+
+
+def rejected_line(number: int, text: str, error: ManifestError) -> ManifestLine:
+    """The journal's record of a line that failed validation: its key (or its number), the
+    provider and kind it named (as given), the line as given, and the reason."""
+    try:
+        data = loads_json(text)
+    except ValueError:
+        data = None
+    fields = data if isinstance(data, dict) else {}
+    try:
+        key = _check_key(number, fields["key"]) if "key" in fields else str(number)
+    except ManifestError:
+        key = str(number)
+    provider, kind = fields.get("provider"), fields.get("kind")
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+    return ManifestLine(
+        number,
+        key,
+        provider if isinstance(provider, str) else "",
+        kind if isinstance(kind, str) else "",
+        {"line": data if data is not None else text},
+        REJECTED + digest,
+        rejected=(f"{error.field}: " if error.field else "") + error.reason,
+    )
+
+
+def check_unique(lines: Iterable[ManifestLine]) -> None:
+    """ManifestError at the first line whose key repeats an earlier line's, also once turned
+    into file names, including a Mureka line's ``<key>-1``/``<key>-2`` (compared case-folded:
+    the output directory may be on a case-insensitive file system)."""
+    keys: dict[str, int] = {}
+    names: dict[str, tuple[int, str]] = {}
+    for line in lines:
+        number = line.number
+        if line.key in keys:
+            raise ManifestError(
+                number, "key", f"{line.key!r} is already the key of line {keys[line.key]}"
+            )
+        keys[line.key] = number
+        if line.rejected is not None:
+            continue
+        stems = file_stems(line.key, line.variant.files)
+        for name in stems:
+            if name in names:
+                other_line, other_key = names[name]
+                raise ManifestError(
+                    number,
+                    "key",
+                    f"{line.key!r} and {other_key!r} (line {other_line}) would name the same "
+                    f"file ({name!r})",
+                )
+        names.update(dict.fromkeys(stems, (number, line.key)))
+
+
 def _lines(path: pathlib.Path) -> Iterator[tuple[int, str]]:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -360,34 +428,12 @@ def load_manifest(path: pathlib.Path) -> list[ManifestLine]:
     """Every line of the manifest, validated; ManifestError at the first bad one.
 
     Blank lines are skipped (line numbers still count them). Keys must be unique, also once
-    turned into file names, including a Mureka line's ``<key>-1``/``<key>-2`` (compared
-    case-folded always: the output directory may be on a case-insensitive file system, as on
-    macOS and Windows, and a manifest should not work on one machine only).
+    turned into file names (`check_unique`), so a manifest works on any file system.
     """
-    lines: list[ManifestLine] = []
-    keys: dict[str, int] = {}
-    names: dict[str, tuple[int, str]] = {}
-    for number, text in _lines(path):
-        line = parse_line(number, text)
-        if line.key in keys:
-            raise ManifestError(
-                number, "key", f"{line.key!r} is already the key of line {keys[line.key]}"
-            )
-        keys[line.key] = number
-        stems = file_stems(line.key, line.variant.files)
-        for name in stems:
-            if name in names:
-                other_line, other_key = names[name]
-                raise ManifestError(
-                    number,
-                    "key",
-                    f"{line.key!r} and {other_key!r} (line {other_line}) would name the same "
-                    f"file ({name!r})",
-                )
-        names.update(dict.fromkeys(stems, (number, line.key)))
-        lines.append(line)
+    lines = [parse_line(number, text) for number, text in _lines(path)]
     if not lines:
         raise ManifestError(0, None, f"{path} has no requests")
+    check_unique(lines)
     return lines
 
 

@@ -36,7 +36,7 @@ from imuzekit.batch._journal import (
     marker_for,
     move_fields,
 )
-from imuzekit.batch._lock import JournalError
+from imuzekit.batch._lock import JournalError, is_postgres_url
 from imuzekit.batch._manifest import ManifestLine
 from imuzekit.batch._pg_base import NOW, PG_SCHEMA_VERSION, LeaseLostError, mask_url
 from imuzekit.batch._pg_leases import (
@@ -63,11 +63,6 @@ _FILE_COLUMNS = ", ".join(field.name for field in attrs.fields(FileRecord))
 _DONE = frozenset({"downloaded", "failed", "uncertain"})  # no work left: the lease goes
 _TARGETS_LOCK = 0x696D757A74617267  # serialises file-name claims across workers
 _SYNC_TRIES = 5
-
-
-def is_postgres_url(journal: str) -> bool:
-    """Whether ``journal`` names a PostgreSQL journal (``postgresql://`` or ``postgres://``)."""
-    return journal.startswith(("postgresql://", "postgres://"))
 
 
 @attrs.frozen
@@ -170,10 +165,7 @@ class PgJournal(PgLeases):
         # Manifest order: the "added" events read as the SQLite journal's, and loaders of one
         # manifest lock its rows in one order (loaders of different ones may deadlock: retried).
         items = list(manifest)
-        markers = [
-            marker_for(self.batch_id, item.key) if item.variant.marker_field else None
-            for item in items
-        ]
+        markers = [marker_for(self.batch_id, item.key) if item.marked else None for item in items]
         conflicts: list[tuple[int, str]] = []
         async with self._tx() as conn:
             await conn.execute(

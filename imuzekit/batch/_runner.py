@@ -24,14 +24,24 @@ import logging
 import pathlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 import attrs
 
 from imuzekit import Client, Job, errors
 from imuzekit._disk import hash_file as _hash_file  # the downloader's own: one way to hash
+from imuzekit.batch._events import (
+    BatchEvent,
+    Board,
+    FileWritten,
+    LineChanged,
+    LineError,
+    Notice,
+    ProgressCallback,
+    describe,
+)
 from imuzekit.batch._files import claim_target, own_file
 from imuzekit.batch._journal import (
     STATES,
@@ -48,6 +58,9 @@ from imuzekit.providers._spec import CreateCall, Found, markers_in
 __all__ = [
     "BatchOptions",
     "BatchRunner",
+    "Board",
+    "choice_errors",
+    "describe",
     "landing_window",
     "marked_params",
     "markers_in",
@@ -84,31 +97,6 @@ def _refusal(exc: errors.ImuzekitError) -> str | None:
     return None
 
 
-ProgressCallback = Callable[[int, int | None], None]
-"""A download's ``on_progress(bytes_done, bytes_total_or_None)``."""
-
-
-class Board(Protocol):
-    """What shows a run's progress (the CLI's rich board): counts per state, bytes done."""
-
-    def set_total(self, total: int) -> None:
-        """How many lines the counts are out of."""
-
-    def update(self, counts: Mapping[str, int]) -> None:
-        """The lines in each state now."""
-
-    def finish_bytes(self) -> None:
-        """Every file is on disk."""
-
-
-def describe(exc: errors.ImuzekitError) -> str:
-    """One line explaining ``exc`` for the journal: its first line, or the field refused."""
-    if isinstance(exc, errors.ValidationError):
-        return f"invalid {exc.field}: {exc.reason}"
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class BatchRunner:
     """Runs a manifest against a Client, resuming from and recording into the journal."""
 
@@ -122,14 +110,17 @@ class BatchRunner:
         board: Board | None = None,
         say: Callable[[str], None] = lambda _: None,
         describe: Callable[[errors.ImuzekitError], str] = describe,
-        progress: Callable[[], ProgressCallback | None] = lambda: None,
+        progress: Callable[[str, int], ProgressCallback | None] = lambda key, index: None,
+        on_event: Callable[[BatchEvent], None] = lambda _: None,
     ) -> None:
         self.kit = kit
         self.journal = journal
         self.manifest = manifest
         self.options = options
         self.board = board
-        self.say = say
+        self._say = say
+        self.emit = on_event
+        """Called with each event as it happens (`Batch.run` yields them)."""
         self.states: dict[str, str] = {}
         self._given_up: set[str] = set()
         # submitting lines not found yet whose create could still land: key -> settle_by.
@@ -140,10 +131,31 @@ class BatchRunner:
         self._beat = self.window / 3
         self._limiter = anyio.CapacityLimiter(options.concurrency)
         self._describe = describe
-        # One on_progress callback per download (the CLI's byte meter), or None.
+        # Each download's on_progress callback (the CLI's byte meter), or None.
         self._progress = progress
 
     # -- journal helpers ------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        """Tell the user what the run does for the whole batch (a `Notice`)."""
+        self._say(message)
+        self.emit(Notice(message))
+
+    def _moved(self, record: LineRecord, previous: str | None) -> None:
+        self.states[record.key] = record.state
+        self._show()
+        error = record.error if record.state in ("failed", "uncertain") else None
+        self.emit(
+            LineChanged(
+                record.key,
+                record.line,
+                record.provider,
+                previous,
+                record.state,
+                error,
+                record.attempts,
+            )
+        )
 
     def _message(self, exc: BaseException) -> str:
         if isinstance(exc, BaseExceptionGroup):
@@ -157,9 +169,9 @@ class BatchRunner:
             self.board.update(Counter(self.states.values()))
 
     async def _move(self, key: str, to_state: str, **fields: Any) -> LineRecord:
+        previous = self.states.get(key)
         record = await self.journal.call(self.journal.journal.transition, key, to_state, **fields)
-        self.states[key] = record.state
-        self._show()
+        self._moved(record, previous)
         return record
 
     async def _lines(self, *states: str) -> list[LineRecord]:
@@ -170,6 +182,7 @@ class BatchRunner:
         if give_up:
             self._given_up.add(key)
         await self.journal.call(self.journal.journal.note_error, key, error)
+        self.emit(LineError(key, error))
 
     # -- the run --------------------------------------------------------------------------
 
@@ -177,22 +190,9 @@ class BatchRunner:
         """ConfigurationError unless every provider the manifest uses is configured, and
         ManifestError for a value outside what its field's `choices` lists (a Mureka account
         that is not configured)."""
-        namespaces = {
-            provider: self.kit.namespace(provider)
-            for provider in sorted({line.provider for line in self.manifest})
-        }
-        for line in self.manifest:
-            for field in line.variant.fields:
-                value = line.params.get(field.name)
-                if field.choices is None or not value:
-                    continue
-                allowed = tuple(getattr(namespaces[line.provider], field.choices))
-                if allowed and value not in allowed:
-                    raise ManifestError(
-                        line.number,
-                        field.name,
-                        f"{value!r} is not a configured {field.name} ({', '.join(allowed)})",
-                    )
+        refused = choice_errors(self.kit, self.manifest)
+        if refused:
+            raise refused[0]
 
     async def run(self) -> list[LineRecord]:
         """Bring every line as far as it goes; return the journal's lines afterwards."""
@@ -213,9 +213,7 @@ class BatchRunner:
                 safe = resubmit_after(row, self.window)
                 if now < safe:
                     # Its create could still land: a second one now could make two.
-                    self._given_up.add(row.key)
-                    await self.journal.call(
-                        journal.note_error,
+                    await self._note(
                         row.key,
                         f"not resubmitted: the create sent earlier could still land until "
                         f"{when(safe)}; run again with --resubmit-uncertain after that",
@@ -343,12 +341,14 @@ class BatchRunner:
             if target is None:
                 # Maybe created: leave it in submitting; reconciliation decides once the
                 # request can no longer land (its sender stopped now).
+                lost = f"create answer lost: {self._message(exc)}"
                 await self.journal.call(
                     self.journal.journal.note_error,
                     row.key,
-                    f"create answer lost: {self._message(exc)}",
+                    lost,
                     settle_by=self._settle_by(0.0),
                 )
+                self.emit(LineError(row.key, lost))
             else:
                 await self._move(row.key, target, error=f"create refused: {self._message(exc)}")
                 self._given_up.add(row.key)
@@ -448,17 +448,20 @@ class BatchRunner:
             try:
                 # The SDK writes <name>.part and renames it once complete and verified; the
                 # path it returns is the one recorded.
-                path = await self.kit.download(source, target, on_progress=self._progress())
+                path = await self.kit.download(
+                    source, target, on_progress=self._progress(row.key, index)
+                )
             except (errors.ImuzekitError, OSError) as exc:
                 await self._note(row.key, f"download failed: {self._message(exc)}")
                 return
             size, digest = await anyio.to_thread.run_sync(_hash_file, path)
             written = FileRecord(row.key, index, remote_id, str(path), size, digest)
             await self.journal.call(self.journal.journal.file_written, written)
+            self.emit(FileWritten(row.key, index, path, size, digest, remote_id))
             records.append(written)
+        previous = self.states.get(row.key)
         record = await self.journal.call(self.journal.journal.downloaded, row.key, records)
-        self.states[row.key] = record.state
-        self._show()
+        self._moved(record, previous)
 
     # -- reconciliation -------------------------------------------------------------------
 
@@ -538,6 +541,32 @@ class BatchRunner:
             f"{why} yet; the create could still land for {settle_by - now:.1f} s",
             give_up=False,
         )
+
+
+def choice_errors(kit: Client, lines: Sequence[ManifestLine]) -> list[ManifestError]:
+    """A ManifestError for each line with a value outside what its field's `choices` lists
+    (a Mureka account that is not configured); ConfigurationError unless every provider the
+    lines use is configured."""
+    namespaces = {
+        provider: kit.namespace(provider) for provider in sorted({line.provider for line in lines})
+    }
+    refused: list[ManifestError] = []
+    for line in lines:
+        for field in line.variant.fields:
+            value = line.params.get(field.name)
+            if field.choices is None or not value:
+                continue
+            allowed = tuple(getattr(namespaces[line.provider], field.choices))
+            if allowed and value not in allowed:
+                refused.append(
+                    ManifestError(
+                        line.number,
+                        field.name,
+                        f"{value!r} is not a configured {field.name} ({', '.join(allowed)})",
+                    )
+                )
+                break
+    return refused
 
 
 def summarize(lines: Sequence[LineRecord]) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """``imuzekit batch``: run a JSON-lines manifest of generations, resumable after any crash.
 
-``batch run`` records every step in a SQLite journal (see ``_journal``) and can be killed at
-any moment: running the same command again skips finished lines, resumes submitted ones from
-their job tokens and reconciles the ones caught mid-create before anything is sent again.
+A shell over the library (`imuzekit.batch`): ``batch run`` adds the manifest to a journal
+(SQLite, or PostgreSQL shared by many workers) and runs it; it can be killed at any moment:
+running the same command again skips finished lines, resumes submitted ones from their job
+tokens and reconciles the ones caught mid-create before anything is sent again.
 ``batch status`` shows the journal's counts; ``batch resolve`` settles an ``uncertain`` line by
 hand.
 """
@@ -20,22 +21,20 @@ from rich.console import Console
 from rich.table import Table
 
 from imuzekit import Timeouts
+from imuzekit.batch import BatchStatus, Notice
+from imuzekit.batch import open as open_batch
 from imuzekit.batch._journal import (
     STATES,
-    AsyncJournal,
+    FileRecord,
     Journal,
     JournalError,
     LineRecord,
     RunLock,
 )
+from imuzekit.batch._lock import is_postgres_url
 from imuzekit.batch._manifest import ManifestError, load_manifest
 from imuzekit.batch._rules import landing_window, resubmit_after, when
-from imuzekit.batch._runner import (
-    BatchOptions,
-    BatchRunner,
-    journal_path_for,
-    summarize,
-)
+from imuzekit.batch._runner import choice_errors, journal_path_for, summarize
 from imuzekit.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -69,9 +68,9 @@ def batch() -> None:
 )
 @click.option(
     "--journal",
-    type=click.Path(dir_okay=False, path_type=pathlib.Path),
     default=None,
-    help=f"Journal file (default: <out>/{_JOURNAL_NAME}).",
+    help=f"Journal file (default: <out>/{_JOURNAL_NAME}), or a postgresql:// URL shared by "
+    "many workers.",
 )
 @click.option(
     "--concurrency",
@@ -101,7 +100,7 @@ def run_batch(
     ctx: click.Context,
     manifest: pathlib.Path,
     out: pathlib.Path,
-    journal: pathlib.Path | None,
+    journal: str | None,
     concurrency: int,
     resubmit_uncertain: bool,
     retry_failed: bool,
@@ -120,22 +119,16 @@ def run_batch(
         raise CliUsageError(str(exc)) from None
     except OSError as exc:
         raise CliUsageError(f"cannot read the manifest: {exc}") from None
-    path = journal_path_for(out, journal)
-    options = BatchOptions(
-        # Resolved: the journal records absolute paths, valid from any working directory.
-        out=out.resolve(),
-        concurrency=concurrency,
-        resubmit_uncertain=resubmit_uncertain,
-        retry_failed=retry_failed,
-    )
+    where = _journal_of(journal, out)
+    keys = [line.key for line in lines]
     err = Console(stderr=True)
 
-    def say(message: str) -> None:
-        if not as_json:
-            err.print(f"[dim]{message}[/dim]")
-
-    async def main() -> list[LineRecord]:
-        async with open_client(ctx, use_emulator=use_emulator) as kit:
+    async def main() -> tuple[list[LineRecord], list[FileRecord], str]:
+        # The journal first: its lock stops a second run before anything is touched.
+        async with (
+            open_batch(where) as store,
+            open_client(ctx, use_emulator=use_emulator) as kit,
+        ):
             if create_timeout is not None:
                 # Every attempt's bound; the runner derives its landing window from it.
                 timeouts = kit.transport.timeouts
@@ -144,34 +137,47 @@ def run_batch(
                     connect=min(timeouts.connect or create_timeout, create_timeout),
                     total=create_timeout,
                 )
-            store = await AsyncJournal.open(path)
-            try:
-                board = StateBoard(err, STATES, enabled=err.is_terminal and not as_json)
-                with board:
-                    meter = ByteMeter(board.add_bytes)
-                    runner = BatchRunner(
-                        kit,
-                        store,
-                        lines,
-                        options,
-                        board=board,
-                        say=say,
-                        describe=lambda exc: describe_error(exc)[0],
-                        progress=meter.callback,
-                    )
-                    return await runner.run()
-            finally:
-                await store.aclose()
+            refused = choice_errors(kit, lines)  # the CLI stops at a bad manifest, unsent
+            if refused:
+                raise refused[0]
+            added = await store.add(lines)
+            if added.conflicts:
+                raise ManifestError(0, None, "; ".join(added.conflicts))
+            board = StateBoard(err, STATES, enabled=err.is_terminal and not as_json)
+            meter = ByteMeter(board.add_bytes)
+            with board:
+                events = store.run(
+                    kit,
+                    out=out,
+                    concurrency=concurrency,
+                    resubmit_uncertain=resubmit_uncertain,
+                    retry_failed=retry_failed,
+                    only=keys,
+                    on_download=lambda key, index: meter.callback(),
+                    describe=lambda exc: describe_error(exc)[0],
+                    board=board,
+                )
+                async for event in events:
+                    if isinstance(event, Notice) and not as_json:
+                        err.print(f"[dim]{event.message}[/dim]")
+            records = await store.lines(keys=keys)
+            files = await store.files() if as_json else []
+            return records, files, store.journal
 
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with RunLock(path):
-            records = asyncio.run(main())
+        records, files, shown = asyncio.run(main())
     except (JournalError, ManifestError) as exc:
         raise CliUsageError(str(exc)) from None
-    _report(records, path, as_json)
+    _report(records, files, shown, as_json)
     done = all(record.state == "downloaded" for record in records)
     ctx.exit(EXIT_OK if done else EXIT_FAILED)
+
+
+def _journal_of(journal: str | None, out: pathlib.Path) -> str | pathlib.Path:
+    """``--journal`` (a path or a PostgreSQL URL) or ``<out>/imuzekit-batch.sqlite``."""
+    if journal is not None and is_postgres_url(journal):
+        return journal
+    return journal_path_for(out, pathlib.Path(journal) if journal is not None else None)
 
 
 def _record_json(record: LineRecord, files: list[Any]) -> dict[str, Any]:
@@ -188,16 +194,15 @@ def _record_json(record: LineRecord, files: list[Any]) -> dict[str, Any]:
     }
 
 
-def _report(records: list[LineRecord], path: pathlib.Path, as_json: bool) -> None:
+def _report(records: list[LineRecord], files: list[FileRecord], where: str, as_json: bool) -> None:
     if as_json:
-        with Journal(path, create=False) as journal:
-            files: dict[str, list[Any]] = {}
-            for f in journal.files():
-                files.setdefault(f.key, []).append(
-                    {"path": f.path, "size": f.size, "sha256": f.sha256, "remote_id": f.remote_id}
-                )
+        by_key: dict[str, list[Any]] = {}
+        for f in files:
+            by_key.setdefault(f.key, []).append(
+                {"path": f.path, "size": f.size, "sha256": f.sha256, "remote_id": f.remote_id}
+            )
         for record in records:
-            emit_json(_record_json(record, files.get(record.key, [])))
+            emit_json(_record_json(record, by_key.get(record.key, [])))
         return
     console = Console()
     counts = summarize(records)
@@ -217,7 +222,7 @@ def _report(records: list[LineRecord], path: pathlib.Path, as_json: bool) -> Non
     if len(problems) > 20:
         console.print(f"  ... and {len(problems) - 20} more (`imuzekit batch status`)")
     if problems:
-        console.print(f"journal: {path}; run the same command again to resume", highlight=False)
+        console.print(f"journal: {where}; run the same command again to resume", highlight=False)
 
 
 def _journal_option(func: Any) -> Any:
@@ -229,40 +234,49 @@ def _journal_option(func: Any) -> Any:
     )(func)
     return click.option(
         "--journal",
-        type=click.Path(dir_okay=False, path_type=pathlib.Path),
         default=None,
-        help=f"Journal file (default: ./{_JOURNAL_NAME}).",
+        help=f"Journal file (default: ./{_JOURNAL_NAME}), or a postgresql:// URL.",
     )(func)
 
 
-def _journal_path(journal: pathlib.Path | None, out: pathlib.Path | None) -> pathlib.Path:
+def _journal_path(journal: str | None, out: pathlib.Path | None) -> pathlib.Path:
     if journal is not None:
-        return journal
+        if is_postgres_url(journal):
+            raise CliUsageError("give a SQLite journal's path here (not a PostgreSQL URL)")
+        return pathlib.Path(journal)
     return (out or pathlib.Path(".")) / _JOURNAL_NAME
 
 
 @batch.command()
 @_journal_option
 @json_option
-def status(journal: pathlib.Path | None, out: pathlib.Path | None, as_json: bool) -> None:
+def status(journal: str | None, out: pathlib.Path | None, as_json: bool) -> None:
     """Count the journal's lines per state (and list the ones that need attention)."""
-    path = _journal_path(journal, out)
+    where: str | pathlib.Path
+    if journal is not None and is_postgres_url(journal):
+        where = journal
+    else:
+        where = _journal_path(journal, out)
+
+    async def read() -> BatchStatus:
+        async with open_batch(where, create=False, lock=False) as store:
+            return await store.status()
+
     try:
-        with Journal(path, create=False) as store:
-            counts = store.counts()
-            problems = store.lines(("failed", "uncertain", "submitting"))
+        found = asyncio.run(read())
     except JournalError as exc:
         raise CliUsageError(str(exc)) from None
+    counts = dict(found.counts)
     if as_json:
-        emit_json({"journal": str(path), "total": sum(counts.values()), "counts": counts})
+        emit_json({"journal": found.journal, "total": found.total, "counts": counts})
         return
     console = Console()
-    table = Table("state", "lines", title=f"{path}", title_justify="left")
+    table = Table("state", "lines", title=f"{found.journal}", title_justify="left")
     for state, count in counts.items():
         table.add_row(state, str(count))
-    table.add_row("total", str(sum(counts.values())))
+    table.add_row("total", str(found.total))
     console.print(table)
-    for record in problems:
+    for record in found.problems:
         console.print(
             f"  line {record.line} (key {record.key!r}) {record.state}: {record.error or ''}",
             markup=False,
@@ -292,7 +306,7 @@ def resolve(
     remote_id: str | None,
     resubmit: bool,
     force: bool,
-    journal: pathlib.Path | None,
+    journal: str | None,
     out: pathlib.Path | None,
 ) -> None:
     """Settle an uncertain line KEY: adopt the generation you found, or resubmit it.
