@@ -217,10 +217,10 @@ class ParseError(ImuzekitError):
     received (possibly truncated for very large bodies).
     """
 
-    def __init__(self, message: str, *, path: str = "$", body: Any = None) -> None:
+    def __init__(self, message: str, *, path: str = "$", body: object = None) -> None:
         super().__init__(f"{message} at {path}")
         self.path = path
-        self.body = body
+        self.body: object = body
 
 
 class JobFailed(ImuzekitError):

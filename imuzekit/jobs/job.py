@@ -112,7 +112,7 @@ class JobStatus(Generic[T]):
     """One reading of a job's status, as a driver parsed it from a response."""
 
     state: JobState
-    raw_status: Any
+    raw_status: object
     result: T | None = None
     error: str | None = None
 
@@ -123,7 +123,7 @@ class JobSnapshot(Generic[T]):
 
     job_id: str
     state: JobState
-    raw_status: Any
+    raw_status: object
     result: T | None
     at: float
 
@@ -217,7 +217,7 @@ class Job(Generic[T]):
         schedule for it."""
         self._poller = poller
         self._state = JobState.QUEUED
-        self.raw_status: Any = None
+        self.raw_status: object = None
         """The provider's own status value (``"processing"``, ``3``, ``"completed"``, ...)."""
         self.result: T | None = None
         """The latest model read from the provider (final once the job is READY)."""

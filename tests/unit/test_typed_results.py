@@ -193,6 +193,8 @@ async def main(kit: Client, token: str) -> None:
     song_job = kit.imuze.songs.resume(token)
     assert_type(song_job, Job[Song])
     assert_type(song_job.result_or_raise(), Song)
+    assert_type(song_job.raw_status, object)
+    assert_type(song_job.snapshot().raw_status, object)
     assert_type(kit.joplin.musics.resume(token), Job[Music])
     assert_type(kit.mureka.music.resume(token), Job[Feed])
     assert_type(kit.mureka.jobs.resume(token), Job[Feed])
@@ -208,8 +210,10 @@ async def main(kit: Client, token: str) -> None:
         await kit.imuze.songs.get(1)
     except errors.APIError as exc:
         assert_type(exc.body, object)
+    except errors.ParseError as exc:
+        assert_type(exc.body, object)
     except errors.JobNotReady as exc:
-        print(exc.state)
+        assert_type(exc.state, str)
 """
 
 
