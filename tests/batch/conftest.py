@@ -18,3 +18,7 @@ def emu_thread() -> Iterator[EmulatorThread]:
         yield server
     finally:
         server.close()
+
+
+# The PostgreSQL server of tests/batch_pg (given by IMUZEKIT_TEST_POSTGRES_URL, or started).
+from tests.batch_pg.conftest import pg_schema, pg_url  # noqa: E402, F401
