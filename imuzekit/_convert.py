@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 from cattrs.errors import IterableValidationNote
-from cattrs.gen import make_dict_structure_fn
 
 __all__ = ["MAX_JSON_DEPTH", "JSONTooDeepError", "alias_keys", "loads_json", "make_converter"]
 
@@ -212,7 +211,77 @@ def _optional(hook: Callable[[Any, type], T], tp: type[T]) -> Callable[[Any, Any
             return value  # type(value) is tp: the hook would return it unchanged
         return hook(value, tp)
 
+    _PASSES[structure_optional] = (passthrough, True)
     return structure_optional
+
+
+# Hooks that return a value of their exact type unchanged: {hook: (that type, None passes too)}.
+# Filled as hooks are made (one entry per converter build), read when a class's fast path is
+# generated, so the generated code can test ``type(v) is int`` instead of calling the hook.
+_PASSES: dict[Callable[..., Any], tuple[type | None, bool]] = {
+    _structure_int: (int, False),
+    _structure_str: (str, False),
+    _structure_bool: (bool, False),
+}
+
+
+def _fast_structure_fn(cls: type[T], converter: cattrs.Converter) -> Callable[[Any, Any], T]:
+    """cattrs's structure function for the attrs class ``cls``, behind a generated fast path.
+
+    The fast path reads a plain ``dict`` field by field with the very hooks cattrs's function
+    uses (a hook that would return its value unchanged is skipped when the value already has
+    its exact type) and builds ``cls`` directly: no per-field error bookkeeping. Anything
+    unusual (not a dict, a required key missing, any exception from a hook or from ``cls``)
+    hands the value to cattrs's own detailed function, which gives the answer or raises the
+    error naming the path, exactly as without the fast path; the fast path's exception is
+    dropped before that (nothing of it is chained). Classes the fast path cannot mirror
+    (generic, a field without a type, an attrs converter cattrs is told to prefer, init=False
+    fields) get cattrs's function alone.
+    """
+    slow = converter.gen_structure_attrs_fromdict(cls)
+    if typing.get_origin(cls) is not None or vars(cls).get("__parameters__"):
+        return slow
+    fields = attrs.fields(typing.cast(Any, cls))
+    if any(f.type is None or not f.init for f in fields):
+        return slow
+    if converter._prefer_attrib_converters and any(f.converter is not None for f in fields):
+        return slow
+    names: dict[str, Any] = {"_slow": slow, "_cls": cls}
+    lines = [
+        "def fast(o, _):",
+        "    if type(o) is not dict:",
+        "        return _slow(o, _)",
+        "    try:",
+        "        kw = {}",
+    ]
+    for index, field in enumerate(fields):
+        key = field.alias if converter.use_alias else field.name
+        hook = converter.get_structure_hook(field.type)
+        names[f"_h{index}"], names[f"_t{index}"] = hook, field.type
+        call = f"_h{index}(v, _t{index})"
+        passthrough, none_passes = _PASSES.get(hook, (None, False))
+        if passthrough is not None:
+            names[f"_p{index}"] = passthrough
+            test = f"type(v) is _p{index}"
+            if none_passes:
+                test = f"v is None or {test}"
+            call = f"v if {test} else {call}"
+        elif none_passes:
+            call = f"None if v is None else {call}"
+        lines.append(f"        if {key!r} in o:")
+        lines.append(f"            v = o[{key!r}]")
+        lines.append(f"            kw[{field.alias!r}] = {call}")
+        if field.default is attrs.NOTHING:
+            lines.append("        else:")
+            lines.append("            return _slow(o, _)")
+    lines += [
+        "        return _cls(**kw)",
+        "    except Exception:",
+        "        pass",
+        "    return _slow(o, _)",  # outside the except block: no context chained
+    ]
+    exec(compile("\n".join(lines), f"<imuzekit fast structure {cls.__qualname__}>", "exec"), names)
+    return typing.cast(Callable[[Any, Any], T], names["fast"])
 
 
 def make_converter() -> cattrs.Converter:
@@ -232,6 +301,9 @@ def make_converter() -> cattrs.Converter:
         converter.register_structure_hook(tp | None, _optional(hook, tp))
     converter.register_unstructure_hook(dt.datetime, lambda d: int(d.timestamp()))
     converter.register_structure_hook_factory(_is_variadic_tuple, _tuple_hook_factory)
+    # Every attrs class a provider does not give its own hook: cattrs's function behind a fast
+    # path for the well-formed answers nearly every call gets.
+    converter.register_structure_hook_factory(attrs.has, _fast_structure_fn)
     return converter
 
 
@@ -243,7 +315,7 @@ def alias_keys(converter: cattrs.Converter, cls: type[T], aliases: Mapping[str, 
     """
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not an attrs class")
-    inner = make_dict_structure_fn(cls, converter)
+    inner = _fast_structure_fn(cls, converter)
     pairs = tuple(aliases.items())
 
     def structure_with_aliases(value: Any, tp: type[T]) -> T:
