@@ -7,8 +7,8 @@ with no signature. This extension imports each attrs class, reads `attrs.fields(
 that attrs made, with the annotations as written in the source (so that they link) and
 each default as written (`2.0`, `()`, `list()` for a factory). The fields themselves keep
 their annotation and show that default as their value instead of the `attrs.field(...)`
-call. An attribute set from the parameter of the same name in `__init__` shows no value
-(rather than `poll = poll`). An exception class that keeps `Exception.__init__` (not
+call. An attribute set from a parameter in `__init__` shows that parameter's type (rather
+than `poll = poll`). An exception class that keeps `Exception.__init__` (not
 visible to static analysis) gets its `(*args)`.
 
 Loaded by `mkdocs.yml` (`extensions: [tools/griffe_attrs.py]`).
@@ -163,15 +163,21 @@ def _add_init(cls: griffe.Class) -> None:
     cls.labels.add("attrs")
 
 
-def _hide_parameter_values(cls: griffe.Class) -> None:
-    """`self.poll = poll` in `__init__` shows as `poll = poll`: say nothing instead."""
+def _type_from_parameters(cls: griffe.Class) -> None:
+    """`self.poll = poll` in `__init__` shows as `poll = poll`: show `poll: <its type>`."""
+    init = cls.members.get("__init__")
+    if not isinstance(init, griffe.Function):
+        return
+    parameters = {parameter.name: parameter for parameter in init.parameters}
     for member in cls.members.values():
         if (
             isinstance(member, griffe.Attribute)
             and "instance-attribute" in member.labels
             and isinstance(member.value, griffe.ExprName)
-            and member.value.name == member.name
+            and member.value.name in parameters
         ):
+            if member.annotation is None:
+                member.annotation = parameters[member.value.name].annotation
             member.value = None
 
 
@@ -187,7 +193,7 @@ def _walk(obj: griffe.Module | griffe.Class, seen: set[str]) -> None:
             if runtime is not None and issubclass(runtime, BaseException):
                 _add_exception_init(obj)
     if isinstance(obj, griffe.Class):
-        _hide_parameter_values(obj)
+        _type_from_parameters(obj)
     for member in list(obj.members.values()):
         if not member.is_alias and isinstance(member, griffe.Module | griffe.Class):
             _walk(member, seen)
