@@ -1,6 +1,6 @@
 """The batch journal: one SQLite row per manifest line, one committed transaction per change.
 
-Schema (version 2; a version 1 journal is upgraded in place when opened)::
+Schema (version 2; a version 1 journal is upgraded in place when opened):
 
     meta(name PRIMARY KEY, value)          batch_id (random: the markers' salt), schema_version
     lines(key PRIMARY KEY, line, provider, kind, request, digest, marker, state, token,
