@@ -49,7 +49,6 @@ inside its fixtures, so a test run that never asks for them never loads them.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -132,6 +131,8 @@ def _faults_of(node: pytest.Item) -> list[tuple[str, str, Mapping[str, Any]]]:
 
 
 def _did_you_mean(word: object, choices: list[str]) -> str:
+    import difflib  # only when a marker is wrong: loading the plugin stays cheap
+
     close = difflib.get_close_matches(str(word), choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
