@@ -7,10 +7,10 @@ machines) whose state machine makes every paid creation happen exactly once, wha
 import imuzekit
 from imuzekit import batch
 
-async with imuzekit.Client.from_env() as kit, batch.open("batch.db") as b:
+async with imuzekit.Client.from_env() as kit, batch.open("batch.db", client=kit) as b:
     await b.add([{"provider": "imuze", "key": "intro", "title": "Morning Song",
                   "arrangement_id": 1, "desired_length": 60}])
-    async for event in b.run(kit, out="songs/", concurrency=16):
+    async for event in b.run("songs/", concurrency=16):
         print(event)
     print(await b.status())
 ```

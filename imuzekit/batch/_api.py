@@ -1,9 +1,9 @@
 """The Batch API: open a journal, add manifest lines, run them with a Client, read the status.
 
 ```python
-async with imuzekit.batch.open("batch.db") as batch:       # or "postgresql://..."
+async with imuzekit.batch.open("batch.db", client=kit) as batch:   # or "postgresql://..."
     await batch.add(lines)                                  # idempotent
-    async for event in batch.run(kit, out="songs/", concurrency=16):
+    async for event in batch.run("songs/", concurrency=16):
         ...
     print(await batch.status())
 ```
@@ -107,8 +107,11 @@ class Batch:
         journal: str,
         path: pathlib.Path | None,
         locked: bool = False,
+        client: Client | None = None,
     ) -> None:
         self._store = store
+        self.client = client
+        """The Client `run` sends through unless given another (`open(..., client=kit)`)."""
         self._path = path
         self._locked = locked
         self.journal = journal
@@ -202,9 +205,9 @@ class Batch:
 
     async def run(
         self,
-        client: Client,
-        *,
         out: str | os.PathLike[str],
+        *,
+        client: Client | None = None,
         concurrency: int = 16,
         resubmit_uncertain: bool = False,
         retry_failed: bool = False,
@@ -223,6 +226,7 @@ class Batch:
         left. Stopping the iteration early (``break``, cancellation) stops the run; running
         again resumes it.
 
+        ``client``: the Client to send through (default: the one given to `open`).
         ``concurrency``: lines in progress at once. ``resubmit_uncertain``, ``retry_failed``:
         send those lines again. ``only``: run just these keys. ``on_download(key, index)``:
         called as each file's download starts, returns its ``on_progress(done, total)`` (or
@@ -230,6 +234,12 @@ class Batch:
         view (`Board`). ``ConfigurationError`` before anything is sent when a provider the
         lines use is not configured.
         """
+        client = client if client is not None else self.client
+        if not isinstance(client, Client):
+            raise errors.ValidationError(
+                "client",
+                "run needs a Client: open(journal, client=kit), or run(out, client=kit)",
+            )
         queue: asyncio.Queue[Any] = asyncio.Queue()
         options = BatchOptions(
             out=pathlib.Path(out),
@@ -389,13 +399,15 @@ def _parse(numbered: Iterable[tuple[int, Line | ManifestLine]]) -> list[Manifest
 async def open_batch(
     journal: str | os.PathLike[str],
     *,
+    client: Client | None = None,
     create: bool = True,
     lock: bool = True,
     schema: str = "imuzekit",
 ) -> AsyncIterator[Batch]:
     """Open the batch whose journal is ``journal``: a SQLite file's path (created if need be)
     or a ``postgresql://`` URL (the ``postgres`` extra; ``schema`` names the PostgreSQL
-    schema holding its tables). ``create=False``: only an existing journal.
+    schema holding its tables). ``create=False``: only an existing journal. ``client``: the
+    Client that `Batch.run` sends through (it may also be given to `run`).
 
     A SQLite journal is locked while open (`lock`): another process opening it gets a
     `JournalError` at once, before it touches the file (two runners would send the same
@@ -411,7 +423,7 @@ async def open_batch(
 
         pg = await PgJournal.open(spelled, schema=schema, create=create)
         try:
-            yield Batch(pg, journal=pg.where, path=None)
+            yield Batch(pg, journal=pg.where, path=None, client=client)
         finally:
             await pg.aclose()
         return
@@ -419,6 +431,6 @@ async def open_batch(
     with RunLock(path) if lock else contextlib.nullcontext():
         store = AsyncJournal(await asyncio.to_thread(Journal, path, create=create))
         try:
-            yield Batch(store, journal=str(path), path=path, locked=lock)
+            yield Batch(store, journal=str(path), path=path, locked=lock, client=client)
         finally:
             await store.aclose()

@@ -49,9 +49,9 @@ async def main(config: dict[str, Any]) -> None:
         poll=PollPolicy(initial=0.05, max_interval=0.2, timeout=60),
         trust_env=False,
     )
-    async with kit, batch.open(config["journal"]) as run:
+    async with kit, batch.open(config["journal"], client=kit) as run:
         await run.add(manifest(config["lines"]))
-        async for event in run.run(kit, out=config["out"], concurrency=config["concurrency"]):
+        async for event in run.run(config["out"], concurrency=config["concurrency"]):
             print(json.dumps(_event(event)), flush=True)
 
 

@@ -46,7 +46,7 @@ async def test_a_run_yields_each_lines_moves_and_files_in_order(
     async with batch.open(tmp_path / "b.db") as run:
         added = await run.add([song("a"), song("b"), music])
         assert added == batch.AddResult(3)
-        events = [e async for e in run.run(kit, out=tmp_path / "out", concurrency=4)]
+        events = [e async for e in run.run(client=kit, out=tmp_path / "out", concurrency=4)]
         status = await run.status()
     moves: dict[str, list[str]] = {}
     files: dict[str, batch.FileWritten] = {}
@@ -87,11 +87,11 @@ async def test_adding_again_is_idempotent_and_a_second_run_sends_nothing(
     )
     async with batch.open(tmp_path / "b.db") as run:
         assert (await run.add(manifest)).lines == 1
-        assert [e async for e in run.run(kit, out=tmp_path)][-1] == batch.LineChanged(
+        assert [e async for e in run.run(client=kit, out=tmp_path)][-1] == batch.LineChanged(
             "1", 1, "imuze", "ready", "downloaded", None, 1
         )
         assert (await run.add(str(manifest))).lines == 1
-        assert [e async for e in run.run(kit, out=tmp_path)] == []
+        assert [e async for e in run.run(client=kit, out=tmp_path)] == []
     assert emu.imuze.songs_created == 1
 
 
@@ -121,7 +121,7 @@ async def test_a_bad_line_is_failed_with_its_reason_and_the_others_go_on(
         failed = {row.key: row.error for row in await run.lines("failed")}
         assert failed == {r.key: r.reason for r in added.rejected}  # before anything is sent
         assert emu.imuze.songs_created == 0
-        events = [e async for e in run.run(kit, out=tmp_path / "out", retry_failed=True)]
+        events = [e async for e in run.run(client=kit, out=tmp_path / "out", retry_failed=True)]
         status = await run.status()
         # The account is checked against the Client's: failed before anything is sent.
         [account] = [e for e in events if isinstance(e, batch.LineChanged) and e.key == "t"]
@@ -132,7 +132,7 @@ async def test_a_bad_line_is_failed_with_its_reason_and_the_others_go_on(
         # A corrected line is sent; the rejected ones never are, even with retry_failed.
         assert (await run.add([song("long")], start=2)).rejected == ()
         assert [row.state for row in await run.lines(keys=["long"])] == ["pending"]
-        assert [e async for e in run.run(kit, out=tmp_path / "out", retry_failed=True)]
+        assert [e async for e in run.run(client=kit, out=tmp_path / "out", retry_failed=True)]
         assert (await run.status()).counts["downloaded"] == 3
     assert emu.imuze.songs_created == 3
     assert emu.mureka.creations == 0
@@ -161,12 +161,12 @@ async def test_stopping_the_iteration_stops_the_run_and_it_resumes(
 ) -> None:
     async with batch.open(tmp_path / "b.db") as run:
         await run.add([song(f"s{n}") for n in range(6)])
-        async for event in run.run(kit, out=tmp_path, concurrency=2):
+        async for event in run.run(client=kit, out=tmp_path, concurrency=2):
             if isinstance(event, batch.LineChanged) and event.state == "submitted":
                 break
         left = (await run.status()).counts
         assert left["downloaded"] < 6
-        async for _ in run.run(kit, out=tmp_path, concurrency=6):
+        async for _ in run.run(client=kit, out=tmp_path, concurrency=6):
             pass
         assert (await run.status()).done
     assert emu.imuze.songs_created == 6
@@ -189,7 +189,7 @@ async def test_an_unconfigured_provider_is_an_error_before_anything_is_sent(
             ]
         )
         with pytest.raises(errors.ConfigurationError, match="joplin"):
-            async for _ in run.run(kit, out=tmp_path):
+            async for _ in run.run(client=kit, out=tmp_path):
                 pass
         assert (await run.status()).counts["pending"] == 2
     assert emu.imuze.songs_created == 0
@@ -224,3 +224,28 @@ async def test_a_journal_of_another_schema_version_is_an_error_naming_it(
     with pytest.raises(batch.JournalError, match="no journal at"):
         async with batch.open(tmp_path / "none.db", create=False):
             pass
+
+
+async def test_the_client_given_to_open_is_the_one_run_sends_through(
+    emu: Emulator, kit: Client, tmp_path: pathlib.Path
+) -> None:
+    # The documented shape: open(journal, client=kit), then run(out_dir, ...).
+    async with batch.open(tmp_path / "b.db", client=kit) as run:
+        assert run.client is kit
+        await run.add([song("a")])
+        events = [e async for e in run.run(tmp_path / "out", concurrency=2)]
+        assert (await run.status()).done
+    assert [e.state for e in events if isinstance(e, batch.LineChanged)][-1] == "downloaded"
+    assert emu.count("imuze", "POST", "/songs") == 1
+
+
+async def test_a_run_without_a_client_is_refused_before_anything_is_sent(
+    emu: Emulator, tmp_path: pathlib.Path
+) -> None:
+    async with batch.open(tmp_path / "b.db") as run:
+        await run.add([song("a")])
+        with pytest.raises(errors.ValidationError) as caught:
+            _ = [e async for e in run.run(tmp_path / "out")]
+        assert caught.value.field == "client"
+        assert [line.state for line in await run.lines()] == ["pending"]
+    assert emu.count("imuze", "POST", "/songs") == 0

@@ -34,11 +34,9 @@ async def test_a_library_batch_on_postgresql_runs_and_reports(
     ):
         assert "***" in run.journal and "5ecret" not in run.journal
         added = await run.add(lines)
-        assert [(r.key, r.reason) for r in added.rejected] == [
-            ("bad", "title: is required")
-        ]
+        assert [(r.key, r.reason) for r in added.rejected] == [("bad", "title: is required")]
         assert (await run.add(lines)).rejected == added.rejected  # idempotent
-        events = [e async for e in run.run(kit, out=tmp_path, concurrency=4)]
+        events = [e async for e in run.run(client=kit, out=tmp_path, concurrency=4)]
         status = await run.status()
     downloaded = {
         e.key for e in events if isinstance(e, batch.LineChanged) and e.state == "downloaded"

@@ -147,8 +147,8 @@ def run_batch(
             meter = ByteMeter(board.add_bytes)
             with board:
                 events = store.run(
-                    kit,
-                    out=out,
+                    out,
+                    client=kit,
                     concurrency=concurrency,
                     resubmit_uncertain=resubmit_uncertain,
                     retry_failed=retry_failed,
