@@ -10,6 +10,7 @@ path of the offending value (``$.response[3].id``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import typing
@@ -46,10 +47,23 @@ def loads_json(text: str | bytes) -> Any:
     where JSON from outside is decoded: callers map `ValueError` to `ParseError` (answers) or
     `ValidationError` (tokens).
     """
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        raise JSONTooDeepError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    value = _NOT_SCANNED
+    if type(text) is str and text[:1] in ("{", "["):
+        # One JSON value and nothing else (not even whitespace) from the C scanner json.loads
+        # ends up in, without the three Python frames around it; anything else (trailing
+        # text, any failure) goes to json.loads, which decodes it or raises its own error.
+        try:
+            value, end = _scanner()(text, 0)
+        except Exception:  # StopIteration, JSONDecodeError, RecursionError: json.loads decides
+            value = _NOT_SCANNED
+        else:
+            if end != len(text):
+                value = _NOT_SCANNED
+    if value is _NOT_SCANNED:
+        try:
+            value = json.loads(text)
+        except RecursionError:
+            raise JSONTooDeepError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
     # So deep a nesting needs at least as many brackets: nearly every answer stops here.
     if isinstance(text, str):
         opened = text.count("[") + text.count("{")
@@ -60,6 +74,16 @@ def loads_json(text: str | bytes) -> Any:
         if not _shallow_brackets(data) and _depth(value) > MAX_JSON_DEPTH:
             raise JSONTooDeepError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
     return value
+
+
+_NOT_SCANNED: Any = object()
+
+
+@functools.cache
+def _scanner() -> Callable[[str, int], tuple[Any, int]]:
+    """The C scanner ``json.loads`` ends up in, without the three Python frames around it."""
+    scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+    return scan
 
 
 # Every bracket becomes "[" or "]", everything else is dropped: what is left is the nesting.
@@ -225,7 +249,12 @@ _PASSES: dict[Callable[..., Any], tuple[type | None, bool]] = {
 }
 
 
-def _fast_structure_fn(cls: type[T], converter: cattrs.Converter) -> Callable[[Any, Any], T]:
+def _fast_structure_fn(
+    cls: type[T],
+    converter: cattrs.Converter,
+    aliases: Mapping[str, str] | None = None,
+    slow: Callable[[Any, Any], T] | None = None,
+) -> Callable[[Any, Any], T]:
     """cattrs's structure function for the attrs class ``cls``, behind a generated fast path.
 
     The fast path reads a plain ``dict`` field by field with the very hooks cattrs's function
@@ -237,8 +266,12 @@ def _fast_structure_fn(cls: type[T], converter: cattrs.Converter) -> Callable[[A
     dropped before that (nothing of it is chained). Classes the fast path cannot mirror
     (generic, a field without a type, an attrs converter cattrs is told to prefer, init=False
     fields) get cattrs's function alone.
+
+    ``aliases`` (alias key -> field key, see `alias_keys`) are read in the fast path too, the
+    field's own key first; ``slow`` then replaces cattrs's function (it reads them as well).
     """
-    slow = converter.gen_structure_attrs_fromdict(cls)
+    if slow is None:
+        slow = converter.gen_structure_attrs_fromdict(cls)
     if typing.get_origin(cls) is not None or vars(cls).get("__parameters__"):
         return slow
     fields = attrs.fields(typing.cast(Any, cls))
@@ -268,9 +301,11 @@ def _fast_structure_fn(cls: type[T], converter: cattrs.Converter) -> Callable[[A
             call = f"v if {test} else {call}"
         elif none_passes:
             call = f"None if v is None else {call}"
-        lines.append(f"        if {key!r} in o:")
-        lines.append(f"            v = o[{key!r}]")
-        lines.append(f"            kw[{field.alias!r}] = {call}")
+        keys = [key, *(alias for alias, canonical in (aliases or {}).items() if canonical == key)]
+        for number, name in enumerate(keys):
+            lines.append(f"        {'elif' if number else 'if'} {name!r} in o:")
+            lines.append(f"            v = o[{name!r}]")
+            lines.append(f"            kw[{field.alias!r}] = {call}")
         if field.default is attrs.NOTHING:
             lines.append("        else:")
             lines.append("            return _slow(o, _)")
@@ -315,7 +350,7 @@ def alias_keys(converter: cattrs.Converter, cls: type[T], aliases: Mapping[str, 
     """
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not an attrs class")
-    inner = _fast_structure_fn(cls, converter)
+    inner = converter.gen_structure_attrs_fromdict(cls)
     pairs = tuple(aliases.items())
 
     def structure_with_aliases(value: Any, tp: type[T]) -> T:
@@ -332,4 +367,10 @@ def alias_keys(converter: cattrs.Converter, cls: type[T], aliases: Mapping[str, 
                     break
         return typing.cast(T, inner(value, tp))
 
-    converter.register_structure_hook(cls, structure_with_aliases)
+    keys = {field.alias if converter.use_alias else field.name for field in attrs.fields(cls)}
+    if keys.isdisjoint(aliases):
+        # The aliases read by the generated fast path itself; this function answers the rest.
+        fast = _fast_structure_fn(cls, converter, aliases, typing.cast(Any, structure_with_aliases))
+        converter.register_structure_hook(cls, fast)
+    else:  # an alias that is also a field's key: only the renaming above gets that right
+        converter.register_structure_hook(cls, structure_with_aliases)

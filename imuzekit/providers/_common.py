@@ -45,15 +45,31 @@ def converter() -> cattrs.Converter:
     this module imports no provider: the converter is built once per set of providers, on
     first use, and again only after a provider is registered.
     """
-    return _converter_with(registry().converter_hooks())
+    return _parsing_with(registry().converter_hooks()).converter
+
+
+class _Parsing:
+    """A converter with the structure hook of each class it was asked for, looked up once."""
+
+    __slots__ = ("converter", "hooks")
+
+    def __init__(self, converter: cattrs.Converter) -> None:
+        self.converter = converter
+        self.hooks: dict[Any, Callable[[Any, Any], Any]] = {}
+
+    def hook(self, cls: Any) -> Callable[[Any, Any], Any]:
+        found = self.hooks.get(cls)
+        if found is None:
+            found = self.hooks[cls] = self.converter.get_structure_hook(cls)
+        return found
 
 
 @functools.lru_cache(maxsize=8)
-def _converter_with(hooks: tuple[Callable[[cattrs.Converter], None], ...]) -> cattrs.Converter:
+def _parsing_with(hooks: tuple[Callable[[cattrs.Converter], None], ...]) -> _Parsing:
     conv = make_converter()
     for hook in hooks:
         hook(conv)
-    return conv
+    return _Parsing(conv)
 
 
 def decode_json(response: Response, *, secret: bool = False) -> Any:
@@ -93,8 +109,12 @@ def _not_json(response: Response, snippet: str | None) -> errors.ParseError:
 
 def structure(data: Any, cls: type[T], *, path: str = "$") -> T:
     """Structure ``data`` into ``cls``; ParseError naming the first bad path otherwise."""
+    # converter().structure(data, cls) without its dispatch: the class's hook, remembered.
+    parsing = _parsing_with(registry().converter_hooks())
+    hook = parsing.hooks.get(cls) or parsing.hook(cls)
     try:
-        return converter().structure(data, cls)
+        value: T = hook(data, cls)
+        return value
     except RecursionError:
         # Decoded answers nest at most MAX_JSON_DEPTH levels; this guards other callers.
         raise errors.ParseError(
@@ -120,12 +140,6 @@ def expect_object(data: Any, what: str, *, path: str = "$", secret: bool = False
     return data
 
 
-def _segment(value: str | int) -> str:
-    if type(value) is int:  # digits and "-": nothing to encode
-        return str(value)
-    return _encoded_segment(str(value))
-
-
 @functools.lru_cache(maxsize=1024)
 def _encoded_segment(text: str) -> str:
     # Route words and ids repeat from request to request: remembered rather than checked each
@@ -135,8 +149,13 @@ def _encoded_segment(text: str) -> str:
 
 def join_url(base: str, *segments: str | int) -> str:
     """``base`` followed by URL-encoded path ``segments`` (ids may contain ``:`` or ``/``)."""
-    path = "/".join([_segment(s) for s in segments])
-    return f"{base.rstrip('/')}/{path}" if path else base.rstrip("/")
+    if base[-1:] == "/":
+        base = base.rstrip("/")
+    if not segments:
+        return base
+    # An int is digits and "-": nothing to encode.
+    path = "/".join([str(s) if type(s) is int else _encoded_segment(str(s)) for s in segments])
+    return f"{base}/{path}" if path else base
 
 
 # -- request checks ----------------------------------------------------------------------

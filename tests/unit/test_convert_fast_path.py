@@ -38,8 +38,10 @@ def _reference() -> cattrs.Converter:
     """The package converter as it was before the fast path: cattrs's functions alone."""
     original = _convert._fast_structure_fn
 
-    def detailed_only(cls: type[Any], converter: cattrs.Converter) -> Any:
-        return converter.gen_structure_attrs_fromdict(cls)
+    def detailed_only(
+        cls: type[Any], converter: cattrs.Converter, aliases: Any = None, slow: Any = None
+    ) -> Any:
+        return slow or converter.gen_structure_attrs_fromdict(cls)
 
     _convert._fast_structure_fn = detailed_only  # type: ignore[assignment]
     try:
