@@ -165,6 +165,7 @@ def _commands(emu: Any) -> dict[str, Callable[..., Any]]:
         "audio_size": audio_size,
         "clear_requests": emu.clear_requests,
         "songs_created": lambda: emu.imuze.songs_created,
+        "mureka_creations": lambda: emu.mureka.creations,
         "cpu_seconds": cpu_seconds,
     }
 

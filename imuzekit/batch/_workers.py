@@ -42,7 +42,7 @@ from imuzekit.batch._manifest import ManifestError, ManifestLine
 from imuzekit.batch._pg import ClaimedLine, LeaseLostError, PgJournal
 from imuzekit.batch._pg_base import ACTIVE_STATES
 from imuzekit.batch._runner import BatchOptions, BatchRunner
-from imuzekit.batch._workers_outage import OutagePolicy, Outages, is_connection_failure
+from imuzekit.batch._workers_outage import OutagePolicy, Outages
 from imuzekit.providers import registry
 
 __all__ = ["WorkerOptions", "WorkerRunner"]
@@ -153,6 +153,7 @@ class WorkerRunner(BatchRunner):
         self._tries: dict[str, int] = {}
         self._skipped: set[str] = set()
         self._transient: set[str] = set()
+        self._probes: dict[str, bool] = {}
         self._slots: dict[str, int] = {}
         self._accounts: dict[str, str] = {}
         self._wanted: frozenset[str] = frozenset(line.key for line in manifest)
@@ -229,6 +230,8 @@ class WorkerRunner(BatchRunner):
     async def _claim_loop(self, group: anyio.abc.TaskGroup) -> None:
         concurrency = self.options.concurrency
         while True:
+            # A fresh event before any await: a line that ends while this round claims sets it.
+            changed = self._changed = anyio.Event()
             free = concurrency - len(self._held)
             claimed: list[ClaimedLine] = []
             if free > 0:
@@ -245,8 +248,9 @@ class WorkerRunner(BatchRunner):
                 ]
                 if dropped:
                     await self.pg.release(self.worker, dropped)
-                claimed = [c for c in claimed if c.record.key not in dropped][:free]
-                extra_back = [c.record.key for c in claimed[free:]]
+                kept = [c for c in claimed if c.record.key not in dropped]
+                claimed = kept[:free]
+                extra_back = [c.record.key for c in kept[free:]]  # more than it can work on
                 if extra_back:
                     await self.pg.release(self.worker, extra_back)
                 for item in claimed:
@@ -259,12 +263,10 @@ class WorkerRunner(BatchRunner):
             if not claimed:
                 if not self._held and await self._finished():
                     return
-                self._changed = anyio.Event()
                 with anyio.move_on_after(self.settings.idle_poll):
-                    await self._changed.wait()
-            elif free - len(claimed) <= 0:
-                self._changed = anyio.Event()
-                await self._changed.wait()
+                    await changed.wait()
+            elif len(self._held) >= concurrency:
+                await changed.wait()
 
     async def _finished(self) -> bool:
         """Whether no line of the manifest has work left that this run may still do: every
@@ -352,20 +354,30 @@ class WorkerRunner(BatchRunner):
     async def _advance_guarded(self, row: LineRecord) -> None:
         """The SQLite runner's steps for one line, through the provider's circuit."""
         circuit = self.outages[row.provider]
-        probe = await circuit.admit()
+        self._probes[row.key] = await circuit.admit()
         try:
             await self._advance(row)
         except (LeaseLostError, anyio.get_cancelled_exc_class()):
             raise
         except Exception as exc:
-            if circuit.failed(exc, probe=probe):
-                self._transient.add(row.key)
+            if self._report(row, exc):
                 await self.pg.note_error(row.key, f"unreachable: {self._message(exc)}")
                 return
             raise
         else:
-            if probe:
+            if self._probes.pop(row.key, False):
                 circuit.succeeded()
+        finally:
+            self._probes.pop(row.key, None)
+
+    def _report(self, row: LineRecord, exc: BaseException) -> bool:
+        """Tell the provider's circuit how a step failed; True for a connection failure
+        (the line is kept and tried again once the circuit lets it)."""
+        probe = self._probes.pop(row.key, False)
+        if self.outages[row.provider].failed(exc, probe=probe):
+            self._transient.add(row.key)
+            return True
+        return False
 
     async def _submit(self, row: LineRecord) -> Job[Any] | None:
         # Everything that may wait comes before `submitting` is committed: a worker that dies
@@ -390,18 +402,23 @@ class WorkerRunner(BatchRunner):
         if account is not None:
             params = {**params, "account": account}
         try:
-            return await super()._create(row, params)
+            job = await super()._create(row, params)
         except errors.RateLimitError as exc:
+            self.outages[row.provider].succeeded()  # it answered
             seconds = exc.retry_after or self.settings.pause_on_429
             await self.pg.pause(row.provider, account, seconds, reason=f"429 from {row.provider}")
             self._fenced.round_trips += 1
             self.say(f"{row.provider} answered 429: paused for every worker for {seconds:g} s")
             self._transient.add(row.key)
             raise
-        except errors.TransportError as exc:
-            if is_connection_failure(exc) and not exc.sent:
-                self._transient.add(row.key)
+        except Exception as exc:
+            # A create that failed before it was sent goes back to pending (the SQLite
+            # runner's rule): the circuit decides when it goes again.
+            self._report(row, exc)
             raise
+        self._probes.pop(row.key, None)
+        self.outages[row.provider].succeeded()
+        return job
 
     async def _wait(self, row: LineRecord, job: Job[Any]) -> Any:
         try:

@@ -160,3 +160,38 @@ async def test_a_line_taken_over_in_submitting_is_reconciled_not_resent(
         assert (await pg.counts())["downloaded"] == 2
         events = await pg.events(claimed.record.key)
     assert any((e.detail or "").startswith("reconciled") for e in events)
+
+
+async def test_a_dead_service_is_probed_not_hammered(
+    emu: Emulator, pg_url: str, pg_schema: str, tmp_path: pathlib.Path
+) -> None:
+    import socket
+
+    from imuzekit.batch._workers_outage import OutagePolicy
+
+    with socket.socket() as closed:  # a port nobody listens on: Mureka is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    sent: list[str] = []
+
+    class Counting(WorkerRunner):
+        async def _create(self, row: Any, params: dict[str, Any]) -> Any:
+            sent.append(row.key)
+            return await super()._create(row, params)
+
+    manifest = [parse_line(i, json.dumps(line(3 * i, "down"))) for i in range(1, 41)]
+    options = attrs.evolve(
+        LEASE, outage=OutagePolicy(threshold=3, first_probe=0.2, max_probe=0.4, give_up_after=1.5)
+    )
+    async with (
+        _client(emu, base_url=dead) as kit,
+        await PgJournal.open(pg_url, schema=pg_schema) as pg,
+    ):
+        runner = Counting(kit, pg, manifest, BatchOptions(out=tmp_path, concurrency=4), options)
+        records = await runner.run()
+    # 40 lines, each tried 3 times without the circuit: 120 creates. With it, the first wave
+    # (4 in flight) and a probe every 0.2-0.4 s until the run gives up after 1.5 s.
+    assert len(sent) <= 4 + 8, len(sent)
+    assert runner.outages["mureka"].probes >= 1
+    assert {r.state for r in records} == {"pending"}  # never sent: nothing failed, none lost
+    assert any("not been reachable" in (r.error or "") for r in records)
