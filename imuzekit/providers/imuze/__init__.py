@@ -35,14 +35,31 @@ class ArrangementsAPI:
         self._api = api
 
     async def list(self) -> AsyncIterator[Arrangement]:
-        """Yield every arrangement the account can use (``GET /arrangements``)."""
+        """Yield every arrangement the account can use (``GET /arrangements``).
+
+        Errors are raised by the iteration.
+
+        Raises:
+            errors.AuthenticationError: the credentials were refused, even after a re-login.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         response = await self._api.sender.send(_api.build_list_arrangements(self._api.base_url))
         _, items = _api.parse_arrangements(response)
         for item in items:
             yield item
 
     async def get(self, arrangement_id: int) -> Arrangement:
-        """One arrangement with its description and genres (``GET /arrangements/:id``)."""
+        """One arrangement with its description and genres (``GET /arrangements/:id``).
+
+        Raises:
+            errors.ValidationError: `arrangement_id` is not a valid id (nothing is sent).
+            errors.NotFoundError: no arrangement has this id.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_get_arrangement(self._api.base_url, arrangement_id)
         return _api.parse_arrangement(await self._api.sender.send(request))
 
@@ -64,6 +81,15 @@ class SongsAPI:
         Arguments are checked before anything is sent (ValidationError). The request is never
         retried after the server may have received it, so a song is never created (and paid
         for) twice.
+
+        Raises:
+            errors.ValidationError: an argument breaks iMuze's rules (a title needs 4+ ASCII
+                letters or spaces); it names the field, and nothing is sent.
+            errors.PaymentRequiredError: the subscription or the credits do not cover it.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed; with `sent` True the song may exist
+                (it is not sent again: look with `songs.list()`).
+            errors.ParseError: the answer could not be read.
         """
         request = _api.build_create_song(
             self._api.base_url,
@@ -86,7 +112,14 @@ class SongsAPI:
         return job
 
     async def list(self) -> AsyncIterator[Song]:
-        """Yield the account's songs with their current status (``GET /songs``)."""
+        """Yield the account's songs with their current status (``GET /songs``).
+
+        Raises:
+            errors.AuthenticationError: the credentials were refused (raised by the iteration).
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         _, songs = _api.parse_songs(
             await self._api.sender.send(_api.build_list_songs(self._api.base_url))
         )
@@ -94,7 +127,15 @@ class SongsAPI:
             yield song
 
     async def get(self, song_id: int) -> Song:
-        """One song with its status and mp3 URL (``GET /songs/:id``)."""
+        """One song with its status and mp3 URL (``GET /songs/:id``).
+
+        Raises:
+            errors.ValidationError: `song_id` is not an integer >= 0 (nothing is sent).
+            errors.NotFoundError: no song has this id.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_get_song(self._api.base_url, song_id)
         return _api.parse_song(await self._api.sender.send(request))
 
@@ -109,6 +150,9 @@ class SongsAPI:
         `Song`, with the title and length the token recorded. A token of another provider or
         job kind raises `imuzekit.errors.ValidationError` on `token` (`kit.resume(token)`
         takes any provider's, untyped).
+
+        Raises:
+            errors.ValidationError: `token` is not a token of an iMuze song's job.
         """
         return resume_typed(token, self._api._driver, self._api._rebuild)
 
@@ -135,7 +179,16 @@ class ImuzeAPI:
         self.songs = SongsAPI(self)
 
     async def login(self) -> None:
-        """Log in now with the configured email and password (otherwise done on first use)."""
+        """Log in now with the configured email and password (otherwise done on first use).
+
+        Raises:
+            errors.ConfigurationError: the config has a token but no email and password.
+            errors.AuthenticationError: the login was refused (its answer is withheld: it may
+                echo the password).
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         await self._auth.login(self.sender)
 
     def job_for(self, song: Song, *, policy: PollPolicy | None = None) -> Job[Song]:

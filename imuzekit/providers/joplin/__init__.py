@@ -54,6 +54,15 @@ class MusicsAPI:
         the field, e.g. ``structure[2].energy``); with ``validate_genre`` the genre and subgenre
         are also checked against `JoplinAPI.genres()` (fetched once per Client). The
         request is never retried after the server may have received it.
+
+        Raises:
+            errors.ValidationError: an argument breaks a rule, or (with `validate_genre`) the
+                genre or subgenre is unknown: it names the field, and nothing is created.
+            errors.BadRequestError: the engine refused the music's parameters.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed; with `sent` True the music may
+                exist (it is not sent again).
+            errors.ParseError: the answer could not be read.
         """
         request = _api.build_create_music(
             self._api.base_url,
@@ -74,7 +83,15 @@ class MusicsAPI:
         return job
 
     async def schema(self, music_id: str) -> Music:
-        """A music's schema (``GET /musics/:id/schema``)."""
+        """A music's schema (``GET /musics/:id/schema``).
+
+        Raises:
+            errors.ValidationError: `music_id` is not a non-empty string (nothing is sent).
+            errors.NotFoundError: no music has this id.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_schema(self._api.base_url, music_id)
         return _api.parse_music(await self._api.sender.send(request), base_url=self._api.base_url)
 
@@ -84,6 +101,13 @@ class MusicsAPI:
         Raises `NotReadyError` while it is still rendering (wait for
         the job first) and `NotFoundError` for an unknown id. To save
         it to a file, prefer ``kit.download(music, dest)`` (atomic, verified, resumable).
+
+        Raises:
+            errors.NotReadyError: the music is still rendering (`retry_after`: the hint).
+            errors.NotFoundError: no music has this id.
+            errors.ValidationError: `music_id` is empty (nothing is sent).
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out, also mid-stream.
         """
         request = _api.build_mp3(self._api.base_url, music_id)
         async with self._api.sender.stream(request, ok_statuses=(404,)) as response:
@@ -112,6 +136,9 @@ class MusicsAPI:
         recorded). A token of another provider or job kind raises
         `imuzekit.errors.ValidationError` on `token` (`kit.resume(token)` takes any
         provider's, untyped).
+
+        Raises:
+            errors.ValidationError: `token` is not a token of a joplin music's job.
         """
         return resume_typed(token, self._api._driver, self._api._rebuild)
 
@@ -138,18 +165,41 @@ class JoplinAPI:
         self.musics = MusicsAPI(self)
 
     async def login(self) -> None:
-        """Get a JWT now with the configured email and password (otherwise on first use)."""
+        """Get a JWT now with the configured email and password (otherwise on first use).
+
+        Raises:
+            errors.ConfigurationError: only a JWT is configured, no email and password.
+            errors.AuthenticationError: the engine refused the email or the password; what it
+                answered is withheld, as it may echo them.
+            errors.APIError: another error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer carried no JWT it could read.
+        """
         await self._auth.login(self.sender)
 
     async def genres(self, *, refresh: bool = False) -> list[Genre]:
-        """Every genre with its subgenres (``GET /genres/``, no auth); cached per Client."""
+        """Every genre with its subgenres (``GET /genres/``, no auth); cached per Client.
+
+        Raises:
+            errors.RateLimitError: still 429 after the retries.
+            errors.APIError: another error status (`ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         if self._genres is None or refresh:
             response = await self.sender.send(_api.build_genres(self.base_url))
             self._genres = _api.parse_genres(response)
         return list(self._genres)
 
     async def check_genre(self, genre: str, subgenre: str) -> None:
-        """ValidationError unless ``genre``/``subgenre`` exist in `genres()`."""
+        """ValidationError unless ``genre``/``subgenre`` exist in `genres()`.
+
+        Raises:
+            errors.ValidationError: the genre, or the subgenre of that genre, is unknown (the
+                message lists the known ones).
+            errors.APIError: `genres()` could not be read (a subclass per status);
+                `TransportError` and `ParseError` likewise.
+        """
         catalogue = {g.name: g.subgenres for g in await self.genres()}
         if genre not in catalogue:
             raise errors.ValidationError(
