@@ -113,6 +113,14 @@ class MusicAPI:
 
         An async iterator; its ``total`` attribute holds the service's total once the first
         page arrived. ``expand=True`` includes the songs' lyrics.
+
+        Raises:
+            errors.ValidationError: `account` is not one of the configured accounts (at once).
+            errors.ServerError: the account's session expired (596: refresh it on useapi.net),
+                or 5xx after the retries; raised by the iteration, like the rows below.
+            errors.APIError: another error status (`AuthenticationError`, `RateLimitError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
         """
         account = self._api.account_for(account)
         first = _api.build_list_music(self._api.base_url, account=account, expand=expand)
@@ -124,6 +132,13 @@ class MusicAPI:
         A deleted song raises `NotFoundError` ("The song has been
         deleted"). A song the service listed without its id (``song.song_id`` None) cannot be
         fetched: ``ValidationError`` on ``song_id``, before anything is sent.
+
+        Raises:
+            errors.ValidationError: `song_id` is None or not an id (nothing is sent).
+            errors.NotFoundError: the song was deleted, or never existed.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
         """
         request = _api.build_get_song(self._api.base_url, song_id)
         return _api.parse_song_detail(await self._api.send(request))
@@ -141,6 +156,17 @@ class MusicAPI:
 
         ``reply_url``/``reply_ref`` are sent as useapi.net's ``replyUrl``/``replyRef``
         (callbacks on created, completed and failed; see `imuzekit.webhooks`).
+
+        Raises:
+            errors.ValidationError: a field is too long, `account` is not configured, or a
+                reply field is malformed: it names the field, and nothing is sent.
+            errors.RateLimitError: no account had a free slot within `slot_timeout` (a busy
+                account's 429 moves the creation to another account instead).
+            errors.ServerError: the account's session expired (596: refresh it on useapi.net).
+            errors.APIError: another error status (`AuthenticationError`, ...).
+            errors.TransportError: the connection failed; with `sent` True the generation may
+                have started (it is not sent again: see `kit.mureka.jobs.running()`).
+            errors.ParseError: the answer could not be read.
         """
         return await self._api.submit(
             "create", account, prompt=prompt, model=model, reply_url=reply_url, reply_ref=reply_ref
@@ -161,7 +187,16 @@ class MusicAPI:
         reply_ref: str | None = None,
     ) -> Job[Feed]:
         """Generate a song from your lyrics (``POST /music/create-advanced``; lyrics <= 5000,
-        title <= 50, desc <= 1000; ``reply_url``/``reply_ref`` as in `create`)."""
+        title <= 50, desc <= 1000; ``reply_url``/``reply_ref`` as in `create`).
+
+        Raises:
+            errors.ValidationError: no `lyrics`, a field over its limit, or an account not
+                configured (nothing is sent).
+            errors.RateLimitError: every account stayed busy for `slot_timeout` seconds.
+            errors.APIError: an error status (`ServerError` 596: the account's session expired).
+            errors.TransportError: the connection failed (with `sent` True: never sent again).
+            errors.ParseError: the answer named no job.
+        """
         return await self._api.submit(
             "create-advanced",
             account,
@@ -188,7 +223,16 @@ class MusicAPI:
         reply_ref: str | None = None,
     ) -> Job[Feed]:
         """Generate an instrumental (``POST /music/create-instrumental``; prompt <= 1000,
-        title <= 50; ``reply_url``/``reply_ref`` as in `create`)."""
+        title <= 50; ``reply_url``/``reply_ref`` as in `create`).
+
+        Raises:
+            errors.ValidationError: the prompt or the title is too long, or a reply field or
+                the account is wrong (nothing is sent).
+            errors.RateLimitError: no free generation slot on any account in time.
+            errors.APIError: an error status from useapi.net (`ServerError`, ...).
+            errors.TransportError: no answer; the request is never sent twice.
+            errors.ParseError: the answer was not a job record.
+        """
         return await self._api.submit(
             "create-instrumental",
             account,
@@ -207,6 +251,9 @@ class MusicAPI:
         the token recorded a `replyRef` this Client's webhooks verify. A token of another
         provider or job kind raises `imuzekit.errors.ValidationError` on `token`
         (`kit.resume(token)` takes any provider's, untyped). Same as `kit.mureka.jobs.resume`.
+
+        Raises:
+            errors.ValidationError: `token` is not a token of a Mureka generation.
         """
         return resume_typed(token, self._api._driver, self._api._rebuild)
 
@@ -218,12 +265,27 @@ class JobsAPI:
         self._api = api
 
     async def get(self, jobid: str) -> JobRecord:
-        """One job's record (``GET /jobs/{jobid}``); jobs are kept 7 days."""
+        """One job's record (``GET /jobs/{jobid}``); jobs are kept 7 days.
+
+        Raises:
+            errors.ValidationError: `jobid` is empty or too long (nothing is sent).
+            errors.NotFoundError: no job has this id (any more).
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_get_job(self._api.base_url, jobid)
         return _api.parse_job_record(await self._api.send(request))
 
     async def running(self) -> RunningJobs:
-        """The jobs running now, per account (``GET /jobs``)."""
+        """The jobs running now, per account (``GET /jobs``).
+
+        Raises:
+            errors.AuthenticationError: useapi.net refused the token.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_running_jobs(self._api.base_url)
         return _api.parse_running_jobs(await self._api.send(request))
 
@@ -232,7 +294,11 @@ class JobsAPI:
         return self._api.job_for(jobid, None, policy)
 
     def resume(self, token: str) -> Job[Feed]:
-        """Rebuild a job from `job.token()`, typed `Job[Feed]` (as `kit.mureka.music.resume`)."""
+        """Rebuild a job from `job.token()`, typed `Job[Feed]` (as `kit.mureka.music.resume`).
+
+        Raises:
+            errors.ValidationError: `token` is not a Mureka job's token.
+        """
         return resume_typed(token, self._api._driver, self._api._rebuild)
 
 
@@ -284,7 +350,11 @@ class MurekaAPI:
         self.jobs = JobsAPI(self)
 
     def account_for(self, account: str | None) -> str | None:
-        """``account``, or the only configured one; ValidationError for an unknown one."""
+        """``account``, or the only configured one; ValidationError for an unknown one.
+
+        Raises:
+            errors.ValidationError: `account` is blank or not a configured account.
+        """
         if account is None:
             return self.accounts[0] if len(self.accounts) == 1 else None
         check = account if isinstance(account, str) else None
@@ -297,7 +367,14 @@ class MurekaAPI:
         return account
 
     async def send(self, request: Request, *, ok_statuses: Collection[int] = ()) -> Response:
-        """Send through the transport, explaining useapi.net's 596 (expired account session)."""
+        """Send through the transport, explaining useapi.net's 596 (expired account session).
+
+        Raises:
+            errors.ServerError: 596, the account's session expired (the message says where to
+                refresh it), or another 5xx after the retries.
+            errors.APIError: another error status (its subclass).
+            errors.TransportError: the connection failed or timed out (after the retries).
+        """
         try:
             return await self.sender.send(request, ok_statuses=ok_statuses)
         except errors.ServerError as exc:
@@ -320,7 +397,15 @@ class MurekaAPI:
         return {account: {j.jobid for j in jobs} for account, jobs in running.accounts.items()}
 
     async def submit(self, route: str, account: str | None, **fields: Any) -> Job[Feed]:
-        """Create on a free account (the least busy), waiting for a slot when all are busy."""
+        """Create on a free account (the least busy), waiting for a slot when all are busy.
+
+        Raises:
+            errors.ValidationError: a field or the account is wrong (before any wait).
+            errors.RateLimitError: no slot was free within `slot_timeout`.
+            errors.APIError: useapi.net answered an error status (`ServerError`, ...).
+            errors.TransportError: the request failed on the wire (never sent twice).
+            errors.ParseError: the create's answer could not be read.
+        """
         wanted = self.account_for(account)
         # Validate before waiting for a slot, so bad input fails at once.
         _api.build_create(self.base_url, route, account=wanted, **fields)
