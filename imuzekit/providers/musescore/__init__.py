@@ -86,7 +86,16 @@ class OAuthAPI:
         return credentials
 
     async def request_token(self, callback: str = "oob") -> OAuthToken:
-        """Step 1: a request token (``POST {oauth_url}/request_token``)."""
+        """Step 1: a request token (``POST {oauth_url}/request_token``).
+
+        Raises:
+            errors.ConfigurationError: no consumer secret is configured.
+            errors.ValidationError: `callback` is neither `oob` nor an http(s) URL.
+            errors.AuthenticationError: the consumer was refused (the answer is withheld).
+            errors.APIError: another error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer carried no token.
+        """
         request = sign(
             _api.build_token_request(self._api.oauth_url, "request_token"),
             self._credentials(),
@@ -116,6 +125,15 @@ class OAuthAPI:
 
         The Client uses the new token for every later call; store it (with its secret) to
         skip the flow next time: ``MuseScoreConfig(token=..., token_secret=...)``.
+
+        Raises:
+            errors.ConfigurationError: the consumer secret is not configured.
+            errors.ValidationError: `verifier` is empty (nothing is sent).
+            errors.AuthenticationError: the token or the verifier was refused (the answer is
+                withheld: it may echo them).
+            errors.APIError: another error status of the token step.
+            errors.TransportError: the connection failed or timed out.
+            errors.ParseError: the answer held no access token.
         """
         request = sign(
             _api.build_token_request(self._api.oauth_url, "access_token"),
@@ -136,6 +154,14 @@ class OAuthAPI:
 
         Like `access_token`, the Client uses the new token for every later call. A refused
         login raises an `APIError` whose answer is withheld (it may echo the password).
+
+        Raises:
+            errors.ConfigurationError: xAuth needs the consumer secret in the config.
+            errors.ValidationError: `username` or `password` is empty or too long.
+            errors.AuthenticationError: the login was refused (401; its answer withheld).
+            errors.PermissionDeniedError: the consumer is not allowed xAuth.
+            errors.APIError: any other error status, its answer withheld too.
+            errors.TransportError: no answer could be had.
         """
         request = sign(
             _api.build_xauth_request(self._api.oauth_url, username, password),
@@ -196,6 +222,14 @@ class ScoresAPI:
         scores; ``page``: the zero-based page to start from (20 scores a page); ``format``:
         ``json``, ``xml`` or ``jsonp`` (with ``callback``), each read into the same models.
         Filters are checked before anything is sent.
+
+        Raises:
+            errors.ValidationError: a filter, `page`, `limit`, `format` or `callback` is wrong:
+                raised by the call itself, before anything is sent.
+            errors.APIError: an error status of a page (`RateLimitError`, ...), raised by the
+                iteration like the rows below.
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
         """
         params = _api.search_params(
             text=text, part=part, parts=parts, language=language, license=license, sort=sort
@@ -213,7 +247,16 @@ class ScoresAPI:
         format: str = "json",
         callback: str | None = None,
     ) -> Score:
-        """One score (``GET /score/{id}.{format}``); ``secret`` opens a private score."""
+        """One score (``GET /score/{id}.{format}``); ``secret`` opens a private score.
+
+        Raises:
+            errors.ValidationError: `score_id` < 1, a `secret` over 64 characters, or
+                `format` is not json, xml or jsonp (with `callback`).
+            errors.NotFoundError: no score has this id, or it is private and `secret` is wrong.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_get_score(
             self._api.base_url, score_id, secret=secret, fmt=format, callback=callback
         )
@@ -227,7 +270,15 @@ class ScoresAPI:
         format: str = "json",
         callback: str | None = None,
     ) -> list[TimeEvent]:
-        """When each measure starts in the audio, in ms (``GET /score/{id}/time.{format}``)."""
+        """When each measure starts in the audio, in ms (``GET /score/{id}/time.{format}``).
+
+        Raises:
+            errors.ValidationError: a wrong argument (nothing is sent).
+            errors.NotFoundError: the score does not exist, or has no timings.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_time(
             self._api.base_url, score_id, secret=secret, fmt=format, callback=callback
         )
@@ -241,7 +292,15 @@ class ScoresAPI:
         format: str = "json",
         callback: str | None = None,
     ) -> list[MeasureBox]:
-        """Each measure's bounding box on its page (``GET /score/{id}/space.{format}``)."""
+        """Each measure's bounding box on its page (``GET /score/{id}/space.{format}``).
+
+        Raises:
+            errors.NotFoundError: there is no such score (or no layout for it).
+            errors.ValidationError: `score_id`, `secret` or `format` is wrong (before sending).
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_space(
             self._api.base_url, score_id, secret=secret, fmt=format, callback=callback
         )
@@ -263,6 +322,15 @@ class ScoresAPI:
         processed the score (its status is ``ready``). Never retried once sent. An answer that
         only names the new score (its ``id``, ``score_id``, ``uri`` or ``permalink``) is
         completed with ``GET /score/{id}`` before the job is returned.
+
+        Raises:
+            errors.ValidationError: the file is not a readable `.mscz`, or the title, the
+                licence or a tag breaks a rule (nothing is sent).
+            errors.AuthenticationError: the access token is missing or refused.
+            errors.APIError: another error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the upload failed on the wire; with `sent` True the score
+                may exist (it is not uploaded again).
+            errors.ParseError: the answer did not name the new score.
         """
         if isinstance(file, tuple):
             filename, content = file
@@ -297,7 +365,15 @@ class ScoresAPI:
         return job
 
     async def delete(self, score_id: int) -> None:
-        """Delete one of your scores (``DELETE /score/{id}.json``); 403 for another's."""
+        """Delete one of your scores (``DELETE /score/{id}.json``); 403 for another's.
+
+        Raises:
+            errors.ValidationError: `score_id` is not an integer >= 1 (nothing is sent).
+            errors.PermissionDeniedError: the score is someone else's.
+            errors.NotFoundError: there is no score with this id.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+        """
         await self._api.sender.send(_api.build_delete(self._api.base_url, score_id))
 
     def job(self, score_id: int, *, policy: PollPolicy | None = None) -> Job[Score]:
@@ -311,6 +387,9 @@ class ScoresAPI:
         processed. A token of another provider or job kind raises
         `imuzekit.errors.ValidationError` on `token` (`kit.resume(token)` takes any
         provider's, untyped).
+
+        Raises:
+            errors.ValidationError: `token` is not a token of a MuseScore upload.
         """
         return resume_typed(token, self._api._driver, self._api._rebuild)
 
@@ -325,7 +404,16 @@ class UsersAPI:
         self, user_id: int | str, *, format: str = "json", callback: str | None = None
     ) -> User:
         """One user (``GET /user/{id}.{format}``): ``user_id`` an int, a numeric string or the
-        user's name."""
+        user's name.
+
+        Raises:
+            errors.ValidationError: `user_id` is not a user id or name, or `format` is not
+                json, xml or jsonp (with `callback`).
+            errors.NotFoundError: there is no such user.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_get_user(self._api.base_url, user_id, fmt=format, callback=callback)
         return _api.parse_user(await self._api.sender.send(request))
 
@@ -346,7 +434,15 @@ class UsersAPI:
     ) -> Paginator[Score]:
         """A user's scores (``user_id`` an int, a numeric string or the user's name),
         searchable, paged and formatted like ``scores.search`` (their private ones too when
-        the access token is theirs)."""
+        the access token is theirs).
+
+        Raises:
+            errors.ValidationError: `user_id` or a filter is wrong (at the call, before sending).
+            errors.NotFoundError: no such user (raised by the iteration, like the rows below).
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         params = _api.search_params(
             text=text, part=part, parts=parts, language=language, license=license, sort=sort
         )
@@ -412,7 +508,15 @@ class MuseScoreAPI:
         return attrs.evolve(score, static_url=self.static_url)
 
     async def me(self, *, format: str = "json", callback: str | None = None) -> User:
-        """The user of the access token (``GET /me.{format}``)."""
+        """The user of the access token (``GET /me.{format}``).
+
+        Raises:
+            errors.ValidationError: `format` is not json, xml or jsonp (with `callback`).
+            errors.AuthenticationError: there is no user's access token, or it was refused.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_me(self.base_url, fmt=format, callback=callback)
         return _api.parse_user(await self.sender.send(request))
 
@@ -424,6 +528,15 @@ class MuseScoreAPI:
         The redirect is followed only into the MuseScore API: its host (``http`` <-> ``https``
         allowed) and path; any other host is refused (ParseError) rather than sent the
         credentials. The resource is read in the same ``format``.
+
+        Raises:
+            errors.ValidationError: `url` is not an http(s) MuseScore.com URL, or the `format`
+                is not one of json, xml and jsonp.
+            errors.NotFoundError: the URL leads to no score or user.
+            errors.ParseError: the redirect leaves the MuseScore API (nothing is sent there),
+                or an answer could not be read.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
         """
         request = _api.build_resolve(self.base_url, url, fmt=format, callback=callback)
         response = await self.sender.send(request)
@@ -442,7 +555,15 @@ class MuseScoreAPI:
         callback: str | None = None,
     ) -> OEmbed:
         """The oEmbed description (player iframe) of a score URL (``musescore.com/*`` or
-        ``mus.cr/*``), asked for as ``json``, ``xml`` or ``jsonp`` (with ``callback``)."""
+        ``mus.cr/*``), asked for as ``json``, ``xml`` or ``jsonp`` (with ``callback``).
+
+        Raises:
+            errors.ValidationError: `url`, `maxwidth`, `maxheight` or `format` is wrong.
+            errors.NotFoundError: the URL is not a score oEmbed knows.
+            errors.APIError: the provider's error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the answer could not be read.
+        """
         request = _api.build_oembed(
             self.oembed_url,
             url,
