@@ -123,6 +123,12 @@ class Client:
     `replyUrl`/`replyRef`, and a callback makes the job confirm at once with one status
     request while the poller keeps only a slow safety schedule (see `docs/webhooks.md`).
     Serve it with `kit.webhooks.app()`, `kit.webhooks.listen()` or `kit.webhooks.handle()`.
+
+    Raises:
+        errors.ValidationError: a setting has the wrong type or value (`proxy`, `ssl`,
+            `max_connections`, `retry`, ...): the error names it.
+        errors.ConfigurationError: a provider's config is not its config class.
+        TypeError: a keyword names no registered provider.
     """
 
     def __init__(
@@ -229,6 +235,10 @@ class Client:
 
         Any other ``IMUZEKIT_*`` variable is warned about (a `UserWarning` naming the closest
         known variable): a typo would otherwise leave a provider silently unconfigured.
+
+        Raises:
+            errors.ValidationError: a variable or a keyword holds a wrong value (named).
+            errors.ConfigurationError: a provider's settings do not fit together.
         """
         from imuzekit.providers._env import poll_from_env, unknown_variables
 
@@ -305,8 +315,11 @@ class Client:
         whole. `retry`: a `RetryPolicy`. `headers`: added to every request (a request's own
         headers and its credentials win). Omitted options keep this client's; views of views
         combine. Job polling and downloads keep the client's own options. Closing the client
-        closes its views; closing a view does nothing. A wrong value raises
-        `imuzekit.errors.ValidationError` naming the option, before anything is sent.
+        closes its views; closing a view does nothing.
+
+        Raises:
+            errors.ValidationError: `timeout`, `retry` or `headers` is wrong (named).
+            errors.ClientClosedError: the Client is closed.
         """
         self._check_open()
         view = copy.copy(self)
@@ -342,10 +355,13 @@ class Client:
     def namespace(self, provider: str) -> Any:
         """The namespace of any registered provider (`kit.namespace("imuze")` is `kit.imuze`).
 
-        Built on first use from the provider's spec and config; ConfigurationError (saying
-        what to set) when the provider is not configured, ValidationError when no provider
-        of that name is registered. A provider plugged into the registry is also reachable
-        as an attribute: `kit.<name>`.
+        Built on first use from the provider's spec and config. A provider plugged into the
+        registry is also reachable as an attribute: `kit.<name>`.
+
+        Raises:
+            errors.ConfigurationError: the provider is not configured (the error says what to set).
+            errors.ValidationError: no provider of that name is registered.
+            errors.ClientClosedError: the Client is closed.
         """
         self._check_open()
         api = self._namespaces.get(provider)
@@ -390,22 +406,38 @@ class Client:
 
     @property
     def imuze(self) -> ImuzeAPI:
-        """iMuze API v4: arrangements and songs."""
+        """iMuze API v4: arrangements and songs.
+
+        Raises:
+            errors.ConfigurationError: `imuze=` was not given (or has no credentials).
+        """
         return cast(ImuzeAPI, self.namespace("imuze"))
 
     @property
     def joplin(self) -> JoplinAPI:
-        """The iMuze music engine (joplin): genres and structured music generation."""
+        """The iMuze music engine (joplin): genres and structured music generation.
+
+        Raises:
+            errors.ConfigurationError: no `joplin=` config with credentials was given.
+        """
         return cast(JoplinAPI, self.namespace("joplin"))
 
     @property
     def mureka(self) -> MurekaAPI:
-        """Mureka through useapi.net: feeds, songs, creation across accounts, jobs."""
+        """Mureka through useapi.net: feeds, songs, creation across accounts, jobs.
+
+        Raises:
+            errors.ConfigurationError: Mureka is not configured (no useapi.net token).
+        """
         return cast(MurekaAPI, self.namespace("mureka"))
 
     @property
     def musescore(self) -> MuseScoreAPI:
-        """MuseScore.com: OAuth, search, scores, timings, upload, users, resolve, oEmbed."""
+        """MuseScore.com: OAuth, search, scores, timings, upload, users, resolve, oEmbed.
+
+        Raises:
+            errors.ConfigurationError: MuseScore.com is not configured (no consumer key).
+        """
         return cast(MuseScoreAPI, self.namespace("musescore"))
 
     async def find_created(self, provider: str, markers: Collection[str]) -> dict[str, Found]:
@@ -416,8 +448,15 @@ class Client:
         the tags, as the provider allows). Returns `{marker: Found}` for the markers found:
         `Found.job` to wait on (or `.token()` to keep), or `Found.result` for a creation that
         is complete with no job left; `Found.settled` False means seen half-made: look again
-        later. A marker left out was not found. ValidationError when the provider cannot be
-        searched (`ProviderSpec.find_created` is None).
+        later. A marker left out was not found.
+
+        Raises:
+            errors.ValidationError: the provider is not registered or cannot be searched.
+            errors.ConfigurationError: the provider is not configured.
+            errors.APIError: a listing answered an error status (`RateLimitError`, ...).
+            errors.TransportError: a listing failed on the wire (after the retries).
+            errors.ParseError: a listing could not be read.
+            errors.ClientClosedError: the Client is closed.
         """
         spec = self._specs.get(provider)
         if spec is None:
@@ -447,6 +486,14 @@ class Client:
         source and its size on it, and any size or digest the source declares match);
         otherwise, unless ``overwrite``, the new file takes the next free name
         (``a-2.mp3``): the path returned is where it is. On failure nothing is left there.
+
+        Raises:
+            errors.ValidationError: `source` is not a model with a file or an http(s) URL.
+            errors.IntegrityError: the size, digest or format did not match the source's.
+            errors.DownloadError: the transfer broke off for good, or the file could not be written.
+            errors.APIError: the file's server answered an error status (`NotFoundError`, ...).
+            errors.TransportError: the connection failed or timed out (after the resumes).
+            errors.ClientClosedError: the Client is closed, or was closed during the download.
         """
         self._check_open()
         return await self._downloader.download(
@@ -470,6 +517,10 @@ class Client:
         for each source). ``checksum=True`` computes each file's SHA-256 on the way
         (``result.sha256``; None otherwise): it costs about as much CPU as the transfer, so it
         is asked for, not default.
+
+        Raises:
+            errors.ValidationError: `concurrency` is not a positive integer (when iterating).
+            errors.ClientClosedError: the Client is closed.
         """
         self._check_open()
         integer("concurrency", concurrency)
@@ -491,6 +542,10 @@ class Client:
 
         Failures are not raised here: inspect ``job.state``, ``job.error`` (the provider's
         reason) and ``job.last_error`` (the exception that ended the wait, if any).
+
+        Raises:
+            errors.ValidationError: `timeout` is not a positive number of seconds.
+            errors.ClientClosedError: the Client is closed.
         """
         self._check_open()
         if timeout is not None:
@@ -519,9 +574,12 @@ class Client:
         The untyped door: it takes a token of any provider and returns a `Job[Any]`. When the
         provider is known, its namespace's typed `resume` gives the result's type:
         `kit.imuze.songs.resume(token)` is a `Job[Song]`, likewise `kit.joplin.musics`,
-        `kit.mureka.music` (or `kit.mureka.jobs`) and `kit.musescore.scores`. A token that is
-        not one, or names no registered provider, raises `imuzekit.errors.ValidationError`
-        on `token`.
+        `kit.mureka.music` (or `kit.mureka.jobs`) and `kit.musescore.scores`.
+
+        Raises:
+            errors.ValidationError: `token` is not a job token, or names no registered provider.
+            errors.ConfigurationError: the token's provider is not configured in this Client.
+            errors.ClientClosedError: the Client is closed.
         """
         self._check_open()
         provider, kind, job_id, data = parse_token(token)

@@ -28,6 +28,7 @@ __all__ = [
     "objects",
     "page_text",
     "pages",
+    "public_async_methods",
     "public_classes",
     "resolve",
     "wide_lines",
@@ -81,12 +82,17 @@ VOCABULARY = re.compile(
 
 @attrs.frozen
 class DocObject:
-    """One object of the reference page: its anchor, kind, signature text and contents."""
+    """One object of the reference page: its anchor, kind, signature text and contents.
+
+    `raises` holds the anchors the rows of its own "Raises" table link to
+    (`imuzekit.errors.NotFoundError`, ...), in order; an unlinked type is kept as its text.
+    """
 
     id: str
     kind: str
     signature: str | None
     members: tuple[str, ...]
+    raises: tuple[str, ...] = ()
 
 
 def pages(site: pathlib.Path) -> Iterator[tuple[str, str]]:
@@ -132,6 +138,25 @@ def wide_lines(page: pathlib.Path) -> list[tuple[int, str]]:
     return found
 
 
+_RAISES = re.compile(
+    r'<span class="doc-section-title">Raises:</span>.*?<tbody>(.*?)</tbody>', re.DOTALL
+)
+_RAISES_ROW = re.compile(r'<tr class="doc-section-item">\s*<td>(.*?)</td>', re.DOTALL)
+_HREF = re.compile(r'href="#([\w.]+)"')
+
+
+def _raised(chunk: str) -> tuple[str, ...]:
+    """The types in the "Raises" table of one object's own part of the page."""
+    table = _RAISES.search(chunk)
+    if table is None:
+        return ()
+    found: list[str] = []
+    for row in _RAISES_ROW.finditer(table.group(1)):
+        link = _HREF.search(row.group(1))
+        found.append(link.group(1) if link else page_text(row.group(1)).strip())
+    return tuple(found)
+
+
 _OBJECT = re.compile(
     r'<div class="doc doc-object doc-(class|function|attribute|module)">\s*'
     r'<h\d id="([\w.]+)"'
@@ -158,7 +183,9 @@ def objects(reference: str) -> dict[str, DocObject]:
             for m in starts[i + 1 :]
             if m.group(2).startswith(prefix) and "." not in m.group(2)[len(prefix) :]
         )
-        found[match.group(2)] = DocObject(match.group(2), match.group(1), signature, members)
+        found[match.group(2)] = DocObject(
+            match.group(2), match.group(1), signature, members, _raised(after)
+        )
     return found
 
 
@@ -186,6 +213,16 @@ def public_classes() -> dict[str, type]:
             if inspect.isclass(obj):
                 found[f"{module_name}.{name}"] = obj
     return found
+
+
+def public_async_methods(cls: type) -> list[str]:
+    """The names of `cls`'s public coroutine and async-generator methods, in source order."""
+    return [
+        name
+        for name, member in vars(cls).items()
+        if not name.startswith("_")
+        and (inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member))
+    ]
 
 
 def without_constructor(cls: type) -> bool:

@@ -1,9 +1,10 @@
 """The documentation site as a reader meets it, built once with `mkdocs build --strict`.
 
 Every public class shows its signature (attrs classes their fields), every public function
-and method its signature; no reST markup reached a page; user pages speak to users (no seed
-file names, repository paths or issue numbers: those belong to the pages under "For
-contributors"); code blocks fit the column.
+and method its signature; the async methods of `Client` and of the provider namespaces a
+"Raises" table naming `imuzekit.errors` classes; no reST markup reached a page; user pages
+speak to users (no seed file names, repository paths or issue numbers: those belong to the
+pages under "For contributors"); code blocks fit the column.
 """
 
 from __future__ import annotations
@@ -110,6 +111,42 @@ def test_every_class_and_function_on_the_page_has_a_signature(
     functions = [o for o in documented.values() if o.kind == "function"]
     without_return = [o.id for o in functions if o.signature and "->" not in o.signature]
     assert without_return == [], without_return
+
+
+# Async methods that raise no imuzekit error: closing is always safe.
+NOTHING_TO_RAISE = frozenset({"imuzekit.Client.close"})
+
+
+def test_async_methods_of_the_client_and_namespaces_show_what_they_raise(
+    documented: dict[str, _site.DocObject],
+) -> None:
+    owners: dict[str, type] = {"imuzekit.Client": imuzekit.Client}
+    for provider in ("imuze", "joplin", "mureka", "musescore"):
+        module = f"imuzekit.providers.{provider}"
+        for name in importlib.import_module(module).__all__:
+            if name.endswith("API"):
+                owners[f"{module}.{name}"] = getattr(importlib.import_module(module), name)
+    methods = [
+        f"{anchor}.{name}"
+        for anchor, cls in owners.items()
+        for name in _site.public_async_methods(cls)
+        if f"{anchor}.{name}" not in NOTHING_TO_RAISE
+    ]
+    assert len(methods) >= 35, len(methods)  # 40 when this was written
+    missing = [m for m in methods if m not in documented]
+    assert missing == [], f"not in the reference: {missing}"
+    without = [m for m in methods if not documented[m].raises]
+    assert without == [], f"no Raises table: {without}"
+    # Each row names an error of imuzekit.errors, linked to its entry in the reference.
+    unlinked = {
+        m: [e for e in documented[m].raises if not e.startswith("imuzekit.errors.")]
+        for m in methods
+    }
+    assert {m: e for m, e in unlinked.items() if e} == {}
+    for error in {e for m in methods for e in documented[m].raises}:
+        assert error in documented, error
+    for anchor in NOTHING_TO_RAISE:
+        assert documented[anchor].raises == ()
 
 
 def test_internal_hooks_are_not_documented(documented: dict[str, _site.DocObject]) -> None:
