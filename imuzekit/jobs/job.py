@@ -274,6 +274,11 @@ class Job(Generic[T]):
 
         One status request, merged with a poll of this job already in flight when that one
         shows it done. The callback itself never changes the job: only this reading does.
+
+        Raises:
+            errors.APIError: the status request answered an error status (`NotFoundError`,
+                ...); `TransportError` and `ParseError` as for `refresh()`.
+            errors.ClientClosedError: the Client was closed.
         """
         return await self._poller.confirm(self)
 
@@ -289,7 +294,15 @@ class Job(Generic[T]):
         return JobSnapshot(self.id, self._state, self.raw_status, self.result, time.time())
 
     async def refresh(self) -> JobState:
-        """Read the status once from the provider and return the (possibly new) state."""
+        """Read the status once from the provider and return the (possibly new) state.
+
+        Raises:
+            errors.NotFoundError: the provider no longer knows the job.
+            errors.APIError: another error status (`RateLimitError`, `ServerError`, ...).
+            errors.TransportError: the connection failed or timed out (after the retries).
+            errors.ParseError: the status could not be read.
+            errors.ClientClosedError: the Client is closed.
+        """
         await self._poller.refresh(self)
         return self._state
 
@@ -309,6 +322,16 @@ class Job(Generic[T]):
         Raises `JobFailed` when the provider reports failure and
         `JobTimeout` when ``timeout`` (default ``PollPolicy.timeout``)
         passes or the job stalls; the job may still finish remotely (keep ``token()``).
+
+        Raises:
+            errors.JobFailed: the provider reported the job failed (`reason`: its text).
+            errors.JobTimeout: the deadline passed, or the job stalled (`PollPolicy.stall_after`).
+            errors.ValidationError: `timeout` is not a positive number of seconds.
+            errors.APIError: a status read failed for good (a 404, a 401 after a re-login), or
+                five in a row failed (`ServerError`, `RateLimitError`); kept on `last_error`.
+            errors.TransportError: five status reads in a row failed on the wire.
+            errors.ParseError: the status, or the READY job's result, could not be read.
+            errors.ClientClosedError: the Client was closed while waiting.
         """
         limit = self.policy.timeout if timeout is None else _check_timeout(timeout)
         if not self.done:
@@ -323,6 +346,11 @@ class Job(Generic[T]):
         text) and `imuzekit.errors.JobNotReady` while it is not done yet (QUEUED, PROCESSING
         or UNKNOWN): `await job.wait()` polls until the result is there. Unlike `job.result`
         (the latest model read, `T | None`, possibly unfinished), it never returns None.
+
+        Raises:
+            errors.JobNotReady: the job is QUEUED, PROCESSING or UNKNOWN (`state` says which).
+            errors.JobFailed: the job FAILED.
+            errors.ParseError: the job is READY but the provider gave no result.
         """
         if not self.done:
             raise errors.JobNotReady(
@@ -348,6 +376,13 @@ class Job(Generic[T]):
 
         Raises `JobTimeout` like `wait()`; it does not raise
         `JobFailed` (the last snapshot shows FAILED).
+
+        Raises:
+            errors.JobTimeout: the deadline passed, or the job stalled.
+            errors.ValidationError: `timeout` is not a positive number of seconds (at once).
+            errors.APIError: a status read failed for good, as in `wait()`; likewise
+                `TransportError` and `ParseError`.
+            errors.ClientClosedError: the Client was closed while watching.
         """
         limit = self.policy.timeout if timeout is None else _check_timeout(timeout)
         deadline = asyncio.get_running_loop().time() + limit
@@ -383,6 +418,9 @@ def resume_typed(
     `rebuild(job_id, data)` makes the job. A token of another provider or kind, or fields
     that do not fit the job (an id that is not a number), raise
     `imuzekit.errors.ValidationError` on `token`.
+
+    Raises:
+        errors.ValidationError: `token` is not a token of this provider's job kind.
     """
     provider, kind, job_id, data = parse_token(token)
     if (provider, kind) != (driver.provider, driver.kind):
@@ -401,7 +439,12 @@ def resume_typed(
 
 
 def parse_token(token: str) -> tuple[str, str, str, Mapping[str, Any]]:
-    """Split a job token into (provider, kind, id, data); ValidationError when it is not one."""
+    """Split a job token into (provider, kind, id, data).
+
+    Raises:
+        errors.ValidationError: `token` is not a job token (not JSON, another version, a
+            field missing or of the wrong type).
+    """
     if not isinstance(token, str | bytes):
         raise errors.ValidationError("token", f"must be a string, got {type(token).__name__}")
     try:
