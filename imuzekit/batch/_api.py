@@ -172,6 +172,11 @@ class Batch:
         number: its position counting from ``start`` (a manifest file's line number), so add
         the same lines in the same order, or give every line a key. Two lines with one key (or
         keys naming the same file) are a `ManifestError` and nothing is added.
+
+        Raises:
+            ManifestError: a line is not a manifest line (not JSON, no provider,
+                ...), the file is not UTF-8, or two lines share a key or a file: nothing is added.
+            imuzekit.batch.JournalError: another process holds the SQLite journal's lock.
         """
         if isinstance(lines, str | os.PathLike):
             parsed = _parse(await asyncio.to_thread(_numbered, lines, start))
@@ -233,6 +238,17 @@ class Batch:
         None). ``describe``: how an error is worded in the journal. ``board``: a progress
         view (`Board`). ``ConfigurationError`` before anything is sent when a provider the
         lines use is not configured.
+
+        A line's own failure (a refused create, a failed job, a broken download) is not
+        raised: it is journalled and yielded as a `LineError`.
+
+        Raises:
+            errors.ValidationError: no Client was given, to `open` or to `run`.
+            errors.ConfigurationError: a provider the lines use is not configured (nothing is
+                sent).
+            imuzekit.batch.JournalError: another process holds the SQLite journal's lock, or
+                the journal cannot be written.
+            ManifestError: the journal's lines name one file twice.
         """
         client = client if client is not None else self.client
         if not isinstance(client, Client):
@@ -416,6 +432,11 @@ async def open_batch(
 
     `JournalError` naming the journal (a URL's password masked) when it cannot be reached or
     opened, or holds a journal of another schema version: before any line is touched.
+
+    Raises:
+        imuzekit.batch.JournalError: the journal cannot be reached or opened, is of another
+            schema version, does not exist (with `create=False`), or is locked by another
+            process.
     """
     spelled = os.fspath(journal)
     if is_postgres_url(spelled):
