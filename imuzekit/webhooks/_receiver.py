@@ -123,6 +123,11 @@ class Webhooks:
     ``Content-Length`` says more, and while streaming otherwise); ``max_confirms`` bounds the
     confirmations callbacks may cause per job; ``max_age`` (seconds) refuses references older
     than useapi.net keeps jobs (7 days, plus a day).
+
+    Raises:
+        errors.ValidationError: `public_url` is not an absolute http(s) URL without a query,
+            `secret` is not a string or bytes (or too short), or `max_body_bytes` or
+            `max_confirms` is not a positive integer.
     """
 
     def __init__(
@@ -172,6 +177,10 @@ class Webhooks:
         receiver's (another secret; the job then relies on polling alone). A job resumed from a
         token registers the ``reply_ref`` the token recorded. A callback that arrived before
         this call and claimed the job ended starts a confirmation at once.
+
+        Raises:
+            errors.ValidationError: `job_id` is not a non-empty string of at most 512
+                characters.
         """
         if not isinstance(job_id, str) or not 0 < len(job_id) <= MAX_JOB_ID:
             raise errors.ValidationError("job_id", "must be a non-empty string")
@@ -261,6 +270,10 @@ class Webhooks:
         ``path`` is the request's path (404 unless it is ``public_url``'s); ``body`` the raw
         bytes, or an async iterable of chunks read only up to ``max_body_bytes`` (413 beyond;
         a ``Content-Length`` above it is refused before any byte is read).
+
+        It raises nothing for a bad callback: the status says what was wrong (400, 401, 403,
+        404, 413, 415). A failed confirmation is counted (`stats().confirm_errors`); polling
+        still covers its job.
         """
         if (path.split("?", 1)[0].rstrip("/") or "/") != self.path:
             return self._refuse(404, "not the receiver's path")
