@@ -50,6 +50,7 @@ from imuzekit.batch._journal import (
     LineRecord,
     TransitionError,
 )
+from imuzekit.batch._lock import JournalError
 from imuzekit.batch._manifest import ManifestError, ManifestLine, file_name
 from imuzekit.batch._rules import landing_window, marked_params, resubmit_after, when
 from imuzekit.providers import registry
@@ -336,6 +337,11 @@ class BatchRunner:
             return None
         try:
             job = await self._create_beating(row, params)
+        except JournalError:
+            # The journal failed (e.g. recording a shared pause), not the create: whatever
+            # the create did, the line stays submitting, for reconciliation before anything
+            # is sent again; never "answer lost" and resent by a run whose journal fails.
+            raise
         except errors.ImuzekitError as exc:
             target = _refusal(exc)
             if target is None:

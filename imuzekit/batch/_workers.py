@@ -215,7 +215,7 @@ class WorkerRunner(BatchRunner):
             if row.state == "failed" and not self.options.retry_failed:
                 continue
             if row.state == "uncertain" and now < resubmit_after(row, self.window):
-                await self.pg.note_error(
+                await self._note(
                     row.key,
                     "not resubmitted: the create sent earlier could still land until "
                     f"{when(resubmit_after(row, self.window))}; run again with "
@@ -223,9 +223,13 @@ class WorkerRunner(BatchRunner):
                 )
                 continue
             with contextlib.suppress(TransitionError):  # another worker moved it first
-                await self.pg.transition(
+                # Not fenced (no worker holds a failed or uncertain line), but an event as
+                # every other move.
+                record = await self.pg.transition(
                     row.key, "pending", detail=f"resubmitting a {row.state} line"
                 )
+                self._fenced.round_trips += 1
+                self._moved(record, row.state)
 
     async def _claim_loop(self, group: anyio.abc.TaskGroup) -> None:
         concurrency = self.options.concurrency
@@ -300,6 +304,7 @@ class WorkerRunner(BatchRunner):
 
     async def _work(self, item: ClaimedLine, line: _Line) -> None:
         key = item.record.key
+        self.states[key] = item.record.state  # the `previous` of its first move's event
         try:
             with line.scope:
                 await self._line(item.record)
@@ -311,7 +316,7 @@ class WorkerRunner(BatchRunner):
             _log.debug("line %r failed", key, exc_info=exc)
             self._skipped.add(key)
             with contextlib.suppress(JournalError):
-                await self.pg.note_error(key, self._message(exc))
+                await self._note(key, self._message(exc))
         finally:
             self._held.pop(key, None)
             with anyio.CancelScope(shield=True):
@@ -361,7 +366,7 @@ class WorkerRunner(BatchRunner):
             raise
         except Exception as exc:
             if self._report(row, exc):
-                await self.pg.note_error(row.key, f"unreachable: {self._message(exc)}")
+                await self._note(row.key, f"unreachable: {self._message(exc)}", give_up=False)
                 return
             raise
         else:

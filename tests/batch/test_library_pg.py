@@ -9,8 +9,9 @@ import socket
 
 import pytest
 
-from imuzekit import PollPolicy, batch
+from imuzekit import Client, PollPolicy, batch
 from imuzekit.emulator import Emulator
+from tests.batch.test_library import song
 from tests.cli.conftest import music_line
 
 
@@ -65,3 +66,40 @@ async def test_a_postgresql_journal_of_another_schema_version_is_refused(
         async with batch.open(pg_url, schema=pg_schema):
             pass
     assert "***" in str(caught.value) and "5ecret" not in str(caught.value)
+
+
+async def _moves(
+    journal: str | pathlib.Path, kit: Client, out: pathlib.Path, **schema: str
+) -> dict[str, list[tuple[str | None, str]]]:
+    """Each line's moves as `Batch.run` yielded them ((previous, state) in order), for three
+    lines of which one was failed by hand and is retried (`retry_failed`: the reopening move
+    is an event too)."""
+    moves: dict[str, list[tuple[str | None, str]]] = {}
+    async with batch.open(journal, **schema) as run:
+        await run.add([song("a"), song("b"), song("c")])
+        await run._do("transition", "c", "failed", error="failed by hand")
+        async for event in run.run(out, client=kit, concurrency=3, retry_failed=True):
+            if isinstance(event, batch.LineChanged):
+                moves.setdefault(event.key, []).append((event.previous, event.state))
+        assert (await run.status()).done
+    return moves
+
+
+async def test_every_move_on_postgresql_arrives_as_an_event_as_on_sqlite(
+    pg_url: str, pg_schema: str, tmp_path: pathlib.Path
+) -> None:
+    async with (
+        Emulator(render_seconds=(0.05, 0.1)) as emu,
+        emu.client(poll=PollPolicy(initial=0.02, max_interval=0.1, timeout=30)) as kit,
+    ):
+        on_sqlite = await _moves(tmp_path / "b.db", kit, tmp_path / "lite")
+        on_pg = await _moves(pg_url, kit, tmp_path / "pg", schema=pg_schema)
+    path = [
+        ("pending", "submitting"),
+        ("submitting", "submitted"),
+        ("submitted", "ready"),
+        ("ready", "downloaded"),
+    ]
+    expected = {"a": path, "b": path, "c": [("failed", "pending"), *path]}
+    assert on_sqlite == expected
+    assert on_pg == expected

@@ -195,3 +195,43 @@ async def test_a_dead_service_is_probed_not_hammered(
     assert runner.outages["mureka"].probes >= 1
     assert {r.state for r in records} == {"pending"}  # never sent: nothing failed, none lost
     assert any("not been reachable" in (r.error or "") for r in records)
+
+
+async def test_a_journal_failure_around_a_create_stops_the_line_it_is_never_sent_again(
+    emu: Emulator,
+    pg_url: str,
+    pg_schema: str,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # iMuze answers the create 429 and the shared pause cannot be written: the journal is
+    # failing. The line is not "create answer lost" (reconciled and sent again in this run,
+    # the pause unshared): it stays submitting for whoever takes it next, sent once here.
+    from imuzekit import errors
+    from imuzekit.batch._lock import JournalError
+    from imuzekit.batch._runner import BatchRunner
+
+    sent: list[str] = []
+
+    async def refused(self: BatchRunner, row: Any, params: dict[str, Any]) -> Any:
+        sent.append(row.key)
+        raise errors.RateLimitError("slow down", status=429, provider="imuze")
+
+    async def unwritable(*args: Any, **kwargs: Any) -> None:
+        raise JournalError("the journal at postgresql://***@db/x cannot be written")
+
+    monkeypatch.setattr(BatchRunner, "_create", refused)
+    manifest = _manifest(1)
+    async with _client(emu) as kit, await PgJournal.open(pg_url, schema=pg_schema) as pg:
+        # A short landing window: the old code reconciled and sent again within a second.
+        kit.transport.timeouts = attrs.evolve(kit.transport.timeouts, connect=0.3, total=0.3)
+        monkeypatch.setattr(pg, "pause", unwritable)
+        runner = WorkerRunner(kit, pg, manifest, BatchOptions(out=tmp_path), LEASE)
+        events: list[Any] = []
+        runner.emit = events.append
+        [record] = await runner.run()
+    assert sent == [manifest[0].key]
+    assert record.state == "submitting"
+    assert record.error is not None and "cannot be written" in record.error
+    assert "create answer lost" not in record.error
+    assert [e.message for e in events if type(e).__name__ == "LineError"] == [record.error]
