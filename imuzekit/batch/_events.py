@@ -82,7 +82,14 @@ ProgressCallback = Callable[[int, int | None], None]
 
 
 class Board(Protocol):
-    """What shows a run's progress (the CLI's rich board): counts per state, bytes done."""
+    """What shows a run's progress (the CLI's rich view): counts per state, bytes done.
+
+    On a PostgreSQL journal the runner reads the whole batch (every worker's lines) once a
+    second and passes its counts to `update`; a board that also has a method
+    ``show_workers(workers, lease_seconds)`` is given the batch's live workers each time (each
+    with ``host``, ``pid``, ``leases``: lines held, ``slots``: generation slots held, and
+    ``idle_seconds`` since its last heartbeat).
+    """
 
     def set_total(self, total: int) -> None:
         """How many lines the counts are out of."""

@@ -1,16 +1,27 @@
-"""Rich progress for many jobs: one bar per state, and one for the bytes downloaded."""
+"""Rich progress: for many jobs one bar per state (`StateBoard`); for a batch, the view that
+reads at a glance (`BatchBoard`); and the bytes downloaded."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Self
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol, Self
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
-__all__ = ["ByteMeter", "StateBoard", "human_bytes"]
+__all__ = ["BatchBoard", "ByteMeter", "StateBoard", "human_bytes"]
 
 
 def human_bytes(size: float) -> str:
@@ -22,7 +33,37 @@ def human_bytes(size: float) -> str:
     raise AssertionError("unreachable")
 
 
-class StateBoard:
+def _bytes_text(done: int, total: int) -> str:
+    """``1.2 MB / 3.4 MB`` (the total once known; never below what is done)."""
+    text = human_bytes(done)
+    shown_total = max(total, done)
+    return f"{text} / {human_bytes(shown_total)}" if shown_total else text
+
+
+def _columns() -> tuple[ProgressColumn, ...]:
+    """A bar's name, the bar, its percentage and its detail text."""
+    return (
+        TextColumn("[bold]{task.description:<11}"),
+        BarColumn(bar_width=40),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
+
+
+class _Live:
+    """A board whose rich `Progress` is shown live inside ``with board:``."""
+
+    _progress: Progress
+
+    def __enter__(self) -> Self:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+
+class StateBoard(_Live):
     """A bar per job state (how many of all the jobs are in it now) and a bytes bar.
 
     ``update(counts)`` sets the state bars; `add_bytes()` moves the bytes bar. Disabled (no
@@ -41,10 +82,7 @@ class StateBoard:
         self.enabled = enabled
         self._total = total
         self._progress = Progress(
-            TextColumn("[bold]{task.description:<11}"),
-            BarColumn(bar_width=40),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[detail]}"),
+            *_columns(),
             console=console,
             disable=not enabled,
             refresh_per_second=8,
@@ -58,18 +96,6 @@ class StateBoard:
         self._bytes: TaskID | None = (
             self._progress.add_task("downloaded", total=None, detail="0 B") if bytes_bar else None
         )
-
-    def __enter__(self) -> Self:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
 
     def set_total(self, total: int) -> None:
         """How many jobs the state bars count over."""
@@ -90,9 +116,7 @@ class StateBoard:
         self._bytes_done += done
         self._bytes_total += total
         shown_total = max(self._bytes_total, self._bytes_done) or None
-        detail = human_bytes(self._bytes_done)
-        if shown_total:
-            detail += f" / {human_bytes(shown_total)}"
+        detail = _bytes_text(self._bytes_done, self._bytes_total)
         self._progress.update(
             self._bytes, completed=self._bytes_done, total=shown_total, detail=detail
         )
@@ -139,3 +163,201 @@ class ByteMeter:
         self._seen[key] = (max(done, last_done), total if total is not None else last_total)
         if delta or total_delta:
             self._sink(delta, total_delta)
+
+
+# -- the batch view ------------------------------------------------------------------------
+
+_SETTLED = ("downloaded", "failed", "uncertain")
+"""States with no work left in a run: the overall bar counts these as done."""
+
+
+class _Rate:
+    """A value's rate of change over the last ``window`` seconds (on ``clock``)."""
+
+    def __init__(self, window: float, clock: Callable[[], float]) -> None:
+        self._window = window
+        self._clock = clock
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def add(self, value: float) -> None:
+        now = self._clock()
+        self._samples.append((now, value))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self._window:
+            self._samples.popleft()
+
+    def per_second(self) -> float | None:
+        """None until two samples some time apart."""
+        if len(self._samples) < 2:
+            return None
+        (t0, v0), (t1, v1) = self._samples[0], self._samples[-1]
+        return (v1 - v0) / (t1 - t0) if t1 > t0 else None
+
+
+def _clock_text(seconds: float) -> str:
+    whole = int(seconds + 0.5)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class _WorkerInfo(Protocol):
+    """What the view reads of a PostgreSQL worker (the journal's worker record)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def leases(self) -> int: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def idle_seconds(self) -> float: ...
+
+
+class _View(Progress):
+    """The bars, each followed by the line of text `below` gives for it (if any)."""
+
+    below: Callable[[TaskID], RenderableType | None] = staticmethod(lambda task: None)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        for task in self.tasks:
+            table: Table = self.make_tasks_table([task])
+            yield table
+            text = self.below(task.id)
+            if text is not None:
+                yield text
+
+
+class BatchBoard(_Live):
+    """A batch's progress at a glance: one overall bar (lines done of the total, the rate in
+    lines a minute, the time left), one line of counts per state, one bytes bar with the
+    throughput and, on a shared (PostgreSQL) journal, a line on the live workers.
+
+    The runner calls `set_total` and `update` (on PostgreSQL: the whole batch, every second)
+    and `show_workers`; the byte meter calls `add_bytes`. Disabled (no output at all) when
+    ``enabled`` is false, e.g. under ``--json`` or when not on a terminal. ``clock`` (seconds)
+    times the rates.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        states: Sequence[str],
+        *,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.enabled = enabled
+        self._states = tuple(states)
+        self._counts: dict[str, int] = dict.fromkeys(self._states, 0)
+        self._total = 0
+        self._started = False
+        self._lines_rate = _Rate(60.0, clock)
+        self._bytes_rate = _Rate(10.0, clock)
+        self._bytes_done = 0
+        self._bytes_total = 0
+        self._workers: Text | None = None
+        self._progress = _View(
+            *_columns(),
+            console=console,
+            disable=not enabled,
+            refresh_per_second=4,
+        )
+        self._progress.below = self.text_below
+        self._lines = self._progress.add_task("lines", total=1, detail=self._lines_detail())
+        self._bytes = self._progress.add_task("downloaded", total=None, detail="0 B")
+
+    # -- what the runner calls -----------------------------------------------------------
+
+    def set_total(self, total: int) -> None:
+        """How many lines the batch (or this run) has."""
+        self._total = total
+        self._progress.update(self._lines, total=max(total, 1), detail=self._lines_detail())
+
+    def update(self, counts: Mapping[str, int]) -> None:
+        """The lines in each state now."""
+        self._counts = {state: counts.get(state, 0) for state in self._states}
+        done = self.done
+        self._lines_rate.add(done)
+        if not self._started:
+            # Lines done before this run are not this run's rate.
+            self._started = True
+            self._progress.reset(self._lines, completed=done, total=max(self._total, 1))
+        self._progress.update(self._lines, completed=done, detail=self._lines_detail())
+
+    def show_workers(self, workers: Sequence[_WorkerInfo], lease_seconds: float) -> None:
+        """The batch's live workers (those not stopped): how many, on how many hosts, what
+        they hold; the ones silent for longer than a lease (their lines are taken over)."""
+        silent = [w for w in workers if w.idle_seconds > lease_seconds]
+        alive = [w for w in workers if w.idle_seconds <= lease_seconds]
+        hosts = sorted({w.host for w in alive})
+        text = (
+            f"{len(alive)} live on {len(hosts)} host{'s' * (len(hosts) != 1)}"
+            f" ({', '.join(hosts[:3])}{', ...' if len(hosts) > 3 else ''}):"
+            f" {sum(w.leases for w in alive)} lines held,"
+            f" {sum(w.slots for w in alive)} generation slots"
+        )
+        if silent:
+            text += f"; {len(silent)} silent > {lease_seconds:g} s: their lines are taken over"
+        self._workers = Text.assemble(("workers".ljust(12), "bold"), text)
+        self._progress.refresh()
+
+    def add_bytes(self, done: int, total: int) -> None:
+        """``done`` more bytes received, ``total`` more bytes announced (Content-Length)."""
+        self._bytes_done += done
+        self._bytes_total += total
+        self._bytes_rate.add(self._bytes_done)
+        shown_total = max(self._bytes_total, self._bytes_done) or None
+        self._progress.update(
+            self._bytes, completed=self._bytes_done, total=shown_total, detail=self._bytes_detail()
+        )
+
+    def finish_bytes(self) -> None:
+        """Mark the bytes bar complete (every file is on disk)."""
+        self._progress.update(self._bytes, total=max(self._bytes_done, 1))
+
+    # -- what it shows --------------------------------------------------------------------
+
+    def renderable(self) -> RenderableType:
+        """The view as it is now (what the live display redraws)."""
+        return self._progress.get_renderable()
+
+    @property
+    def done(self) -> int:
+        """Lines with no work left: downloaded, failed or uncertain."""
+        return sum(self._counts.get(state, 0) for state in _SETTLED)
+
+    def _lines_detail(self) -> str:
+        done, total = self.done, self._total
+        per_second = self._lines_rate.per_second()
+        if per_second is None:
+            return f"{done}/{total} done  - lines/min  ETA -"
+        rate = f"{per_second * 60:.1f} lines/min"
+        if done >= total:
+            return f"{done}/{total} done  {rate}  ETA 0:00:00"
+        eta = _clock_text((total - done) / per_second) if per_second > 0 else "-"
+        return f"{done}/{total} done  {rate}  ETA {eta}"
+
+    def _bytes_detail(self) -> str:
+        detail = _bytes_text(self._bytes_done, self._bytes_total)
+        per_second = self._bytes_rate.per_second()
+        if per_second is not None:
+            detail += f"  {human_bytes(per_second)}/s"
+        return detail
+
+    def states_text(self) -> Text:
+        """The compact line of counts per state (a state with lines in bold)."""
+        text = Text("states".ljust(12), style="bold")
+        for n, state in enumerate(self._states):
+            count = self._counts.get(state, 0)
+            if n:
+                text.append(" · ", style="dim")
+            text.append(f"{state} {count}", style="bold" if count else "dim")
+        return text
+
+    def text_below(self, task: TaskID) -> Text | None:
+        """The text line shown under a bar: the states under the lines bar, the workers
+        under the bytes bar (once known)."""
+        if task == self._lines:
+            return self.states_text()
+        if task == self._bytes:
+            return self._workers
+        return None

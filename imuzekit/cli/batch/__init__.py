@@ -45,7 +45,7 @@ from imuzekit.cli._common import (
     json_option,
     open_client,
 )
-from imuzekit.cli._progress import ByteMeter, StateBoard
+from imuzekit.cli._progress import BatchBoard, ByteMeter
 from imuzekit.providers import registry
 
 __all__ = ["batch"]
@@ -143,7 +143,7 @@ def run_batch(
             added = await store.add(lines)
             if added.conflicts:
                 raise ManifestError(0, None, "; ".join(added.conflicts))
-            board = StateBoard(err, STATES, enabled=err.is_terminal and not as_json)
+            board = BatchBoard(err, STATES, enabled=err.is_terminal and not as_json)
             meter = ByteMeter(board.add_bytes)
             with board:
                 events = store.run(
