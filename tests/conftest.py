@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -89,3 +91,14 @@ def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _imuzekit_logging_restored() -> Iterator[None]:
+    """A test that turns imuzekit's logging on (`--debug`, `IMUZEKIT_LOG`) leaves the
+    `imuzekit` logger as it found it: its level and handlers never leak into later tests."""
+    logger = logging.getLogger("imuzekit")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers

@@ -446,6 +446,14 @@ class BatchRunner:
         for index, (remote_id, source) in enumerate(files, 1):
             own = await own_file(self.journal, row.key, index, remote_id)
             if own is not None:
+                # Written and recorded by an earlier run that died before it could finish the
+                # line: announced again, since that run's event may have died with it (events
+                # reach the caller at least once; a file is never written twice).
+                self.emit(
+                    FileWritten(
+                        row.key, index, pathlib.Path(own.path), own.size, own.sha256, remote_id
+                    )
+                )
                 records.append(own)
                 continue
             # Never a file this journal did not record: a fresh, claimed name instead.

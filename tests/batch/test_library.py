@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from imuzekit import Client, PollPolicy, batch, errors
+from imuzekit.batch._journal import Journal
 from imuzekit.emulator import Emulator
 from tests.cli.conftest import music_line
 
@@ -249,3 +250,33 @@ async def test_a_run_without_a_client_is_refused_before_anything_is_sent(
         assert caught.value.field == "client"
         assert [line.state for line in await run.lines()] == ["pending"]
     assert emu.count("imuze", "POST", "/songs") == 0
+
+
+async def test_a_file_recorded_by_a_dead_run_is_announced_again_by_the_run_that_ends_it(
+    emu: Emulator, kit: Client, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run that dies between recording a file and finishing its line (here: the journal
+    # refuses the line's last move) may never have delivered that file's event: the run that
+    # ends the line announces the file again, without writing it again.
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise batch.JournalError("disk gone")
+
+    async with batch.open(tmp_path / "b.db", client=kit) as run:
+        await run.add([song("a")])
+        with monkeypatch.context() as patch:
+            patch.setattr(Journal, "downloaded", dies)
+            died = [e async for e in run.run(tmp_path)]
+        assert [e.message for e in died if isinstance(e, batch.LineError)] == ["disk gone"]
+        assert [line.state for line in await run.lines()] == ["ready"]
+        (recorded,) = await run.files()
+        before = pathlib.Path(recorded.path).stat()
+        events = [e async for e in run.run(tmp_path)]
+        assert (await run.status()).done
+    files = [e for e in events if isinstance(e, batch.FileWritten)]
+    assert [(f.key, f.path, f.size, f.sha256) for f in files] == [
+        ("a", pathlib.Path(recorded.path), recorded.size, recorded.sha256)
+    ]
+    assert [e.state for e in events if isinstance(e, batch.LineChanged)] == ["downloaded"]
+    after = pathlib.Path(recorded.path).stat()  # the same file, not written again
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert emu.imuze.songs_created == 1

@@ -120,6 +120,7 @@ async def test_a_kept_file_is_one_debug_line(
 ) -> None:
     song = await _song(kit)
     first = await kit.download(song, tmp_path)
+    caplog.clear()  # only the second download's lines
     with caplog.at_level(logging.DEBUG, logger="imuzekit.downloads"):
         again = await kit.download(song, tmp_path)
     assert again == first
