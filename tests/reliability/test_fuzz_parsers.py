@@ -275,7 +275,11 @@ SAMPLE_MODELS = [
 ]
 
 
-@pytest.mark.parametrize(("provider", "name", "parse"), SAMPLE_MODELS, ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("provider", "name", "parse"),
+    SAMPLE_MODELS,
+    ids=[f"{provider}-{name}" for provider, name, _ in SAMPLE_MODELS],  # stable: no lambda repr
+)
 def test_models_parsed_from_samples_round_trip(
     provider: str, name: str, parse: Callable[[Response], list[Any]]
 ) -> None:
