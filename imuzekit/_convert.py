@@ -128,6 +128,23 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+# Hooks that return a value of their exact type unchanged carry ``(that type, None passes
+# too)`` under this attribute, so a class's generated fast path can test ``type(v) is int``
+# instead of calling the hook (an attribute rather than a registry: nothing outlives a hook).
+_PASSES = "_imuzekit_passes"
+
+_Hook = TypeVar("_Hook", bound=Callable[..., Any])
+
+
+def _passes_through(tp: type) -> Callable[[_Hook], _Hook]:
+    def mark(hook: _Hook) -> _Hook:
+        hook.__dict__[_PASSES] = (tp, False)
+        return hook
+
+    return mark
+
+
+@_passes_through(int)
 def _structure_int(value: Any, _: type) -> int:
     if isinstance(value, bool):
         raise TypeError(f"expected an integer, got {value!r}")
@@ -160,6 +177,7 @@ def _structure_float(value: Any, _: type) -> float:
     return number
 
 
+@_passes_through(str)
 def _structure_str(value: Any, _: type) -> str:
     # Ids arrive as numbers from some endpoints and as strings from others: both become str.
     if isinstance(value, str):
@@ -169,6 +187,7 @@ def _structure_str(value: Any, _: type) -> str:
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
+@_passes_through(bool)
 def _structure_bool(value: Any, _: type) -> bool:
     if isinstance(value, bool):
         return value
@@ -235,18 +254,8 @@ def _optional(hook: Callable[[Any, type], T], tp: type[T]) -> Callable[[Any, Any
             return value  # type(value) is tp: the hook would return it unchanged
         return hook(value, tp)
 
-    _PASSES[structure_optional] = (passthrough, True)
+    structure_optional.__dict__[_PASSES] = (passthrough, True)
     return structure_optional
-
-
-# Hooks that return a value of their exact type unchanged: {hook: (that type, None passes too)}.
-# Filled as hooks are made (one entry per converter build), read when a class's fast path is
-# generated, so the generated code can test ``type(v) is int`` instead of calling the hook.
-_PASSES: dict[Callable[..., Any], tuple[type | None, bool]] = {
-    _structure_int: (int, False),
-    _structure_str: (str, False),
-    _structure_bool: (bool, False),
-}
 
 
 def _fast_structure_fn(
@@ -292,7 +301,7 @@ def _fast_structure_fn(
         hook = converter.get_structure_hook(field.type)
         names[f"_h{index}"], names[f"_t{index}"] = hook, field.type
         call = f"_h{index}(v, _t{index})"
-        passthrough, none_passes = _PASSES.get(hook, (None, False))
+        passthrough, none_passes = getattr(hook, "__dict__", {}).get(_PASSES, (None, False))
         if passthrough is not None:
             names[f"_p{index}"] = passthrough
             test = f"type(v) is _p{index}"
