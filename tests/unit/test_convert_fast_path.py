@@ -60,15 +60,30 @@ def reference() -> cattrs.Converter:
 
 def _outcome(conv: cattrs.Converter | None, data: Any, cls: type[Any]) -> Any:
     """The model, or the ParseError's (message, path, body), structured through ``conv``."""
-    original = _common.converter
+    original = _common._parsing_with
     if conv is not None:
-        _common.converter = lambda: conv  # type: ignore[assignment]
+        parsing = _common._Parsing(conv)
+        _common._parsing_with = lambda hooks: parsing  # type: ignore[assignment]
     try:
         return ("ok", _common.structure(data, cls))
     except errors.ParseError as exc:
         return ("error", str(exc), exc.path, exc.body)
     finally:
-        _common.converter = original  # type: ignore[assignment]
+        _common._parsing_with = original  # type: ignore[assignment]
+
+
+def test_the_reference_has_no_fast_path_and_the_package_converter_has(
+    reference: cattrs.Converter,
+) -> None:
+    """Both sides of the comparison are what they claim, so the comparison can fail."""
+    for cls in (imuze_models.Song, imuze_models.Arrangement, joplin_models.Music):
+        assert "fast structure" in _common.converter().get_structure_hook(cls).__code__.co_filename
+        code = getattr(reference.get_structure_hook(cls), "__code__", None)
+        assert code is None or "fast structure" not in code.co_filename
+    # And structure() goes through the converter _outcome() swaps in.
+    broken = _reference()
+    broken.register_structure_hook(imuze_models.Song, lambda value, _: "swapped")
+    assert _outcome(broken, {"id": 1}, imuze_models.Song) == ("ok", "swapped")
 
 
 def _same(left: Any, right: Any) -> bool:
