@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _harness import OtherLoad, machine, percentile, print_table, run_isolated
@@ -115,9 +116,6 @@ async def raw_aiohttp_contender(
     """Create ``jobs`` songs with plain aiohttp and poll each every ``interval`` seconds."""
     import aiohttp
 
-    detected: dict[int, float] = {}
-    states: dict[str, int] = {}
-    max_polls = int(wait_limit / interval) + 1  # a hard bound on each loop, besides the deadline
     connector = aiohttp.TCPConnector(limit=100)
     headers = {"Authorization": token}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
@@ -133,29 +131,51 @@ async def raw_aiohttp_contender(
                 response.raise_for_status()
                 return int((await response.json())["id"])
 
-        async def wait(song_id: int) -> str:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + wait_limit
-            for _ in range(max_polls):
-                try:
-                    async with session.get(f"{url}/songs/{song_id}") as response:
-                        data = await response.json() if response.status == 200 else {}
-                except (aiohttp.ClientError, TimeoutError):
-                    data = {}
-                if data.get("status") == "ready":
-                    detected[song_id] = time.monotonic()
-                    return "ready"
-                if loop.time() + interval > deadline:
-                    break
-                await asyncio.sleep(interval)
-            return "timeout"
+        async def ready(song_id: int) -> bool:
+            async with session.get(f"{url}/songs/{song_id}") as response:
+                data = await response.json() if response.status == 200 else {}
+                return bool(data.get("status") == "ready")
 
-        started = time.monotonic()
-        ids = await _create_all(create, jobs)
-        waiting = time.monotonic()
-        for outcome in await asyncio.gather(*(wait(song_id) for song_id in ids)):
-            states[outcome] = states.get(outcome, 0) + 1
-        finished = time.monotonic()
+        return await _poll_each(create, ready, jobs, wait_limit, interval)
+
+
+async def _poll_each(
+    create: Callable[[int], Awaitable[Any]],
+    ready: Callable[[Any], Awaitable[bool]],
+    jobs: int,
+    wait_limit: float,
+    interval: float,
+) -> dict[str, Any]:
+    """The hand-written contenders' loop: create ``jobs``, then ask ``ready(id)`` of each every
+    ``interval`` seconds until it says so or ``wait_limit`` passes (a failed probe is "not
+    yet"). Returns the detection times, the outcomes and the phases' durations."""
+    import aiohttp
+
+    detected: dict[Any, float] = {}
+    states: dict[str, int] = {}
+    max_polls = int(wait_limit / interval) + 1  # a hard bound on each loop, besides the deadline
+
+    async def wait(job_id: Any) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_limit
+        for _ in range(max_polls):
+            try:
+                if await ready(job_id):
+                    detected[job_id] = time.monotonic()
+                    return "ready"
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                pass
+            if loop.time() + interval > deadline:
+                break
+            await asyncio.sleep(interval)
+        return "timeout"
+
+    started = time.monotonic()
+    ids = await _create_all(create, jobs)
+    waiting = time.monotonic()
+    for outcome in await asyncio.gather(*(wait(job_id) for job_id in ids)):
+        states[outcome] = states.get(outcome, 0) + 1
+    finished = time.monotonic()
     return {
         "detected": detected,
         "states": states,
@@ -259,9 +279,6 @@ async def raw_per_job_contender(
     """Create joplin or Mureka jobs with plain aiohttp and poll each every ``interval`` s."""
     import aiohttp
 
-    detected: dict[str, float] = {}
-    states: dict[str, int] = {}
-    max_polls = int(wait_limit / interval) + 1
     connector = aiohttp.TCPConnector(limit=100)
     accounts: list[str] = headers.pop("X-Accounts", "").split(",")
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
@@ -297,33 +314,7 @@ async def raw_per_job_contender(
                 data = await response.json() if response.status == 200 else {}
                 return bool(data.get("status") == "completed")
 
-        async def wait(job_id: str) -> str:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + wait_limit
-            for _ in range(max_polls):
-                try:
-                    if await ready(job_id):
-                        detected[job_id] = time.monotonic()
-                        return "ready"
-                except (aiohttp.ClientError, TimeoutError, ValueError):
-                    pass
-                if loop.time() + interval > deadline:
-                    break
-                await asyncio.sleep(interval)
-            return "timeout"
-
-        started = time.monotonic()
-        ids = await _create_all(create, jobs)
-        waiting = time.monotonic()
-        for outcome in await asyncio.gather(*(wait(job_id) for job_id in ids)):
-            states[outcome] = states.get(outcome, 0) + 1
-        finished = time.monotonic()
-    return {
-        "detected": detected,
-        "states": states,
-        "create_s": waiting - started,
-        "wait_s": finished - waiting,
-    }
+        return await _poll_each(create, ready, jobs, wait_limit, interval)
 
 
 def _summary(
@@ -457,25 +448,7 @@ def _measure(
         )
         status_requests = srv.status_requests()
         ready_at = srv.ready_at()
-    detected: dict[int, float] = result["detected"]
-    lags = [at - ready_at[song_id] for song_id, at in detected.items()]
-    completed = len(detected)
-    return {
-        "name": name,
-        "jobs": args.jobs,
-        "ready": completed,
-        "states": result["states"],
-        "status_requests": status_requests,
-        "per_job": status_requests / completed if completed else float("nan"),
-        "lag_p50": percentile(lags, 50),
-        "lag_p95": percentile(lags, 95),
-        "lag_max": max(lags) if lags else float("nan"),
-        "lag_min": min(lags) if lags else float("nan"),
-        "peak_rss_mb": result["peak_rss_mb"],
-        "cpu_s": result["cpu_s"],
-        "create_s": result["create_s"],
-        "wait_s": result["wait_s"],
-    }
+    return _summary(name, args.jobs, result, ready_at, status_requests)
 
 
 def _row(r: dict[str, Any]) -> list[str]:
