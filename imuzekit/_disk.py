@@ -351,7 +351,6 @@ class Commit:
         self.url = url
         self.size = size
         self.etag = etag
-        self.record = record_for(url, size, etag)
         self.overwrite = overwrite
         self._lock = threading.Lock()  # held only to flip the flags below
         self._started = False
@@ -385,7 +384,9 @@ class Commit:
             raise errors.DownloadError("the download was given up")
         try:
             self.handle.flush()
-            recorded = _write_record(self.handle.fileno(), self.record)
+            # Made here, in the worker: the event loop has no time to spare per file.
+            record = record_for(self.url, self.size, self.etag)
+            recorded = _write_record(self.handle.fileno(), record)
             _fsync_file(self.handle.fileno())
             if _flock is None:
                 self.handle.close()  # Windows cannot rename a file that is open
@@ -407,7 +408,7 @@ class Commit:
                     else f"{self.target.name} holds another file",
                 )
             if created and not recorded:
-                _write_sidecar(final, self.record)
+                _write_sidecar(final, record)
             with self._lock:
                 if not self._abandoned:
                     self._published = final if created else None

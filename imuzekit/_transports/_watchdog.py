@@ -12,7 +12,7 @@ import aiohttp
 
 from imuzekit._http import Timeouts
 
-__all__ = ["Deadlines", "Limits", "Watch"]
+__all__ = ["Deadlines", "Limits", "Stall", "Watch"]
 
 
 class Limits:
@@ -22,7 +22,7 @@ class Limits:
     and total to the watchdog, which then checks every ``tick`` seconds.
     """
 
-    __slots__ = ("aiohttp_timeout", "connect_only", "read", "tick", "total")
+    __slots__ = ("aiohttp_timeout", "connect_only", "read", "stream_timeout", "tick", "total")
 
     def __init__(self, timeouts: Timeouts) -> None:
         # sock_connect rather than connect: waiting for a free pooled connection under load
@@ -32,6 +32,10 @@ class Limits:
         )
         self.connect_only = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.connect, sock_read=None
+        )
+        # A stream's read limit is its `Stall` check's (and its headers' the watchdog's).
+        self.stream_timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=None
         )
         self.read = timeouts.read or None
         self.total = timeouts.total or None
@@ -162,3 +166,55 @@ class Deadlines:
                 self._timer = loop.call_later(self._tick, self._check)
             else:
                 self._timer = None
+
+
+class Stall:
+    """Enforces ``Timeouts.read`` on a streamed body: a read that waits that long for bytes fails.
+
+    aiohttp's ``sock_read`` does the same with a timer cancelled and made again for every chunk
+    received (and at every resume of reading), a few percent of a download's event-loop time.
+    Here one timer per stream is made again only when it fires; `waiting()` and
+    `done_waiting()` around each read cost a clock read. A read returns as soon as any byte is
+    there, so one that has waited ``limit`` seconds means that long without a byte; a caller
+    busy elsewhere (reading paused, its buffer full) is never taken for a silent server. A
+    stalled read fails with aiohttp's own ``SocketTimeoutError``, set on the body as aiohttp
+    sets it.
+    """
+
+    __slots__ = ("_content", "_limit", "_loop", "_timer", "_waiting_since")
+
+    def __init__(self, content: aiohttp.StreamReader, limit: float) -> None:
+        self._content = content
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._waiting_since: float | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(limit, self._check)
+
+    def waiting(self) -> None:
+        """The caller starts waiting for bytes."""
+        self._waiting_since = self._loop.time()
+
+    def done_waiting(self) -> None:
+        """The caller has its bytes (or an error)."""
+        self._waiting_since = None
+
+    def close(self) -> None:
+        """Stop checking (the stream was released)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        since = self._waiting_since
+        if since is None:
+            due = now + self._limit
+        elif now - since >= self._limit:
+            self._timer = None
+            self._content.set_exception(
+                aiohttp.SocketTimeoutError("Timeout on reading data from socket")
+            )
+            return
+        else:
+            due = since + self._limit  # the earliest this wait can expire
+        self._timer = self._loop.call_at(due, self._check)

@@ -17,11 +17,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
+from aiohttp.streams import EofStream
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from imuzekit import errors
 from imuzekit._http import Body, Request, redact_url
+from imuzekit._transports._watchdog import Stall
 
 __all__ = [
     "EnvProxies",
@@ -81,16 +83,19 @@ class StreamResponse:
     ``release()`` gives the connection back (the pipeline calls it when the caller is done).
     """
 
-    __slots__ = ("_on_release", "_raw", "headers", "request", "status", "url")
+    __slots__ = ("_on_release", "_raw", "_stall", "headers", "request", "status", "url")
 
     def __init__(
         self,
         raw: aiohttp.ClientResponse,
         request: Request,
         on_release: Callable[[], None] | None = None,
+        stall: Stall | None = None,
     ) -> None:
         self._raw = raw
         self._on_release = on_release
+        # The read limit of the body when aiohttp's per-chunk timer is off (see Stall).
+        self._stall = stall
         self.request = request
         self.status = raw.status
         self.headers: Mapping[str, str] = raw.headers
@@ -104,34 +109,82 @@ class StreamResponse:
 
     async def head(self, limit: int) -> bytes:
         """At most ``limit`` bytes of the body (an error answer's, for its message)."""
-        return await self._raw.content.read(limit)
+        stall = self._stall
+        if stall is None:
+            return await self._raw.content.read(limit)
+        stall.waiting()
+        try:
+            return await self._raw.content.read(limit)
+        finally:
+            stall.done_waiting()
 
     def release(self) -> None:
         """Give the connection back; safe to call more than once."""
         on_release, self._on_release = self._on_release, None
         if on_release is not None:
             on_release()
+        if self._stall is not None:
+            self._stall.close()
         self._raw.release()
 
-    async def chunks(self, size: int) -> AsyncIterator[bytes]:
-        """Yield the body in chunks of at most ``size`` bytes (wire failures: TransportError)."""
-        try:
-            async for chunk in self._raw.content.iter_chunked(size):
-                yield chunk
-        except TimeoutError as exc:  # before OSError: TimeoutError is one of them
-            raise errors.RequestTimeout(
+    def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """The body in chunks of at most ``size`` bytes (wire failures: TransportError)."""
+        return _Chunks(self, size)
+
+    def _read_failed(self, exc: Exception) -> errors.TransportError:
+        """The error of a body read that failed with ``exc`` (aiohttp's or the OS's)."""
+        if isinstance(exc, TimeoutError):  # before OSError: TimeoutError is one of them
+            return errors.RequestTimeout(
                 "timed out while reading the body",
                 method=self.request.method,
                 url=redact_url(self.url),
                 provider=self.request.provider,
-            ) from exc
+            )
+        return errors.TransportError(
+            f"connection broken while reading the body: {describe(exc)}",
+            method=self.request.method,
+            url=redact_url(self.url),
+            provider=self.request.provider,
+        )
+
+
+class _Chunks:
+    """`StreamResponse.chunks`: one ``content.read(size)`` a step.
+
+    A class rather than an async generator over aiohttp's ``iter_chunked``: that was two
+    iterator layers resumed for every chunk of every download, on the event loop.
+    """
+
+    __slots__ = ("_read", "_response", "_size", "_stall")
+
+    def __init__(self, response: StreamResponse, size: int) -> None:
+        self._response = response
+        self._read = response._raw.content.read
+        self._size = size
+        self._stall = response._stall
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        stall = self._stall
+        if stall is not None:
+            stall.waiting()
+        try:
+            chunk = await self._read(self._size)
         except (aiohttp.ClientError, OSError) as exc:
-            raise errors.TransportError(
-                f"connection broken while reading the body: {describe(exc)}",
-                method=self.request.method,
-                url=redact_url(self.url),
-                provider=self.request.provider,
-            ) from scrubbed(exc)
+            failure = self._response._read_failed(exc)
+            if isinstance(failure, errors.RequestTimeout):
+                raise failure from exc
+            raise failure from scrubbed(exc)
+        except EofStream:
+            raise StopAsyncIteration from None
+        finally:
+            if stall is not None:
+                stall.done_waiting()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 _URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>)]+""")

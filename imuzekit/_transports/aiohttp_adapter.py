@@ -22,7 +22,7 @@ from aiohttp.helpers import proxies_from_env
 
 from imuzekit import errors
 from imuzekit._http import Request, Response, Timeouts, redact_url
-from imuzekit._transports._watchdog import Deadlines, Limits, Watch
+from imuzekit._transports._watchdog import Deadlines, Limits, Stall, Watch
 from imuzekit._transports._wire import (
     EnvProxies,
     StreamResponse,
@@ -229,21 +229,7 @@ class AiohttpAdapter:
         safe_url = redact_url(request.full_url) if debug else ""
         limits = self._limits_for(timeouts)
         with_body = has_body(request)
-        watch: Watch | None = None
-        # The watchdog counts from now, so: only when no pool wait can come first; not for a
-        # request with a body (upload time is no read time); and only for an idempotent one,
-        # because a connect that hangs past the read limit ends as a read timeout, which says
-        # the request may have been sent (sent=True); a retry then resends only what may be
-        # resent anyway. aiohttp's own timers otherwise, which start once the request is out.
-        if (
-            limits.tick is not None
-            and self._in_flight < self.max_connections
-            and not with_body
-            and request.is_idempotent
-        ):
-            task = asyncio.current_task()
-            if task is not None:
-                watch = self.deadlines.watch(task, limits)
+        watch = self._watch(request, limits, with_body)
         self._in_flight += 1
         try:
             # Awaited and released by hand rather than `async with`: the context managers add
@@ -275,18 +261,9 @@ class AiohttpAdapter:
                 raw.status, raw.headers, body, request, str(raw.url), time.monotonic() - started
             )
         except asyncio.CancelledError:
-            # The watchdog's cancellation, unless the task was also cancelled from outside.
-            if (
-                watch is not None
-                and watch.expired is not None
-                and watch.task.uncancel() <= watch.cancelling
-            ):
-                raise errors.RequestTimeout(
-                    f"timed out: {watch.expired}",
-                    method=request.method,
-                    url=redact_url(request.full_url),
-                    provider=request.provider,
-                ) from None
+            timed_out = self._timed_out(watch, request)
+            if timed_out is not None:
+                raise timed_out from None
             raise
         except errors.ImuzekitError:
             raise
@@ -344,10 +321,17 @@ class AiohttpAdapter:
         auth_header: tuple[str, str] | None,
         timeouts: Timeouts,
     ) -> StreamResponse:
-        """Send ``request`` and return the answer with its body unread (aiohttp's timers apply,
-        per chunk read); the connection is held until the stream is released."""
+        """Send ``request`` and return the answer with its body unread; the connection is held
+        until the stream is released.
+
+        ``Timeouts.read`` bounds the wait for the headers (the watchdog) and then every read of
+        the body (a `Stall` check), ``total`` the whole transfer; where the watchdog cannot
+        count (see `_watch`), aiohttp's own timers do all of it.
+        """
         session = self.get_session()
         prepared = request if auth_header is None else request.with_header(*auth_header)
+        limits = self._limits_for(timeouts)
+        watch = self._watch(prepared, limits, has_body(prepared))
         # Counted like send()'s requests: this one holds a pooled connection until the
         # caller is done with the body.
         self._in_flight += 1
@@ -357,14 +341,56 @@ class AiohttpAdapter:
                 prepared,
                 self._headers(prepared, None),
                 None,
-                self._limits_for(timeouts).aiohttp_timeout,
+                limits.aiohttp_timeout if watch is None else limits.stream_timeout,
             )
         except BaseException as exc:
             self._in_flight -= 1
+            if isinstance(exc, asyncio.CancelledError):
+                timed_out = self._timed_out(watch, prepared)
+                if timed_out is not None:
+                    raise timed_out from None
             if isinstance(exc, errors.ImuzekitError) or not isinstance(exc, Exception):
                 raise
             raise wire_error(exc, prepared) from exc
-        return StreamResponse(raw, prepared, self._released)
+        finally:
+            if watch is not None:
+                self.deadlines.done(watch)
+        stall = None
+        if watch is not None and limits.read is not None:
+            stall = Stall(raw.content, limits.read)
+        return StreamResponse(raw, prepared, self._released, stall)
+
+    def _watch(self, request: Request, limits: Limits, with_body: bool) -> Watch | None:
+        """Start the watchdog on ``request`` when it can enforce its limits, else None.
+
+        The watchdog counts from now, so: only when no pool wait can come first; not for a
+        request with a body (upload time is no read time); and only for an idempotent one,
+        because a connect that hangs past the read limit ends as a read timeout, which says
+        the request may have been sent (sent=True); a retry then resends only what may be
+        resent anyway. aiohttp's own timers otherwise, which start once the request is out.
+        """
+        if (
+            limits.tick is None
+            or self._in_flight >= self.max_connections
+            or with_body
+            or not request.is_idempotent
+        ):
+            return None
+        task = asyncio.current_task()
+        return None if task is None else self.deadlines.watch(task, limits)
+
+    @staticmethod
+    def _timed_out(watch: Watch | None, request: Request) -> errors.RequestTimeout | None:
+        """The timeout a cancellation stands for when it is the watchdog's, else None (the
+        task was cancelled from outside as well: that cancellation goes on)."""
+        if watch is None or watch.expired is None or watch.task.uncancel() > watch.cancelling:
+            return None
+        return errors.RequestTimeout(
+            f"timed out: {watch.expired}",
+            method=request.method,
+            url=redact_url(request.full_url),
+            provider=request.provider,
+        )
 
     def _released(self) -> None:
         self._in_flight -= 1

@@ -62,3 +62,18 @@ async def server() -> AsyncIterator[Server]:
     srv = Server()
     yield srv
     await srv.stop()
+
+
+def dripping(chunks: int, pause: float) -> web.RequestHandler:  # type: ignore[type-arg]
+    """A handler that sends ``chunks`` bytes one at a time, ``pause`` seconds apart."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(chunks)})
+        await response.prepare(request)
+        for _ in range(chunks):
+            await asyncio.sleep(pause)
+            await response.write(b"x")
+        await response.write_eof()
+        return response
+
+    return handler

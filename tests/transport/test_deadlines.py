@@ -19,7 +19,7 @@ from imuzekit import errors
 from imuzekit._http import Request, Timeouts
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import Transport
-from tests.transport.conftest import Server
+from tests.transport.conftest import Server, dripping
 
 
 @pytest.fixture
@@ -35,21 +35,6 @@ async def release(server: Server) -> AsyncIterator[asyncio.Event]:
     server.route("GET", "/stalled", stalled)
     yield event
     event.set()
-
-
-def _dripping(chunks: int, pause: float) -> web.RequestHandler:  # type: ignore[type-arg]
-    """A handler that sends ``chunks`` bytes one at a time, ``pause`` seconds apart."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Length": str(chunks)})
-        await response.prepare(request)
-        for _ in range(chunks):
-            await asyncio.sleep(pause)
-            await response.write(b"x")
-        await response.write_eof()
-        return response
-
-    return handler
 
 
 async def test_a_stalled_response_ends_in_request_timeout_naming_the_read_limit(
@@ -75,7 +60,7 @@ async def test_a_stalled_response_ends_in_request_timeout_naming_the_read_limit(
 
 async def test_a_slow_but_steady_body_outlasts_the_read_limit(server: Server) -> None:
     # 8 bytes, 0.06 s apart: 0.48 s in all, each gap well under the 0.2 s read limit.
-    server.route("GET", "/drip", _dripping(8, 0.06))
+    server.route("GET", "/drip", dripping(8, 0.06))
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.2, total=5))
     try:
@@ -86,8 +71,8 @@ async def test_a_slow_but_steady_body_outlasts_the_read_limit(server: Server) ->
     assert response.elapsed >= 0.4
 
 
-async def test_the_total_limit_ends_a_body_that_keeps_dripping(server: Server) -> None:
-    server.route("GET", "/drip", _dripping(40, 0.05))  # 2 s in all
+async def test_the_total_limit_ends_a_body_that_keepsdripping(server: Server) -> None:
+    server.route("GET", "/drip", dripping(40, 0.05))  # 2 s in all
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=1.0, total=0.3))
     started = time.monotonic()
