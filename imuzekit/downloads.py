@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import re
-import threading
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
@@ -32,6 +31,7 @@ import anyio
 import attrs
 
 from imuzekit import _disk, _fetch, errors
+from imuzekit._handoff import DirectorySync, Handoff
 from imuzekit._media import DownloadSpec, MediaKind
 from imuzekit._transport import Transport
 
@@ -152,94 +152,6 @@ def _spec_for(source: Any) -> DownloadSpec:
     )
 
 
-class _Handoff:
-    """Runs blocking file system calls in threads, and counts those the disk never answered.
-
-    A call given up on (its deadline passed) keeps its thread until the disk answers, and
-    anyio's limiter gives its token back at once, so alone it would start a thread for every
-    later call on a hung disk. A call abandoned while running counts as stuck until it returns;
-    once ``limit`` are stuck every hand-off fails at once with `DownloadError`: at most
-    ``limit`` calls run and ``limit`` more are stuck.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.stuck = 0
-        self._lock = threading.Lock()  # the loop and the workers both update the counts
-        self._threads: anyio.CapacityLimiter | None = None
-
-    def check(self) -> None:
-        """Raise `DownloadError` when ``limit`` calls are stuck on the disk."""
-        if self.stuck >= self.limit:
-            raise errors.DownloadError(
-                f"the disk has not answered {self.stuck} calls; not starting another"
-            )
-
-    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """``func(*args)`` in a worker thread, abandoned (and counted while it runs) on cancel."""
-        with self._lock:
-            self.check()
-        if self._threads is None:  # made on first use: it needs a running event loop
-            self._threads = anyio.CapacityLimiter(self.limit)
-        state = {"running": False, "abandoned": False}
-
-        def call() -> Any:
-            with self._lock:
-                if state["abandoned"]:
-                    return None  # given up before it started: nothing to do
-                state["running"] = True
-            try:
-                return func(*args)
-            finally:
-                with self._lock:
-                    state["running"] = False
-                    if state.get("abandoned"):  # given up on while it ran: it was stuck
-                        self.stuck -= 1
-
-        try:
-            return await anyio.to_thread.run_sync(
-                call, abandon_on_cancel=True, limiter=self._threads
-            )
-        except BaseException:
-            with self._lock:
-                if not state["abandoned"]:
-                    state["abandoned"] = True
-                    self.stuck += state["running"]
-            raise
-
-
-class _DirectorySync:
-    """Makes renames into one directory durable with as few directory fsyncs as possible.
-
-    Each caller of `sync()` returns once an fsync of the directory that *started after the
-    call* has finished, so its rename is durable; callers that arrive while one fsync runs share
-    the next one (a group commit). Sixteen transfers finishing together cost two fsyncs, not
-    sixteen: each is a journal commit on ext4, and they were the largest cost of a download
-    after the data itself.
-    """
-
-    def __init__(self, handoff: _Handoff) -> None:
-        self._handoff = handoff  # the downloader's threads: a hung fsync is counted there
-        self._lock = asyncio.Lock()
-        self._started: dict[Path, int] = {}
-
-    async def sync(self, directory: Path) -> None:
-        ticket = self._started.get(directory, 0)
-        async with self._lock:
-            before = self._started.get(directory, 0)
-            if before > ticket:
-                return  # an fsync began after our rename and has finished (it ran under the lock)
-            self._started[directory] = before + 1
-            try:
-                # Abandoned on cancel: the caller's deadline must not wait for a hung disk.
-                await self._handoff.run(_fsync_directory, directory)
-            except BaseException:
-                # Cancelled before the thread ran: the callers counting on this fsync must
-                # run their own (no other fsync started meanwhile: we hold the lock).
-                self._started[directory] = before
-                raise
-
-
 class Downloader:
     """Streams files to disk for one Client (over the Client's connection pool; ``download_many``
     bounds how many transfers run at once, apart from any API calls in flight).
@@ -268,8 +180,8 @@ class Downloader:
         # Threads of its own: calls abandoned on a hung disk keep their thread until the disk
         # answers, and must neither use up the default pool the rest of the program shares
         # nor pile up: see _Handoff.
-        self._handoff = _Handoff(_DISK_THREADS)
-        self._directories = _DirectorySync(self._handoff)
+        self._handoff = Handoff(_DISK_THREADS)
+        self._directories = DirectorySync(self._handoff)
         self._swept: set[Path] = set()  # folders already rid of dead writers' temporary files
         # Downloads in flight (their tasks), and those that close() cancelled.
         self._tasks: dict[asyncio.Task[Any], None] = {}
@@ -330,6 +242,15 @@ class Downloader:
         already downloaded only when it is provably this source's (its recorded source and
         size, and any size or digest the source declares); otherwise the new file takes the
         next free name (``name-2.mp3``), which is the path returned.
+
+        Raises:
+            errors.ValidationError: `source` is not a model with a file or an http(s) URL.
+            errors.IntegrityError: the size, digest or format did not match the source's.
+            errors.DownloadError: the transfer broke off for good, the file could not be
+                written, or the disk did not answer within `disk_timeout`.
+            errors.APIError: the file's server answered an error status (`NotFoundError`, ...).
+            errors.TransportError: the connection failed or timed out (after the resumes).
+            errors.ClientClosedError: the Downloader is closed, or was closed during it.
         """
         try:
             result = await self._download(
@@ -584,20 +505,6 @@ def _unique(directory: Path, name: str, taken: set[str]) -> Path:
         counter += 1
     taken.add(candidate)
     return directory / candidate
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames into ``directory`` durable (where the platform can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:

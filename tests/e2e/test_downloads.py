@@ -151,7 +151,7 @@ async def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_
     import asyncio
     import time
 
-    from imuzekit import downloads
+    from imuzekit import _handoff
 
     began: list[float] = []
 
@@ -159,8 +159,8 @@ async def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_
         began.append(time.monotonic())
         time.sleep(0.02)
 
-    monkeypatch.setattr(downloads, "_fsync_directory", slow_fsync)
-    sync = downloads._DirectorySync(downloads._Handoff(4))
+    monkeypatch.setattr(_handoff, "fsync_directory", slow_fsync)
+    sync = _handoff.DirectorySync(_handoff.Handoff(4))
     returned: dict[int, tuple[float, float]] = {}
 
     async def caller(number: int, delay: float) -> None:
@@ -180,11 +180,11 @@ async def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_
 async def test_download_many_lands_every_file_with_fewer_directory_fsyncs(
     emu: Emulator, kit: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from imuzekit import downloads
+    from imuzekit import _handoff
 
     calls: list[Path] = []
-    real = downloads._fsync_directory
-    monkeypatch.setattr(downloads, "_fsync_directory", lambda d: (calls.append(d), real(d)))
+    real = _handoff.fsync_directory
+    monkeypatch.setattr(_handoff, "fsync_directory", lambda d: (calls.append(d), real(d)))
     songs = [await _ready_song(kit, length=2, title=numbered_title(n)) for n in range(6)]
     results = [r async for r in kit.download_many(songs, tmp_path, concurrency=6)]
     assert all(r.ok for r in results) and len(results) == 6

@@ -433,7 +433,7 @@ async def test_a_hostile_source_record_is_no_record_never_a_crash(
 async def test_a_hung_disk_holds_at_most_its_limit_of_threads(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hung: str
 ) -> None:
-    from imuzekit import _disk, downloads
+    from imuzekit import _disk, _handoff, downloads
 
     unblock = threading.Event()
     stuck: list[int] = []
@@ -446,7 +446,7 @@ async def test_a_hung_disk_holds_at_most_its_limit_of_threads(
     if hung == "fsync":
         monkeypatch.setattr(_disk, "_fsync_file", hang)
     else:
-        monkeypatch.setattr(downloads, "_fsync_directory", hang)
+        monkeypatch.setattr(_handoff, "fsync_directory", hang)
     url = await _serve(server, "/x.mp3", MP3)
     try:
         async with Client(retry=RetryPolicy.none()) as kit:
@@ -547,7 +547,7 @@ def test_an_old_temporary_file_whose_writer_holds_its_lock_survives_the_sweep(
 async def test_a_download_that_raised_has_published_nothing(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hung: str
 ) -> None:
-    from imuzekit import _disk, downloads
+    from imuzekit import _disk, _handoff, downloads
 
     unblock = threading.Event()
     returned = threading.Event()
@@ -568,7 +568,7 @@ async def test_a_download_that_raised_has_published_nothing(
         # The caller's part removal must not win the race: the worker publishes first.
         monkeypatch.setattr(downloads, "_remove", lambda path: None)
     else:
-        monkeypatch.setattr(downloads, "_fsync_directory", hung_directory)
+        monkeypatch.setattr(_handoff, "fsync_directory", hung_directory)
     url = await _serve(server, "/x.mp3", MP3)
     try:
         async with Client(retry=RetryPolicy.none()) as kit:
