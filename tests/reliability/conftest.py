@@ -1,4 +1,5 @@
-"""Fixtures of the reliability suite: the hypothesis profile and the matrix's report.
+"""Fixtures of the reliability suite: the hypothesis profile, the matrix's report, an emulator,
+a scripted server and a ready song.
 
 The fuzz tests run under the ``reliability`` hypothesis profile (2,000 examples per parser,
 no deadline). The fault matrix records one outcome per case in `MATRIX_RESULTS`; when
@@ -8,13 +9,17 @@ no deadline). The fault matrix records one outcome per case in `MATRIX_RESULTS`;
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from imuzekit import Client
+from imuzekit.emulator import Emulator
+from imuzekit.providers.imuze import Song
 from tests.reliability._report import MATRIX_RESULTS, kept_part, render_page
+from tests.transport.conftest import Server
 
 settings.register_profile(
     "reliability",
@@ -41,3 +46,26 @@ def reliability_doc() -> Iterator[None]:
     if os.environ.get(WRITE_DOC_ENV) == "1" and MATRIX_RESULTS:
         kept = kept_part(DOC.read_text(encoding="utf-8")) if DOC.exists() else ""
         DOC.write_text(render_page(MATRIX_RESULTS, kept), encoding="utf-8")
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    """An emulator whose songs render in 10 ms."""
+    async with Emulator(render_seconds=0.01) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """A scripted hostile server on 127.0.0.1, stopped after the test."""
+    srv = Server()
+    yield srv
+    await srv.stop()
+
+
+async def ready_song(kit: Client, title: str = "Track", length: int = 20) -> Song:
+    """An iMuze song created through ``kit`` and waited for until it is ready."""
+    job = await kit.imuze.songs.create(
+        title=title, arrangement_id=1, tags=[], desired_length=length
+    )
+    return await job.wait(timeout=5)

@@ -7,16 +7,12 @@ Against the emulator (real bytes on disk) and against scripted hostile servers o
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import fcntl
 import gzip
 import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +21,11 @@ from aiohttp import web
 
 from imuzekit import Client, PollPolicy, RetryPolicy, Timeouts, errors
 from imuzekit.emulator import Emulator
-from imuzekit.providers.imuze import Song
+from tests.reliability.conftest import ready_song
 from tests.transport.conftest import Server
 
 FAST_POLL = PollPolicy(initial=0.02, max_interval=0.05, timeout=5)
 FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.02)
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(render_seconds=0.01) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    srv = Server()
-    yield srv
-    await srv.stop()
-
-
-async def _song(kit: Client, title: str = "Track", length: int = 20) -> Song:
-    job = await kit.imuze.songs.create(
-        title=title, arrangement_id=1, tags=[], desired_length=length
-    )
-    return await job.wait(timeout=5)
 
 
 def _regular_files(folder: Path) -> list[str]:
@@ -66,7 +42,7 @@ async def test_two_clients_racing_to_one_target_publish_exactly_the_source_bytes
         emu.client(poll=FAST_POLL, download_chunk_size=4096) as first,
         emu.client(poll=FAST_POLL, download_chunk_size=4096) as second,
     ):
-        song = await _song(first)
+        song = await ready_song(first)
         expected = emu.imuze.audio_bytes(song.id)
         assert len(expected) > 16 * 4096
         target = tmp_path / "same.mp3"
@@ -156,7 +132,7 @@ async def test_a_planted_part_symlink_leaves_its_target_untouched(
     planted = folder / "x.mp3.part"
     planted.symlink_to(victim)
     async with emu.client(poll=FAST_POLL) as kit:
-        song = await _song(kit, length=2)
+        song = await ready_song(kit, length=2)
         path = await kit.download(song, folder / "x.mp3")
     assert victim.read_bytes() == b"precious"
     assert path == folder / "x.mp3" and not path.is_symlink()
@@ -180,7 +156,7 @@ async def test_dead_writers_temporary_files_are_cleaned_and_live_ones_kept(
     with open(live, "rb") as writer:
         fcntl.flock(writer.fileno(), fcntl.LOCK_EX)  # another process's transfer in progress
         async with emu.client(poll=FAST_POLL) as kit:
-            song = await _song(kit, length=2)
+            song = await ready_song(kit, length=2)
             path = await kit.download(song, tmp_path)
         assert live.exists()
     assert not old.exists() and not dead.exists()
@@ -193,7 +169,7 @@ async def test_dead_writers_temporary_files_are_cleaned_and_live_ones_kept(
 
 async def test_a_new_dest_without_suffix_is_a_directory(emu: Emulator, tmp_path: Path) -> None:
     async with emu.client(poll=FAST_POLL) as kit:
-        one, two = await _song(kit, "First Song", 2), await _song(kit, "Second Song", 2)
+        one, two = await ready_song(kit, "First Song", 2), await ready_song(kit, "Second Song", 2)
         first = await kit.download(one, tmp_path / "songs")
         second = await kit.download(two, tmp_path / "songs")
     assert (tmp_path / "songs").is_dir()
@@ -207,7 +183,7 @@ async def test_an_existing_file_of_another_source_is_never_returned(
 ) -> None:
     target = tmp_path / "x.mp3"
     async with emu.client(poll=FAST_POLL) as kit:
-        one, two = await _song(kit, "First Song", 2), await _song(kit, "Second Song", 2)
+        one, two = await ready_song(kit, "First Song", 2), await ready_song(kit, "Second Song", 2)
         assert await kit.download(one, target) == target
         other = await kit.download(two, target)
         # A file nobody downloaded (no record of its source) is not adopted either.
@@ -229,7 +205,7 @@ async def test_download_many_never_raises_every_failure_is_a_result(
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"not a directory")
     async with emu.client(poll=FAST_POLL) as kit:
-        song = await _song(kit, length=2)
+        song = await ready_song(kit, length=2)
         results = [r async for r in kit.download_many([song, 42], blocker / "inside")]
     assert len(results) == 2
     assert all(isinstance(r.error, errors.DownloadError | errors.ValidationError) for r in results)
@@ -378,7 +354,7 @@ async def test_a_disk_that_stops_answering_ends_the_download_within_its_deadline
     try:
         async with emu.client(poll=FAST_POLL) as kit:
             kit._downloader.disk_timeout = 0.3
-            song = await _song(kit, length=2)
+            song = await ready_song(kit, length=2)
             started = time.monotonic()
             with pytest.raises(errors.DownloadError, match="disk"):
                 await kit.download(song, tmp_path)
@@ -389,249 +365,3 @@ async def test_a_disk_that_stops_answering_ends_the_download_within_its_deadline
         unblock.set()
     await asyncio.sleep(0.1)  # the abandoned thread returns: it publishes nothing either
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-
-
-# -- issue 14 follow-up: what the review found ---------------------------------------------
-
-
-MP3 = b"\xff\xfb\x90\x00" + bytes(range(256)) * 20
-
-
-async def _serve(server: Server, path: str, body: bytes, etag: str | None = None) -> str:
-    headers = {"ETag": etag} if etag else {}
-    server.route("GET", path, lambda _: web.Response(body=body, headers=headers))
-    await server.start()
-    return f"{server.url}{path}"
-
-
-def _can_set_xattr(path: Path) -> bool:
-    try:
-        os.setxattr(path, "user.imuzekit.probe", b"1")
-    except (AttributeError, OSError):
-        return False
-    return True
-
-
-@pytest.mark.parametrize("planted", [b"[" * 4000, b"[" * 1000])
-async def test_a_hostile_source_record_is_no_record_never_a_crash(
-    server: Server, tmp_path: Path, planted: bytes
-) -> None:
-    target = tmp_path / "a.mp3"
-    target.write_bytes(b"someone else's file")
-    if not _can_set_xattr(target):
-        pytest.skip("no user extended attributes on this file system")
-    # Arrives with the file through `rsync -X` or `tar --xattrs`.
-    os.setxattr(target, "user.imuzekit.source", planted)
-    url = await _serve(server, "/a.mp3", MP3)
-    async with Client(retry=RetryPolicy.none()) as kit:
-        path = await kit.download(url, target)
-    assert path == tmp_path / "a-2.mp3" and path.read_bytes() == MP3
-    assert target.read_bytes() == b"someone else's file"
-
-
-@pytest.mark.parametrize("hung", ["fsync", "directory fsync"])
-async def test_a_hung_disk_holds_at_most_its_limit_of_threads(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hung: str
-) -> None:
-    from imuzekit import _disk, _handoff, downloads
-
-    unblock = threading.Event()
-    stuck: list[int] = []
-
-    def hang(*_: Any) -> None:
-        stuck.append(1)
-        unblock.wait(10)
-
-    monkeypatch.setattr(downloads, "_DISK_THREADS", 2)
-    if hung == "fsync":
-        monkeypatch.setattr(_disk, "_fsync_file", hang)
-    else:
-        monkeypatch.setattr(_handoff, "fsync_directory", hang)
-    url = await _serve(server, "/x.mp3", MP3)
-    try:
-        async with Client(retry=RetryPolicy.none()) as kit:
-            kit._downloader.disk_timeout = 0.2
-            failures = []
-            for number in range(2):
-                with pytest.raises(errors.DownloadError, match="did not") as info:
-                    await kit.download(url, tmp_path / f"{number}.mp3")
-                failures.append(str(info.value))
-            started = time.monotonic()
-            with pytest.raises(errors.DownloadError, match="has not answered 2 calls"):
-                await kit.download(url, tmp_path / "2.mp3")
-            assert time.monotonic() - started < 0.15  # at once, not after another deadline
-            assert len(stuck) == 2  # no third thread was started on the hung disk
-    finally:
-        unblock.set()
-    await asyncio.sleep(0.2)  # the abandoned calls return and clean up after themselves
-    if hung == "fsync":
-        assert sorted(p.name for p in tmp_path.iterdir()) == []
-    else:
-        # Its removal was refused too (the disk is taken for dead): the error says so.
-        assert "'1.mp3' could not be removed" in failures[1]
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["1.mp3"]
-
-
-def _publish(target: Path, body: bytes, url: str, etag: str | None = None) -> Path:
-    from imuzekit import _disk
-
-    part, handle = _disk.open_part(target)
-    handle.write(body)
-    commit = _disk.Commit(handle, part, target, url=url, size=len(body), etag=etag, overwrite=False)
-    return commit.run()
-
-
-def test_without_hard_links_two_publications_to_one_name_never_overwrite_each_other(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from imuzekit import _disk
-
-    def no_link(*_: Any, **__: Any) -> None:
-        raise PermissionError(errno.EPERM, "Operation not permitted")  # FAT, some SMB shares
-
-    real_replace = os.replace
-    both = threading.Barrier(2, timeout=2)
-
-    def replace(src: Any, dst: Any) -> None:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            both.wait()  # both writers decided where to go before either renames
-        real_replace(src, dst)
-
-    monkeypatch.setattr(_disk.os, "link", no_link)
-    monkeypatch.setattr(_disk.os, "replace", replace)
-    target = tmp_path / "song.mp3"
-    bodies = {"https://a.example/1": b"one" * 100, "https://a.example/2": b"two" * 100}
-    with ThreadPoolExecutor(2) as pool:
-        futures = {url: pool.submit(_publish, target, body, url) for url, body in bodies.items()}
-        paths = {url: future.result(5) for url, future in futures.items()}
-    assert len(set(paths.values())) == 2
-    for url, path in paths.items():
-        assert path.read_bytes() == bodies[url]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["song-2.mp3", "song.mp3"]
-
-
-def test_without_hard_links_a_real_failure_is_raised_not_taken_for_no_links(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from imuzekit import _disk
-
-    def no_entry(*_: Any, **__: Any) -> None:
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-
-    monkeypatch.setattr(_disk.os, "link", no_entry)
-    with pytest.raises(FileNotFoundError):
-        _publish(tmp_path / "song.mp3", b"x" * 10, "https://a.example/1")
-    assert not (tmp_path / "song.mp3").exists()
-
-
-def test_an_old_temporary_file_whose_writer_holds_its_lock_survives_the_sweep(
-    tmp_path: Path,
-) -> None:
-    from imuzekit import _disk
-
-    live = tmp_path / "live.mp3.ffeeddccbbaa.part"
-    live.write_bytes(b"\0" * 100)
-    # Written "a week ago" by the clock of this machine: another NFS client's clock differs,
-    # or the transfer stalled; its writer is alive and holds the lock.
-    week_ago = time.time() - 7 * 24 * 3600
-    os.utime(live, (week_ago, week_ago))
-    with open(live, "rb") as writer:
-        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
-        _disk.prepare_directory(tmp_path, True)
-        assert live.exists()
-    _disk.prepare_directory(tmp_path, True)  # its writer is gone now: removed
-    assert not live.exists()
-
-
-@pytest.mark.parametrize("hung", ["link", "directory fsync"])
-async def test_a_download_that_raised_has_published_nothing(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hung: str
-) -> None:
-    from imuzekit import _disk, _handoff, downloads
-
-    unblock = threading.Event()
-    returned = threading.Event()
-    real_link = os.link
-
-    def slow_link(src: Any, dst: Any, **kwargs: Any) -> None:
-        unblock.wait(5)  # the disk answers only after the caller was told it failed
-        try:
-            real_link(src, dst, **kwargs)
-        finally:
-            returned.set()
-
-    def hung_directory(directory: Path) -> None:
-        unblock.wait(5)
-
-    if hung == "link":
-        monkeypatch.setattr(_disk.os, "link", slow_link)
-        # The caller's part removal must not win the race: the worker publishes first.
-        monkeypatch.setattr(downloads, "_remove", lambda path: None)
-    else:
-        monkeypatch.setattr(_handoff, "fsync_directory", hung_directory)
-    url = await _serve(server, "/x.mp3", MP3)
-    try:
-        async with Client(retry=RetryPolicy.none()) as kit:
-            kit._downloader.disk_timeout = 0.2
-            with pytest.raises(errors.DownloadError, match="did not"):
-                await kit.download(url, tmp_path / "x.mp3")
-    finally:
-        unblock.set()
-    if hung == "link":
-        assert returned.wait(5)
-        await asyncio.sleep(0.1)  # the worker's check after its link
-    assert not (tmp_path / "x.mp3").exists()
-
-
-async def test_without_extended_attributes_a_sidecar_record_adopts_the_same_source(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # As on macOS and Windows (no os.getxattr / os.setxattr at all), or FAT and NFSv3.
-    monkeypatch.delattr(os, "getxattr", raising=False)
-    monkeypatch.delattr(os, "setxattr", raising=False)
-    url = await _serve(server, "/song.mp3", MP3)
-    async with Client(retry=RetryPolicy.none()) as kit:
-        paths = [await kit.download(url, tmp_path) for _ in range(3)]
-        assert paths == [tmp_path / "song.mp3"] * 3
-        assert len(server.times) == 1  # adopted the 2nd and 3rd times: not fetched again
-        assert sorted(p.name for p in tmp_path.iterdir()) == [
-            ".song.mp3.imuzekit-source",
-            "song.mp3",
-        ]
-        sidecar = (tmp_path / ".song.mp3.imuzekit-source").read_text()
-        assert "127.0.0.1" not in sidecar and "song.mp3" not in sidecar  # the URL is hashed
-        # A foreign file without a record still gets a new name.
-        foreign = tmp_path / "mine.mp3"
-        foreign.write_bytes(MP3)
-        assert await kit.download(url, foreign) == tmp_path / "mine-2.mp3"
-        # The record names its file: one later put under that name (ours deleted, the hidden
-        # sidecar left behind), even of the same size, is not adopted.
-        (tmp_path / "song.mp3").unlink()
-        (tmp_path / "song.mp3").write_bytes(MP3[::-1])
-        again = await kit.download(url, tmp_path / "song.mp3")
-    assert again == tmp_path / "song-2.mp3" and again.read_bytes() == MP3
-    assert (tmp_path / "song.mp3").read_bytes() == MP3[::-1]
-
-
-def test_another_version_of_the_same_url_published_meanwhile_is_not_adopted(
-    tmp_path: Path,
-) -> None:
-    target = tmp_path / "song.mp3"
-    url = "https://cdn.example/song.mp3"
-    assert _publish(target, b"v1" * 50, url, etag='"v1"') == target
-    # The same URL and size, another ETag: another file, never taken for this one.
-    second = _publish(target, b"v2" * 50, url, etag='"v2"')
-    assert second == tmp_path / "song-2.mp3" and second.read_bytes() == b"v2" * 50
-    assert _publish(target, b"v1" * 50, url, etag='"v1"') == target  # same version: adopted
-
-
-def test_hashing_a_file_never_follows_a_symlink(tmp_path: Path) -> None:
-    from imuzekit import _disk
-
-    secret = tmp_path / "secret"
-    secret.write_bytes(b"not yours")
-    link = tmp_path / "song.mp3"
-    link.symlink_to(secret)
-    with pytest.raises(OSError, match=r"symbolic links|Too many levels") as info:
-        _disk.hash_file(link)
-    assert info.value.errno == errno.ELOOP

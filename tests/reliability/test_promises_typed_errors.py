@@ -13,7 +13,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -40,12 +40,6 @@ NESTED_ERRORS = ('{"error":' * 900 + '"deep"' + "}" * 900).encode()
 
 def _nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(render_seconds=0.01) as emulator:
-        yield emulator
 
 
 def _response(body: bytes, status: int = 200, provider: str = "imuze") -> Response:
