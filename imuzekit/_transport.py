@@ -19,7 +19,7 @@ from imuzekit._http import Auth, Sender, Timeouts, WireTransport
 from imuzekit._pipeline import Pipeline
 from imuzekit._retry import RetryPolicy
 from imuzekit._transports._wire import StreamResponse, default_user_agent
-from imuzekit._transports.aiohttp_adapter import AiohttpAdapter
+from imuzekit._transports.aiohttp_adapter import AiohttpAdapter, check_http_setup
 from imuzekit._transports.wire import WireAdapter
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ __all__ = [
     "Sender",
     "StreamResponse",
     "Transport",
+    "check_http_setup",
     "default_user_agent",
     "plain_http_host",
 ]

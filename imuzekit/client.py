@@ -24,15 +24,13 @@ from pathlib import Path
 from ssl import SSLContext
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import aiohttp
-
 from imuzekit import errors
 from imuzekit._checks import flag, integer, seconds
 from imuzekit._configs import ImuzeConfig, JoplinConfig, MurekaConfig, MuseScoreConfig
 from imuzekit._http import Timeouts, WireTransport
 from imuzekit._logs import log_to_stderr
 from imuzekit._retry import RetryPolicy
-from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport
+from imuzekit._transport import DEFAULT_MAX_BODY_BYTES, Transport, check_http_setup
 from imuzekit.downloads import Downloader, DownloadResult, ProgressCallback
 from imuzekit.jobs import Job, PollPolicy, parse_token
 from imuzekit.jobs._poller import Poller
@@ -44,44 +42,13 @@ from imuzekit.providers.mureka import MurekaAPI
 from imuzekit.providers.musescore import MuseScoreAPI
 from imuzekit.webhooks import Webhooks
 
+if TYPE_CHECKING:
+    import aiohttp
+
 __all__ = ["Client", "ImuzeConfig", "JoplinConfig", "MurekaConfig", "MuseScoreConfig"]
 
 J = TypeVar("J", bound=Job[Any])
 SourceT = TypeVar("SourceT")
-
-
-def _check_http_setup(
-    session: object,
-    proxy: object,
-    trust_env: object,
-    ssl: object,
-    verify_ssl: bool,
-    trace_configs: object,
-) -> None:
-    if session is not None and not isinstance(session, aiohttp.ClientSession):
-        raise errors.ValidationError(
-            "session", f"must be an aiohttp.ClientSession, got {type(session).__name__}"
-        )
-    if proxy is not None and (
-        not isinstance(proxy, str) or not proxy.lower().startswith(("http://", "https://"))
-    ):
-        raise errors.ValidationError("proxy", "must be an http:// or https:// URL")
-    flag("trust_env", trust_env)
-    if ssl is not None and not isinstance(ssl, SSLContext | bool):
-        raise errors.ValidationError(
-            "ssl", f"must be an ssl.SSLContext or a bool, got {type(ssl).__name__}"
-        )
-    if ssl is not None and ssl is not False and not verify_ssl:
-        raise errors.ValidationError("ssl", "verify_ssl=False contradicts ssl=...; give one")
-    if isinstance(trace_configs, str | bytes) or not all(
-        isinstance(config, aiohttp.TraceConfig)
-        for config in trace_configs  # type: ignore[attr-defined]
-    ):
-        raise errors.ValidationError("trace_configs", "must be a sequence of aiohttp.TraceConfig")
-    if session is not None and trace_configs:
-        raise errors.ValidationError(
-            "trace_configs", "give them to your own session (session=...) instead"
-        )
 
 
 def _check_headers(headers: object) -> None:
@@ -157,7 +124,7 @@ class Client:
         **providers: Any,
     ) -> None:
         # Checked here, not where first used: a wrong setting fails now, naming itself.
-        _check_http_setup(session, proxy, trust_env, ssl, verify_ssl, trace_configs)
+        check_http_setup(session, proxy, trust_env, ssl, verify_ssl, trace_configs)
         _check_headers(default_headers)
         if transport is not None and not callable(getattr(transport, "handle", None)):
             raise errors.ValidationError(

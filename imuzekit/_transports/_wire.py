@@ -110,13 +110,13 @@ class StreamResponse:
     async def head(self, limit: int) -> bytes:
         """At most ``limit`` bytes of the body (an error answer's, for its message)."""
         stall = self._stall
-        if stall is None:
-            return await self._raw.content.read(limit)
-        stall.waiting()
+        if stall is not None:
+            stall.waiting()
         try:
             return await self._raw.content.read(limit)
         finally:
-            stall.done_waiting()
+            if stall is not None:
+                stall.done_waiting()
 
     def release(self) -> None:
         """Give the connection back; safe to call more than once."""

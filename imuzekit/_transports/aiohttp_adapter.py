@@ -21,6 +21,7 @@ import aiohttp
 from aiohttp.helpers import proxies_from_env
 
 from imuzekit import errors
+from imuzekit._checks import flag
 from imuzekit._http import Request, Response, Timeouts, redact_url
 from imuzekit._transports._watchdog import Deadlines, Limits, Stall, Watch
 from imuzekit._transports._wire import (
@@ -32,13 +33,49 @@ from imuzekit._transports._wire import (
     wire_url,
 )
 
-__all__ = ["AiohttpAdapter"]
+__all__ = ["AiohttpAdapter", "check_http_setup"]
 
 _log = logging.getLogger("imuzekit.http")
 
 # How long close() from a foreign loop waits for the owning loop to close the pool.
 _CROSS_LOOP_CLOSE_TIMEOUT = 5.0
 _NO_PROXY: tuple[None, None] = (None, None)
+
+
+def check_http_setup(
+    session: object,
+    proxy: object,
+    trust_env: object,
+    ssl: object,
+    verify_ssl: bool,
+    trace_configs: object,
+) -> None:
+    """Refuse a wrong ``Client(session=, proxy=, trust_env=, ssl=, verify_ssl=, trace_configs=)``
+    with `ValidationError` naming the argument, before anything is built."""
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise errors.ValidationError(
+            "session", f"must be an aiohttp.ClientSession, got {type(session).__name__}"
+        )
+    if proxy is not None and (
+        not isinstance(proxy, str) or not proxy.lower().startswith(("http://", "https://"))
+    ):
+        raise errors.ValidationError("proxy", "must be an http:// or https:// URL")
+    flag("trust_env", trust_env)
+    if ssl is not None and not isinstance(ssl, SSLContext | bool):
+        raise errors.ValidationError(
+            "ssl", f"must be an ssl.SSLContext or a bool, got {type(ssl).__name__}"
+        )
+    if ssl is not None and ssl is not False and not verify_ssl:
+        raise errors.ValidationError("ssl", "verify_ssl=False contradicts ssl=...; give one")
+    if isinstance(trace_configs, str | bytes) or not all(
+        isinstance(config, aiohttp.TraceConfig)
+        for config in trace_configs  # type: ignore[attr-defined]
+    ):
+        raise errors.ValidationError("trace_configs", "must be a sequence of aiohttp.TraceConfig")
+    if session is not None and trace_configs:
+        raise errors.ValidationError(
+            "trace_configs", "give them to your own session (session=...) instead"
+        )
 
 
 class AiohttpAdapter:

@@ -141,6 +141,17 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+# What a manifest line sets in its row (added, or changed while still pending or failed);
+# both statements take these values, then the key.
+_MANIFEST_COLUMNS = ("line", "provider", "kind", "request", "digest", "marker", "updated_at")
+_INSERT_LINE = (
+    f"INSERT INTO lines (state, {', '.join(_MANIFEST_COLUMNS)}, key)"
+    f" VALUES ('pending', {', '.join('?' for _ in _MANIFEST_COLUMNS)}, ?)"
+)
+_UPDATE_LINE = (
+    f"UPDATE lines SET {', '.join(f'{name} = ?' for name in _MANIFEST_COLUMNS)} WHERE key = ?"
+)
+
 T = TypeVar("T")
 
 
@@ -358,51 +369,35 @@ class Journal:
                 row = db.execute(
                     "SELECT state, digest FROM lines WHERE key = ?", (item.key,)
                 ).fetchone()
-                marker = marker_for(self.batch_id, item.key) if item.marked else None
-                if row is None:
-                    db.execute(
-                        "INSERT INTO lines (key, line, provider, kind, request, digest, marker,"
-                        " state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                        (
-                            item.key,
-                            item.number,
-                            item.provider,
-                            item.kind,
-                            item.request_json(),
-                            item.digest,
-                            marker,
-                            now,
-                        ),
+                if row is not None and row["digest"] == item.digest:
+                    db.execute("UPDATE lines SET line = ? WHERE key = ?", (item.number, item.key))
+                    continue
+                if row is not None and row["state"] not in ("pending", "failed"):
+                    conflicts.append(
+                        f"manifest line {item.number} (key {item.key!r}) changed since it "
+                        f"was submitted (state {row['state']}); give it a new key or use "
+                        "another journal"
                     )
+                    continue
+                # A new line, or one changed while nothing of it was sent: the manifest's side.
+                marker = marker_for(self.batch_id, item.key) if item.marked else None
+                values = (
+                    item.number,
+                    item.provider,
+                    item.kind,
+                    item.request_json(),
+                    item.digest,
+                    marker,
+                    now,
+                    item.key,
+                )
+                db.execute(_INSERT_LINE if row is None else _UPDATE_LINE, values)
+                if row is None:
                     db.execute(
                         "INSERT INTO events (key, at, from_state, to_state, detail)"
                         " VALUES (?, ?, NULL, 'pending', 'added')",
                         (item.key, now),
                     )
-                elif row["digest"] != item.digest:
-                    if row["state"] in ("pending", "failed"):
-                        db.execute(
-                            "UPDATE lines SET line = ?, provider = ?, kind = ?, request = ?,"
-                            " digest = ?, marker = ?, updated_at = ? WHERE key = ?",
-                            (
-                                item.number,
-                                item.provider,
-                                item.kind,
-                                item.request_json(),
-                                item.digest,
-                                marker,
-                                now,
-                                item.key,
-                            ),
-                        )
-                    else:
-                        conflicts.append(
-                            f"manifest line {item.number} (key {item.key!r}) changed since it "
-                            f"was submitted (state {row['state']}); give it a new key or use "
-                            "another journal"
-                        )
-                else:
-                    db.execute("UPDATE lines SET line = ? WHERE key = ?", (item.number, item.key))
         return conflicts
 
     def transition(
