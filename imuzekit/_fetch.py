@@ -82,8 +82,9 @@ async def transfer(
                 request = request.with_header("If-Range", attempt.etag)
         else:
             attempt.restart()
-            handle.seek(0)
-            handle.truncate()
+            if handle.tell():  # a fresh file is empty: a truncate would be a journalled no-op
+                handle.seek(0)
+                handle.truncate()
         attempt.requests += 1
         try:
             async with transport.stream(request, ok_statuses=(416,)) as response:
