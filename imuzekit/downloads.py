@@ -201,6 +201,7 @@ class Downloader:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=self.disk_timeout)
+        self._handoff.close()
 
     def target_for(self, spec: DownloadSpec, dest: str | os.PathLike[str]) -> Path:
         """Where ``spec`` lands: inside ``dest`` when it is a directory, else ``dest`` itself.
