@@ -445,7 +445,10 @@ class Downloader:
                 # is this wait.
                 if commit_slot is not None:
                     try:
-                        async with asyncio.timeout(self.disk_timeout):
+                        if commit_slot.locked():
+                            async with asyncio.timeout(self.disk_timeout):
+                                await commit_slot.acquire()
+                        else:  # a free slot is taken without waiting: no deadline to arm
                             await commit_slot.acquire()
                     except TimeoutError as exc:
                         raise errors.DownloadError(
