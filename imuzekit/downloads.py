@@ -282,6 +282,10 @@ class Downloader:
         if concurrency < 1:
             raise errors.ValidationError("concurrency", f"must be >= 1, got {concurrency}")
         directory = Path(dest_dir)
+        if self._closed:  # nothing is touched: not even the folder
+            for source in sources:
+                yield DownloadResult(source=source, path=None, error=_closed_error())
+            return
         try:
             await self._prepare(directory)
         except (OSError, errors.DownloadError) as exc:
@@ -366,9 +370,7 @@ class Downloader:
     ) -> DownloadResult[Any]:
         """Download one file, ended by `close()` with ``ClientClosedError``."""
         if self._closed:
-            raise errors.ClientClosedError(
-                "this imuzekit Client is closed; create a new Client to download more"
-            )
+            raise _closed_error()
         task = asyncio.current_task()
         baseline = 0
         if task is not None:
@@ -511,6 +513,12 @@ def _unique(directory: Path, name: str, taken: set[str]) -> Path:
         counter += 1
     taken.add(candidate)
     return directory / candidate
+
+
+def _closed_error() -> errors.ClientClosedError:
+    return errors.ClientClosedError(
+        "this imuzekit Client is closed; create a new Client to download more"
+    )
 
 
 def _remove(path: Path) -> None:
