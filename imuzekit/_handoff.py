@@ -8,8 +8,11 @@ fsyncs as the files finishing together allow.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,6 +58,8 @@ class Handoff:
             if self._closed:
                 raise errors.DownloadError("the downloader is closed; its disk threads are gone")
             pool = self._pool = ThreadPoolExecutor(self.limit, thread_name_prefix="imuzekit-disk")
+            # A Client dropped without close(): its idle threads end when it is collected.
+            weakref.finalize(self, pool.shutdown, wait=False)
         state = {"running": False, "abandoned": False}
 
         def call() -> Any:
@@ -74,8 +79,13 @@ class Handoff:
         # and no checkpoint (an extra trip round the event loop) before and after it. A
         # cancelled wait abandons the call: one not started never runs, one running finishes
         # in its thread and is counted as stuck until then.
+        # The caller's context variables go with the call (log filters, tracing), as with
+        # asyncio.to_thread.
+        context = contextvars.copy_context()
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, call)
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, functools.partial(context.run, call)
+            )
         except BaseException:
             with self._lock:
                 if not state["abandoned"]:

@@ -199,9 +199,27 @@ class Downloader:
         for task in tasks:
             self._closing.add(task)
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.disk_timeout)
-        self._handoff.close()
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.disk_timeout)
+        finally:
+            self._close_threads_after(tasks)
+
+    def _close_threads_after(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """End the disk threads once ``tasks`` are done: downloads that outlived close()'s
+        wait (a slow disk) still get their temporary files removed."""
+        pending = {task for task in tasks if not task.done()}
+        if not pending:
+            self._handoff.close()
+            return
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            pending.discard(task)
+            if not pending:
+                self._handoff.close()
+
+        for task in pending:
+            task.add_done_callback(finished)
 
     def target_for(self, spec: DownloadSpec, dest: str | os.PathLike[str]) -> Path:
         """Where ``spec`` lands: inside ``dest`` when it is a directory, else ``dest`` itself.

@@ -271,21 +271,3 @@ def test_hashing_a_file_never_follows_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=r"symbolic links|Too many levels") as info:
         _disk.hash_file(link)
     assert info.value.errno == errno.ELOOP
-
-
-async def test_downloads_after_close_fail_with_client_closed_error(
-    server: Server, tmp_path: Path
-) -> None:
-    url = await _serve(server, "/after.mp3", MP3)
-    kit = Client(retry=RetryPolicy.none())
-    assert await kit.download(url, tmp_path / "first.mp3") == tmp_path / "first.mp3"
-    await kit.close()  # its disk threads end here
-    with pytest.raises(errors.ClientClosedError):
-        await kit.download(url, tmp_path / "second.mp3")
-    with pytest.raises(errors.ClientClosedError):
-        [r async for r in kit.download_many([url, url], tmp_path / "many")]
-    # The downloader itself (its threads are gone) says so in each result, as before.
-    results = [r async for r in kit._downloader.download_many([url, url], tmp_path / "many")]
-    assert [type(r.error) for r in results] == [errors.ClientClosedError] * 2
-    assert [r.path for r in results] == [None, None]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.mp3"]

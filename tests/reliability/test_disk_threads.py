@@ -1,0 +1,151 @@
+"""The downloader's disk threads: a pool of its own, abandoned calls counted, ended by close().
+
+`imuzekit._handoff.Handoff` runs every blocking file system call of the downloader in a worker
+thread with a deadline. These tests pin what its callers rely on: a call given up on before it
+started never runs, one given up on while running counts as stuck until the disk answers, the
+caller's context variables reach the thread, and the threads end with the Client (also when
+close() itself is cancelled, and once downloads that outlived close() are done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from imuzekit import Client, RetryPolicy, errors
+from imuzekit._handoff import Handoff
+from tests.reliability.test_promises_disk import MP3, _serve
+from tests.transport.conftest import Server
+
+
+async def _until(condition: object, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_call_given_up_before_it_started_never_runs_and_is_not_stuck() -> None:
+    handoff = Handoff(1)
+    release = threading.Event()
+    ran: list[str] = []
+    first = asyncio.ensure_future(handoff.run(lambda: (release.wait(5), ran.append("first"))))
+    await asyncio.sleep(0.05)  # the only thread is busy with the first call
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(handoff.run(ran.append, "second"), 0.05)
+    assert handoff.stuck == 0  # it never started: nothing of it holds a thread
+    release.set()
+    await first
+    await asyncio.sleep(0.05)
+    assert ran == ["first"]  # the abandoned second call never ran
+    handoff.close()
+
+
+async def test_a_call_given_up_while_running_counts_as_stuck_until_it_returns() -> None:
+    handoff = Handoff(2)
+    release = threading.Event()
+    started = threading.Event()
+
+    def hangs() -> str:
+        started.set()
+        release.wait(5)
+        return "late"
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(handoff.run(hangs), 0.1)
+    assert started.is_set() and handoff.stuck == 1
+    handoff.check()  # one of two stuck: still accepted
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(handoff.run(hangs), 0.1)
+    assert handoff.stuck == 2
+    with pytest.raises(errors.DownloadError, match="has not answered 2 calls"):
+        await handoff.run(lambda: None)
+    release.set()
+    assert await _until(lambda: handoff.stuck == 0)
+    assert await handoff.run(lambda: "answered") == "answered"
+    handoff.close()
+    with pytest.raises(errors.DownloadError, match="closed"):
+        await handoff.run(lambda: None)
+
+
+async def test_the_callers_context_variables_reach_the_disk_thread() -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+    request_id.set("r-17")
+    handoff = Handoff(1)
+    assert await handoff.run(request_id.get) == "r-17"
+    assert await handoff.run(threading.current_thread) is not threading.current_thread()
+    handoff.close()
+
+
+def _disk_threads(kit: Client) -> list[threading.Thread]:
+    pool = kit._downloader._handoff._pool
+    return [] if pool is None else list(pool._threads)
+
+
+async def test_downloads_after_close_fail_with_client_closed_error_and_the_threads_end(
+    server: Server, tmp_path: Path
+) -> None:
+    url = await _serve(server, "/after.mp3", MP3)
+    kit = Client(retry=RetryPolicy.none())
+    assert await kit.download(url, tmp_path / "first.mp3") == tmp_path / "first.mp3"
+    threads = _disk_threads(kit)
+    assert threads and all(t.name.startswith("imuzekit-disk") for t in threads)
+    await kit.close()
+    assert await _until(lambda: not any(t.is_alive() for t in threads))
+    with pytest.raises(errors.ClientClosedError):
+        await kit.download(url, tmp_path / "second.mp3")
+    with pytest.raises(errors.ClientClosedError):
+        [r async for r in kit.download_many([url, url], tmp_path / "many")]
+    # The downloader itself says so in each result, and touches nothing (not even the folder).
+    results = [r async for r in kit._downloader.download_many([url, url], tmp_path / "many")]
+    assert [type(r.error) for r in results] == [errors.ClientClosedError] * 2
+    assert [r.path for r in results] == [None, None]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.mp3"]
+
+
+async def test_a_cancelled_close_still_ends_the_threads_once_the_downloads_are_done(
+    server: Server, tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    release = asyncio.Event()
+
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 100_000
+        await response.prepare(request)
+        await response.write(MP3)
+        await release.wait()
+        return response
+
+    server.route("GET", "/slow.mp3", stalls)
+    url = await _serve(server, "/quick.mp3", MP3)
+    kit = Client(retry=RetryPolicy.none())
+    await kit.download(url, tmp_path / "quick.mp3")  # the pool exists
+    threads = _disk_threads(kit)
+    got_bytes = asyncio.Event()
+    download = asyncio.ensure_future(
+        kit.download(f"{server.url}/slow.mp3", tmp_path, on_progress=lambda *_: got_bytes.set())
+    )
+    try:
+        await asyncio.wait_for(got_bytes.wait(), 5)
+        closing = asyncio.ensure_future(kit.close())
+        await asyncio.sleep(0)  # close() has cancelled the download and waits for it
+        closing.cancel()
+        await asyncio.gather(closing, return_exceptions=True)
+        with pytest.raises(errors.ClientClosedError):
+            await asyncio.wait_for(download, 5)
+        assert await _until(lambda: not any(t.is_alive() for t in threads))
+    finally:
+        release.set()
+        download.cancel()
+        await asyncio.gather(download, return_exceptions=True)
+        await kit.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quick.mp3"]  # no .part left
