@@ -78,9 +78,8 @@ class Handoff:
         # asyncio's executor rather than anyio.to_thread: a tenth of the calls per hand-off,
         # and no checkpoint (an extra trip round the event loop) before and after it. A
         # cancelled wait abandons the call: one not started never runs, one running finishes
-        # in its thread and is counted as stuck until then.
-        # The caller's context variables go with the call (log filters, tracing), as with
-        # asyncio.to_thread.
+        # in its thread and is counted as stuck until then. The caller's context variables go
+        # with the call (log filters, tracing), as with asyncio.to_thread.
         context = contextvars.copy_context()
         try:
             return await asyncio.get_running_loop().run_in_executor(

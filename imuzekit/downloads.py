@@ -190,8 +190,8 @@ class Downloader:
     async def close(self) -> None:
         """End every download in flight with `ClientClosedError`.
 
-        Waits (at most ``disk_timeout``) for them to remove their temporary files. Later
-        downloads raise ``ClientClosedError`` at once.
+        Waits (at most ``disk_timeout``) for them to remove their temporary files; the disk
+        threads end once they are done. Later downloads raise ``ClientClosedError`` at once.
         """
         self._closed = True
         current = asyncio.current_task()
