@@ -20,7 +20,7 @@ import pytest
 from imuzekit import Client, RetryPolicy, errors
 from imuzekit._handoff import Handoff
 from tests.reliability.test_promises_disk import MP3, _serve
-from tests.transport.conftest import Server
+from tests.transport.conftest import Server, stalling
 
 
 async def _until(condition: object, seconds: float = 5.0) -> bool:
@@ -113,19 +113,8 @@ async def test_downloads_after_close_fail_with_client_closed_error_and_the_threa
 async def test_a_cancelled_close_still_ends_the_threads_once_the_downloads_are_done(
     server: Server, tmp_path: Path
 ) -> None:
-    from aiohttp import web
-
     release = asyncio.Event()
-
-    async def stalls(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        response.content_length = 100_000
-        await response.prepare(request)
-        await response.write(MP3)
-        await release.wait()
-        return response
-
-    server.route("GET", "/slow.mp3", stalls)
+    server.route("GET", "/slow.mp3", stalling(MP3, 100_000, release))
     url = await _serve(server, "/quick.mp3", MP3)
     kit = Client(retry=RetryPolicy.none())
     await kit.download(url, tmp_path / "quick.mp3")  # the pool exists

@@ -22,7 +22,7 @@ from aiohttp import web
 from imuzekit import Client, PollPolicy, RetryPolicy, Timeouts, errors
 from imuzekit.emulator import Emulator
 from tests.reliability.conftest import ready_song
-from tests.transport.conftest import Server
+from tests.transport.conftest import Server, stalling
 
 FAST_POLL = PollPolicy(initial=0.02, max_interval=0.05, timeout=5)
 FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.02)
@@ -295,16 +295,7 @@ async def test_close_ends_an_in_flight_download_at_once_with_client_closed_error
     server: Server, tmp_path: Path
 ) -> None:
     release = asyncio.Event()
-
-    async def stalls(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        response.content_length = 1_000_000
-        await response.prepare(request)
-        await response.write(b"x" * 1000)
-        await release.wait()
-        return response
-
-    server.route("GET", "/slow.bin", stalls)
+    server.route("GET", "/slow.bin", stalling(b"x" * 1000, 1_000_000, release))
     await server.start()
     kit = Client(retry=RetryPolicy.none(), timeouts=Timeouts(read=5, total=5))
     got_bytes = asyncio.Event()

@@ -77,3 +77,18 @@ def dripping(chunks: int, pause: float) -> web.RequestHandler:  # type: ignore[t
         return response
 
     return handler
+
+
+def stalling(first: bytes, length: int, release: asyncio.Event) -> web.RequestHandler:  # type: ignore[type-arg]
+    """A handler that declares ``length`` bytes, sends ``first`` and then nothing until
+    ``release`` is set (a transfer in flight for as long as a test needs)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = length
+        await response.prepare(request)
+        await response.write(first)
+        await release.wait()
+        return response
+
+    return handler
