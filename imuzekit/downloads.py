@@ -271,8 +271,13 @@ class Downloader:
             errors.ClientClosedError: the Downloader is closed, or was closed during it.
         """
         try:
+            spec = _spec_for(source)
             result = await self._download(
-                _spec_for(source), dest, overwrite=overwrite, on_progress=on_progress, source=source
+                spec,
+                self.target_for(spec, dest),
+                overwrite=overwrite,
+                on_progress=on_progress,
+                source=source,
             )
         except OSError as exc:
             raise errors.DownloadError(f"cannot write {os.fspath(dest)!r}: {exc}") from exc
@@ -377,7 +382,7 @@ class Downloader:
     async def _download(
         self,
         spec: DownloadSpec,
-        dest: str | os.PathLike[str],
+        target: Path,
         *,
         overwrite: bool,
         on_progress: ProgressCallback | None,
@@ -396,7 +401,7 @@ class Downloader:
             self._tasks[task] = None
         try:
             return await self._download_one(
-                spec, dest, overwrite, on_progress, source, checksum, slot, commit_slot
+                spec, target, overwrite, on_progress, source, checksum, slot, commit_slot
             )
         except asyncio.CancelledError:
             # close()'s cancellation, unless the task was also cancelled from outside.
@@ -413,7 +418,7 @@ class Downloader:
     async def _download_one(
         self,
         spec: DownloadSpec,
-        dest: str | os.PathLike[str],
+        target: Path,
         overwrite: bool,
         on_progress: ProgressCallback | None,
         source: Any,
@@ -421,11 +426,14 @@ class Downloader:
         slot: asyncio.Semaphore | None,
         commit_slot: asyncio.Semaphore | None,
     ) -> DownloadResult[Any]:
-        """``slot`` (download_many's limit) is held for the transfer only and ``commit_slot``
+        """Download to ``target``, the file's own path: `download()` resolves its ``dest``
+        with `target_for()` first, `download_many` names files itself (a name without a
+        suffix is a file there, never a folder to create).
+
+        ``slot`` (download_many's limit) is held for the transfer only and ``commit_slot``
         while the file is fsynced and published: the disk's wait must not idle the network,
         and neither may run unbounded."""
         self._handoff.check()  # a disk that stopped answering: fail before the transfer
-        target = self.target_for(spec, dest)
         # Most targets do not exist yet: that is known from one stat on the loop, cheaper
         # than the thread hand-off that checking an existing file needs.
         if not overwrite and os.path.lexists(target):  # noqa: ASYNC240

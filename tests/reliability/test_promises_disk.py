@@ -271,3 +271,26 @@ def test_hashing_a_file_never_follows_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=r"symbolic links|Too many levels") as info:
         _disk.hash_file(link)
     assert info.value.errno == errno.ELOOP
+
+
+async def test_download_many_of_names_without_an_extension_lands_them_in_the_folder(
+    server: Server, tmp_path: Path
+) -> None:
+    # A name without a suffix was taken for a folder to create: each file landed in a folder
+    # of its own name (many/intro/intro). A folder squatting a name gets the next free one.
+    for name, body in [("intro", MP3), ("outro", MP3 + b"!"), ("taken.mp3", MP3 + b"?")]:
+        server.route("GET", f"/files/{name}", lambda _, body=body: web.Response(body=body))
+    await server.start()
+    intro, outro, squatted = (
+        f"{server.url}/files/{name}" for name in ("intro", "outro", "taken.mp3")
+    )
+    many = tmp_path / "many"
+    (many / "taken.mp3").mkdir(parents=True)
+    async with Client(retry=RetryPolicy.none()) as kit:
+        results = [r async for r in kit.download_many([intro, outro, squatted], many)]
+    paths = {r.source: r.path for r in results}
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert paths == {intro: many / "intro", outro: many / "outro", squatted: many / "taken-2.mp3"}
+    assert (many / "outro").read_bytes() == MP3 + b"!"
+    assert sorted(p.name for p in many.iterdir()) == ["intro", "outro", "taken-2.mp3", "taken.mp3"]
+    assert list((many / "taken.mp3").iterdir()) == []  # nothing went into the squatting folder
