@@ -2,9 +2,12 @@
 
 Blocking functions only (the downloader runs them in worker threads, each with a deadline).
 
-- Every transfer writes its own temporary file, ``<target name>.<12 hex digits>.part``,
-  created with ``O_CREAT | O_EXCL | O_NOFOLLOW``: two writers (two Clients, two processes)
-  never share one, and a planted symlink is refused instead of followed.
+- Every transfer writes its own temporary file, ``<target name>.imuzekit-<12 hex
+  digits>.part`` (the target name cut short where the whole would pass 255 bytes), created
+  with ``O_CREAT | O_EXCL | O_NOFOLLOW``: two writers (two Clients, two processes) never share
+  one, and a planted symlink is refused instead of followed. The ``imuzekit-`` mark keeps the
+  sweep below away from other programs' files, and no download is ever published under a
+  name of that form (`is_temporary_name`).
 - A verified file is published by one atomic step: a hard link to the target name that fails
   when the name is taken (then the next free name ``<stem>-2<suffix>``, ...), or a rename when
   ``overwrite`` was asked for. Where the file system has no hard links the name is first
@@ -59,6 +62,7 @@ __all__ = [
     "STALE_PART_SECONDS",
     "Commit",
     "hash_file",
+    "is_temporary_name",
     "kept",
     "open_part",
     "prepare_directory",
@@ -78,13 +82,20 @@ _log = logging.getLogger("imuzekit.downloads")
 
 _RECORD_ATTR = "user.imuzekit.source"
 _SIDECAR = ".{}.imuzekit-source"
-_PART = re.compile(r"\.[0-9a-f]{12}\.part$")
+_PART = re.compile(r"\.imuzekit-[0-9a-f]{12}\.part$")
+_PART_EXTRA_BYTES = len(".imuzekit-") + 12 + len(".part")
+_MAX_NAME_BYTES = 255  # the limit of common file systems on one path component
 _MAX_SIBLINGS = 10_000
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 # What os.link raises where the file system has no hard links (FAT, some network shares,
 # overlays across layers); Windows reports ERROR_INVALID_FUNCTION or ERROR_NOT_SUPPORTED.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS}
 _NO_LINKS_WINDOWS = {1, 50}
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` has the form of a transfer's temporary file (which sweeps remove)."""
+    return _PART.search(name) is not None
 
 
 def record_for(url: str, size: int, etag: str | None) -> bytes:
@@ -291,8 +302,12 @@ def open_part(target: Path) -> tuple[Path, BinaryIO]:
         # symlinks included, and O_NOFOLLOW says so twice.
         return os.open(path, flags | os.O_EXCL | _NOFOLLOW, 0o666)
 
+    # A target name near the 255-byte limit is cut short in its temporary name (at a
+    # character boundary): the temporary name is never published.
+    room = _MAX_NAME_BYTES - _PART_EXTRA_BYTES
+    base = target.name.encode()[:room].decode(errors="ignore")
     for _ in range(3):
-        part = target.with_name(f"{target.name}.{secrets.token_hex(6)}.part")
+        part = target.with_name(f"{base}.imuzekit-{secrets.token_hex(6)}.part")
         try:
             handle = open(part, "wb", opener=exclusive)  # noqa: SIM115 - closed by Commit
         except FileExistsError:

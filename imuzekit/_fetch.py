@@ -41,6 +41,9 @@ class Attempt:
         self.etag: str | None = None  # the validator of the answer whose bytes we hold
         self.started = time.perf_counter()
         self.requests = 0
+        # The file's first bytes, until its format is checked: across resumes, since a
+        # transfer can break before the first answer brought enough of them.
+        self.head: bytearray | None = bytearray()
 
     def restart(self) -> None:
         if self.hasher is not None:
@@ -48,6 +51,7 @@ class Attempt:
         self.size = 0
         self.total = None
         self.etag = None
+        self.head = bytearray()
 
     def digest(self) -> str | None:
         return None if self.hasher is None else self.hasher.hexdigest()
@@ -138,6 +142,9 @@ async def transfer(
                     # to blocks) repeats bytes we hold: drop them. If-Range with the
                     # ETag makes sure they are the same file's bytes.
                     await _receive(spec, attempt, response, handle, on_progress, skip, chunk_size)
+            if attempt.head is not None:  # a file shorter than the head, checked whole
+                _check_head(spec, bytes(attempt.head))
+                attempt.head = None
             _verify(spec, attempt)
             return
         except errors.TransportError as exc:
@@ -236,7 +243,7 @@ async def _receive(
 ) -> None:
     """Write the body (after dropping ``skip`` bytes we hold already), checking the format
     once the first bytes of the file are in."""
-    head = bytearray() if attempt.size == 0 else None
+    head = attempt.head
     hasher = attempt.hasher
     async for chunk in response.chunks(chunk_size):
         if skip:
@@ -248,7 +255,7 @@ async def _receive(
             head += chunk[: _HEAD_BYTES - len(head)]
             if len(head) >= _HEAD_BYTES:
                 _check_head(spec, bytes(head))
-                head = None
+                head = attempt.head = None
         # On the loop: a write into the page cache costs less than a thread hand-off
         # (measured: batching writes into a worker thread made transfers slower).
         handle.write(chunk)
@@ -257,8 +264,6 @@ async def _receive(
         attempt.size += len(chunk)
         if on_progress is not None:
             on_progress(attempt.size, attempt.total)
-    if head is not None:
-        _check_head(spec, bytes(head))  # a file shorter than the head
 
 
 def _verify(spec: DownloadSpec, attempt: Attempt) -> None:

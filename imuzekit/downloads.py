@@ -113,7 +113,10 @@ def safe_filename(name: str, suffix: str = "") -> str:
     if _RESERVED.match(text):
         text = f"_{text}"
     clean_suffix = _UNSAFE.sub("", _strip_format_characters(suffix))[:16]
-    return f"{text}{clean_suffix}"
+    name = f"{text}{clean_suffix}"
+    if _disk.is_temporary_name(name):  # the form of a temporary file, which sweeps remove
+        name = f"{name.removesuffix('.part')}_part"
+    return name
 
 
 def _strip_format_characters(text: str) -> str:
@@ -272,9 +275,16 @@ class Downloader:
         """
         try:
             spec = _spec_for(source)
+            target = self.target_for(spec, dest)
+            if _disk.is_temporary_name(target.name):
+                raise errors.ValidationError(
+                    "dest",
+                    f"{target.name[:80]!r} has the form of imuzekit's temporary files "
+                    "(<name>.imuzekit-<12 hex digits>.part), which later downloads remove",
+                )
             result = await self._download(
                 spec,
-                self.target_for(spec, dest),
+                target,
                 overwrite=overwrite,
                 on_progress=on_progress,
                 source=source,
@@ -351,8 +361,12 @@ class Downloader:
 
         # Plain tasks, not a task group: the caller may stop iterating at any time, and
         # yielding from inside a task group would leave its cancel scope in a foreign task.
-        tasks = [asyncio.ensure_future(one(source)) for source in sources]
+        tasks: list[asyncio.Task[DownloadResult[SourceT]]] = []
         try:
+            # Inside the try: a `sources` iterable that raises part-way must not leave the
+            # downloads it already started running unseen.
+            for source in sources:
+                tasks.append(asyncio.ensure_future(one(source)))
             for next_done in asyncio.as_completed(tasks):
                 yield await next_done
         finally:

@@ -14,6 +14,7 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ def test_an_old_temporary_file_whose_writer_holds_its_lock_survives_the_sweep(
 ) -> None:
     from imuzekit import _disk
 
-    live = tmp_path / "live.mp3.ffeeddccbbaa.part"
+    live = tmp_path / "live.mp3.imuzekit-ffeeddccbbaa.part"
     live.write_bytes(b"\0" * 100)
     # Written "a week ago" by the clock of this machine: another NFS client's clock differs,
     # or the transfer stalled; its writer is alive and holds the lock.
@@ -294,3 +295,85 @@ async def test_download_many_of_names_without_an_extension_lands_them_in_the_fol
     assert (many / "outro").read_bytes() == MP3 + b"!"
     assert sorted(p.name for p in many.iterdir()) == ["intro", "outro", "taken-2.mp3", "taken.mp3"]
     assert list((many / "taken.mp3").iterdir()) == []  # nothing went into the squatting folder
+
+
+async def test_a_transfer_that_breaks_before_the_head_is_still_format_checked(
+    server: Server, tmp_path: Path
+) -> None:
+    # The format was checked only on an answer that started at byte 0: a first attempt that
+    # broke before 4 KiB and a resumed 206 published an HTML page as song.mp3.
+    body = b"<html>" + b"x" * 9994
+    ranges: list[str | None] = []
+
+    async def breaks_then_resumes(request: web.Request) -> web.StreamResponse:
+        headers = {"ETag": '"v1"', "Accept-Ranges": "bytes"}
+        wanted = request.headers.get("Range")
+        ranges.append(wanted)
+        if wanted is None:
+            response = web.StreamResponse(headers={**headers, "Content-Length": str(len(body))})
+            await response.prepare(request)
+            await response.write(body[:1000])
+            assert request.transport is not None
+            request.transport.close()  # the connection breaks at byte 1000
+            return response
+        start = int(wanted.removeprefix("bytes=").rstrip("-"))
+        headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        return web.Response(status=206, body=body[start:], headers=headers)
+
+    server.route("GET", "/song.mp3", breaks_then_resumes)
+    await server.start()
+    async with Client(retry=FAST_RETRY) as kit:
+        with pytest.raises(errors.IntegrityError, match="not a mp3 file"):
+            await kit.download(f"{server.url}/song.mp3", tmp_path)
+    assert ranges == [None, "bytes=1000-"]  # it did resume: the check spans both answers
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_no_download_takes_the_form_of_a_temporary_file_the_sweep_removes(
+    server: Server, tmp_path: Path
+) -> None:
+    # A source named like a temporary file was published under that name, and the next
+    # download into the folder swept it away as a dead writer's.
+    url = await _serve(server, "/files/backup.imuzekit-0123456789ab.part", MP3)
+    async with Client(retry=RetryPolicy.none()) as kit:
+        results = [r async for r in kit.download_many([url], tmp_path)]
+        assert results[0].path == tmp_path / "backup.imuzekit-0123456789ab_part"
+        with pytest.raises(errors.ValidationError, match="temporary files"):
+            await kit.download(url, tmp_path / "x.mp3.imuzekit-0123456789ab.part")
+        again = [r async for r in kit.download_many([url], tmp_path / "other")]
+        assert again[0].ok
+        await kit.download(url, tmp_path / "third.mp3")  # a sweep of tmp_path ran before it
+    assert (tmp_path / "backup.imuzekit-0123456789ab_part").read_bytes() == MP3
+
+
+async def test_a_target_name_near_the_length_limit_still_downloads(
+    server: Server, tmp_path: Path
+) -> None:
+    # The temporary name added 18 bytes to the target's and passed 255 (ENAMETOOLONG).
+    url = await _serve(server, "/a.mp3", MP3)
+    target = tmp_path / ("z" * 240 + ".mp3")
+    async with Client(retry=RetryPolicy.none()) as kit:
+        assert await kit.download(url, target) == target
+    assert target.read_bytes() == MP3
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+async def test_sources_that_raise_part_way_leave_no_download_running(
+    server: Server, tmp_path: Path
+) -> None:
+    # The tasks were made before the iteration's try/finally: a sources iterable that raised
+    # left the downloads it had started running unseen, and they published their files.
+    url = await _serve(server, "/a.mp3", MP3)
+
+    def sources() -> Iterator[str]:
+        yield url
+        yield url
+        raise RuntimeError("the source list broke")
+
+    async with Client(retry=RetryPolicy.none()) as kit:
+        with pytest.raises(RuntimeError, match="source list broke"):
+            [r async for r in kit.download_many(sources(), tmp_path / "many")]
+        await asyncio.sleep(0.3)  # a download left running would have finished by now
+        running = [t for t in kit._downloader._tasks if not t.done()]
+        assert running == []
+    assert list((tmp_path / "many").iterdir()) == []  # nothing published, no .part left

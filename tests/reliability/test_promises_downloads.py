@@ -143,16 +143,19 @@ async def test_a_planted_part_symlink_leaves_its_target_untouched(
 async def test_dead_writers_temporary_files_are_cleaned_and_live_ones_kept(
     emu: Emulator, tmp_path: Path
 ) -> None:
-    old = tmp_path / "old.mp3.0a1b2c3d4e5f.part"
+    old = tmp_path / "old.mp3.imuzekit-0a1b2c3d4e5f.part"
     old.write_bytes(b"\0" * 100)
     week_ago = time.time() - 7 * 24 * 3600
     os.utime(old, (week_ago, week_ago))
-    dead = tmp_path / "dead.mp3.0123456789ab.part"  # its process was killed a moment ago
+    dead = tmp_path / "dead.mp3.imuzekit-0123456789ab.part"  # its process was killed just now
     dead.write_bytes(b"\0" * 100)
-    live = tmp_path / "live.mp3.ffeeddccbbaa.part"
+    live = tmp_path / "live.mp3.imuzekit-ffeeddccbbaa.part"
     live.write_bytes(b"\0" * 100)
     unrelated = tmp_path / "firefox.mp3.part"
     unrelated.write_bytes(b"\0")
+    # Another program's file of the old form (or a user's): no imuzekit mark, never removed.
+    lookalike = tmp_path / "notes.0123456789ab.part"
+    lookalike.write_bytes(b"mine")
     with open(live, "rb") as writer:
         fcntl.flock(writer.fileno(), fcntl.LOCK_EX)  # another process's transfer in progress
         async with emu.client(poll=FAST_POLL) as kit:
@@ -160,7 +163,7 @@ async def test_dead_writers_temporary_files_are_cleaned_and_live_ones_kept(
             path = await kit.download(song, tmp_path)
         assert live.exists()
     assert not old.exists() and not dead.exists()
-    assert unrelated.exists()  # not a name imuzekit makes
+    assert unrelated.exists() and lookalike.exists()  # not names imuzekit makes
     assert path.read_bytes() == emu.imuze.audio_bytes(song.id)
 
 
