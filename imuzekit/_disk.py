@@ -64,6 +64,7 @@ __all__ = [
     "hash_file",
     "is_temporary_name",
     "kept",
+    "kept_in_family",
     "open_part",
     "prepare_directory",
     "record_for",
@@ -238,6 +239,38 @@ def kept(
         if found != info.st_size or (sha256 and digest != sha256.lower()):
             return None
     return info.st_size, digest
+
+
+def kept_in_family(
+    target: Path,
+    natural: Path,
+    url: str,
+    *,
+    size: int | None,
+    sha256: str | None,
+    checksum: bool,
+) -> tuple[Path, int, str | None] | None:
+    """The first of ``target``, ``natural`` and ``natural``'s next free names (``<stem>-2``,
+    ``<stem>-3``, ... while they exist) that is provably ``url``'s download (see `kept`).
+
+    A source whose name was taken the first time was published as ``<stem>-2``: a later run,
+    in whatever order, finds that copy instead of downloading it again beside it.
+    """
+    candidates = [target, natural]
+    for number in range(2, _MAX_SIBLINGS):
+        sibling = _sibling(natural, number)
+        if not os.path.lexists(sibling):
+            break
+        candidates.append(sibling)
+    seen: set[Path] = set()
+    for candidate in candidates:
+        if candidate in seen:
+            continue
+        seen.add(candidate)
+        found = kept(candidate, url, size=size, sha256=sha256, checksum=checksum)
+        if found is not None:
+            return candidate, found[0], found[1]
+    return None
 
 
 def prepare_directory(directory: Path, sweep: bool) -> None:

@@ -450,9 +450,10 @@ class Client:
         one, ends with a path separator, or does not exist and has no suffix (``"songs"``);
         otherwise it is the file path (``"songs/a.mp3"``). A file already there is returned
         as already downloaded only when it is provably this source's (imuzekit recorded this
-        source and its size on it, and any size or digest the source declares match);
-        otherwise, unless ``overwrite``, the new file takes the next free name
-        (``a-2.mp3``): the path returned is where it is. On failure nothing is left there.
+        source and its size on it, and any size or digest the source declares match), and so
+        is this source's copy under a next free name from an earlier run (``a-2.mp3``);
+        otherwise, unless ``overwrite``, the new file takes the next free name: the path
+        returned is where it is. On failure nothing is left there.
 
         Raises:
             errors.ValidationError: `source` is not a model with a file or an http(s) URL.

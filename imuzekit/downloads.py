@@ -261,8 +261,9 @@ class Downloader:
 
         See `target_for()` for what ``dest`` means. An existing file there is returned as
         already downloaded only when it is provably this source's (its recorded source and
-        size, and any size or digest the source declares); otherwise the new file takes the
-        next free name (``name-2.mp3``), which is the path returned.
+        size, and any size or digest the source declares); so is this source's copy under a
+        next free name from an earlier run (``name-2.mp3``). Otherwise the new file takes the
+        next free name, which is the path returned.
 
         Raises:
             errors.ValidationError: `source` is not a model with a file or an http(s) URL.
@@ -341,10 +342,12 @@ class Downloader:
         async def one(source: SourceT) -> DownloadResult[SourceT]:
             try:
                 spec = _spec_for(source)
-                target = _unique(directory, safe_filename(spec.name, spec.suffix), taken)
+                name = safe_filename(spec.name, spec.suffix)
+                target = _unique(directory, name, taken)
                 return await self._download(
                     spec,
                     target,
+                    natural=directory / name,
                     overwrite=overwrite,
                     on_progress=on_progress,
                     source=source,
@@ -404,6 +407,7 @@ class Downloader:
         checksum: bool = False,
         slot: asyncio.Semaphore | None = None,
         commit_slot: asyncio.Semaphore | None = None,
+        natural: Path | None = None,
     ) -> DownloadResult[Any]:
         """Download one file, ended by `close()` with ``ClientClosedError``."""
         if self._closed:
@@ -415,7 +419,7 @@ class Downloader:
             self._tasks[task] = None
         try:
             return await self._download_one(
-                spec, target, overwrite, on_progress, source, checksum, slot, commit_slot
+                spec, target, overwrite, on_progress, source, checksum, slot, commit_slot, natural
             )
         except asyncio.CancelledError:
             # close()'s cancellation, unless the task was also cancelled from outside.
@@ -439,6 +443,7 @@ class Downloader:
         checksum: bool,
         slot: asyncio.Semaphore | None,
         commit_slot: asyncio.Semaphore | None,
+        natural: Path | None = None,
     ) -> DownloadResult[Any]:
         """Download to ``target``, the file's own path: `download()` resolves its ``dest``
         with `target_for()` first, `download_many` names files itself (a name without a
@@ -446,21 +451,32 @@ class Downloader:
 
         ``slot`` (download_many's limit) is held for the transfer only and ``commit_slot``
         while the file is fsynced and published: the disk's wait must not idle the network,
-        and neither may run unbounded."""
+        and neither may run unbounded. ``natural`` is the name the source would have had
+        alone (download_many gives colliding sources ``-2`` names in the order it sees them):
+        a provable copy under it or its ``-N`` siblings is returned instead of a new download.
+        """
         self._handoff.check()  # a disk that stopped answering: fail before the transfer
         # Most targets do not exist yet: that is known from one stat on the loop, cheaper
         # than the thread hand-off that checking an existing file needs.
-        if not overwrite and os.path.lexists(target):  # noqa: ASYNC240
+        natural = natural or target
+        if not overwrite and (
+            os.path.lexists(target) or (natural != target and os.path.lexists(natural))  # noqa: ASYNC240
+        ):
             found = await self._disk(
-                "checking the existing file",
-                lambda: _disk.kept(
-                    target, spec.url, size=spec.size, sha256=spec.sha256, checksum=checksum
+                "checking the existing files",
+                lambda: _disk.kept_in_family(
+                    target,
+                    natural,
+                    spec.url,
+                    size=spec.size,
+                    sha256=spec.sha256,
+                    checksum=checksum,
                 ),
             )
             if found is not None:
-                size, digest = found
-                _fetch.log_file(spec, target, None, size)
-                return DownloadResult(source=source, path=target, size=size, sha256=digest)
+                path, size, digest = found
+                _fetch.log_file(spec, path, None, size)
+                return DownloadResult(source=source, path=path, size=size, sha256=digest)
         await self._prepare(target.parent)
         attempt = _fetch.Attempt(hashed=checksum or bool(spec.sha256))
         handle: BinaryIO | None = None

@@ -377,3 +377,46 @@ async def test_sources_that_raise_part_way_leave_no_download_running(
         running = [t for t in kit._downloader._tasks if not t.done()]
         assert running == []
     assert list((tmp_path / "many").iterdir()) == []  # nothing published, no .part left
+
+
+async def test_a_rerun_in_another_order_finds_each_sources_copy_under_its_sibling_name(
+    server: Server, tmp_path: Path
+) -> None:
+    # Two sources named song.mp3: the second became song-2.mp3. A later run in the other order
+    # gave each the other's name, downloaded both again and published A as song-2-2.mp3; and
+    # download() beside a user's song.mp3 downloaded again on every run.
+    gets: list[str] = []
+
+    def counted(body: bytes) -> Any:
+        def handler(request: web.Request) -> web.Response:
+            gets.append(request.path)
+            return web.Response(body=body)
+
+        return handler
+
+    server.route("GET", "/a/song.mp3", counted(MP3 + b"A"))
+    server.route("GET", "/b/song.mp3", counted(MP3 + b"B"))
+    await server.start()
+    a, b = f"{server.url}/a/song.mp3", f"{server.url}/b/song.mp3"
+    many = tmp_path / "many"
+    for order, expected_gets in (([a, b], 2), ([b, a], 0), ([a, b], 0)):
+        gets.clear()
+        async with Client(retry=RetryPolicy.none()) as kit:
+            results = {r.source: r.path async for r in kit.download_many(order, many)}
+        assert results == {a: many / "song.mp3", b: many / "song-2.mp3"}
+        assert len(gets) == expected_gets
+    assert sorted(p.name for p in many.iterdir() if not p.name.startswith(".")) == [
+        "song-2.mp3",
+        "song.mp3",
+    ]
+    assert (many / "song-2.mp3").read_bytes() == MP3 + b"B"
+
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "song.mp3").write_bytes(b"the user's own file")
+    async with Client(retry=RetryPolicy.none()) as kit:
+        gets.clear()
+        paths = [await kit.download(a, single) for _ in range(3)]
+    assert paths == [single / "song-2.mp3"] * 3
+    assert len(gets) == 1  # downloaded once, then found under its sibling name
+    assert (single / "song.mp3").read_bytes() == b"the user's own file"
