@@ -87,6 +87,7 @@ _PART = re.compile(r"\.imuzekit-[0-9a-f]{12}\.part$")
 _PART_EXTRA_BYTES = len(".imuzekit-") + 12 + len(".part")
 _MAX_NAME_BYTES = 255  # the limit of common file systems on one path component
 _MAX_SIBLINGS = 10_000
+_FAMILY_SCAN = 32  # next free names searched for a source's copy from an earlier run
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 # What os.link raises where the file system has no hard links (FAT, some network shares,
 # overlays across layers); Windows reports ERROR_INVALID_FUNCTION or ERROR_NOT_SUPPORTED.
@@ -251,13 +252,16 @@ def kept_in_family(
     checksum: bool,
 ) -> tuple[Path, int, str | None] | None:
     """The first of ``target``, ``natural`` and ``natural``'s next free names (``<stem>-2``,
-    ``<stem>-3``, ... while they exist) that is provably ``url``'s download (see `kept`).
+    ``<stem>-3``, ... while they exist, at most `_FAMILY_SCAN` of them) that is provably
+    ``url``'s download (see `kept`).
 
     A source whose name was taken the first time was published as ``<stem>-2``: a later run,
     in whatever order, finds that copy instead of downloading it again beside it.
     """
     candidates = [target, natural]
-    for number in range(2, _MAX_SIBLINGS):
+    # Bounded: thousands of sources with one name must not make every file read every
+    # sibling's record (a rerun in another order then finds the first 32 only).
+    for number in range(2, 2 + _FAMILY_SCAN):
         sibling = _sibling(natural, number)
         if not os.path.lexists(sibling):
             break
