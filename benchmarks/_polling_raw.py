@@ -28,6 +28,24 @@ MUREKA_PROMPT = "Morning Song about trains"
 JOPLIN_DURATION_MS = 30_000
 
 
+def polling_result(
+    detected: dict[Any, float],
+    states: dict[str, int],
+    started: float,
+    waiting: float,
+    finished: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A contender's result dict: detection times, final states and the two phases' seconds."""
+    return {
+        "detected": detected,
+        "states": states,
+        "create_s": waiting - started,
+        "wait_s": finished - waiting,
+        **extra,
+    }
+
+
 async def create_all(create: Any, n: int) -> list[Any]:
     """Call ``create(i)`` for i in 0..n-1 with at most CREATE_CONCURRENCY in flight."""
     semaphore = asyncio.Semaphore(CREATE_CONCURRENCY)
@@ -105,12 +123,7 @@ async def _poll_each(
     for outcome in await asyncio.gather(*(wait(job_id) for job_id in ids)):
         states[outcome] = states.get(outcome, 0) + 1
     finished = time.monotonic()
-    return {
-        "detected": detected,
-        "states": states,
-        "create_s": waiting - started,
-        "wait_s": finished - waiting,
-    }
+    return polling_result(detected, states, started, waiting, finished)
 
 
 async def raw_per_job_contender(

@@ -44,6 +44,7 @@ from _polling_raw import (
     MUREKA_PROMPT,
     SONG_LENGTH,
     create_all,
+    polling_result,
     raw_aiohttp_contender,
     raw_per_job_contender,
 )
@@ -93,12 +94,7 @@ async def imuzekit_contender(
                 detected[int(job.id)] = time.monotonic()
             states[job.state.value] = states.get(job.state.value, 0) + 1
         finished = time.monotonic()
-    return {
-        "detected": detected,
-        "states": states,
-        "create_s": waiting - started,
-        "wait_s": finished - waiting,
-    }
+    return polling_result(detected, states, started, waiting, finished)
 
 
 MUREKA_ACCOUNTS = 20  # x 10 generations at once: 200 in parallel
@@ -128,12 +124,7 @@ async def joplin_contender(
                 detected[job.id] = time.monotonic()
             states[job.state.value] = states.get(job.state.value, 0) + 1
         finished = time.monotonic()
-    return {
-        "detected": detected,
-        "states": states,
-        "create_s": waiting - started,
-        "wait_s": finished - waiting,
-    }
+    return polling_result(detected, states, started, waiting, finished)
 
 
 async def mureka_contender(
@@ -172,13 +163,7 @@ async def mureka_contender(
         finished = time.monotonic()
         stats = {} if hooks is None else attrs_dict(hooks.stats())
     sock.close()
-    return {
-        "detected": detected,
-        "states": states,
-        "create_s": waiting - started,
-        "wait_s": finished - waiting,
-        "webhooks": stats,
-    }
+    return polling_result(detected, states, started, waiting, finished, webhooks=stats)
 
 
 def attrs_dict(value: Any) -> dict[str, Any]:
