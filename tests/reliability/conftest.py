@@ -19,7 +19,9 @@ from imuzekit import Client
 from imuzekit.emulator import Emulator
 from imuzekit.providers.imuze import Song
 from tests.reliability._report import MATRIX_RESULTS, kept_part, render_page
-from tests.transport.conftest import Server
+
+# The transport tests' scripted server fixture, shared (a fixture is found by its name here).
+from tests.transport.conftest import server  # noqa: F401
 
 settings.register_profile(
     "reliability",
@@ -53,14 +55,6 @@ async def emu() -> AsyncIterator[Emulator]:
     """An emulator whose songs render in 10 ms."""
     async with Emulator(render_seconds=0.01) as emulator:
         yield emulator
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    """A scripted hostile server on 127.0.0.1, stopped after the test."""
-    srv = Server()
-    yield srv
-    await srv.stop()
 
 
 async def ready_song(kit: Client, title: str = "Track", length: int = 20) -> Song:
