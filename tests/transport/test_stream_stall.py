@@ -19,7 +19,7 @@ from imuzekit import errors
 from imuzekit._http import Request, Timeouts
 from imuzekit._retry import RetryPolicy
 from imuzekit._transport import Transport
-from tests.transport.conftest import Server, dripping
+from tests.transport.conftest import Server, dripping, stalling
 
 
 @pytest.fixture
@@ -28,19 +28,6 @@ async def release(server: Server) -> AsyncIterator[asyncio.Event]:
     event = asyncio.Event()
     yield event
     event.set()
-
-
-def _stalling_after(head: bytes, release: asyncio.Event, total: int) -> web.RequestHandler:  # type: ignore[type-arg]
-    """Sends ``head``, then nothing until ``release`` is set (declaring ``total`` bytes)."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Length": str(total)})
-        await response.prepare(request)
-        await response.write(head)
-        await release.wait()
-        return response
-
-    return handler
 
 
 async def _read_all(transport: Transport, url: str) -> bytes:
@@ -54,7 +41,7 @@ async def _read_all(transport: Transport, url: str) -> bytes:
 async def test_a_body_that_stalls_mid_way_ends_in_request_timeout(
     server: Server, release: asyncio.Event
 ) -> None:
-    server.route("GET", "/half", _stalling_after(b"a" * 100, release, 200))
+    server.route("GET", "/half", stalling(b"a" * 100, 200, release))
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.15, total=5))
     received = bytearray()
@@ -135,7 +122,7 @@ async def test_the_header_wait_of_a_stream_is_bounded_by_the_read_limit(
 async def test_an_outside_cancellation_of_a_stream_stays_a_cancellation(
     server: Server, release: asyncio.Event
 ) -> None:
-    server.route("GET", "/half", _stalling_after(b"a" * 10, release, 20))
+    server.route("GET", "/half", stalling(b"a" * 10, 20, release))
     await server.start()
     transport = Transport(retry=RetryPolicy.none(), timeouts=Timeouts(read=0.3, total=5))
     try:
@@ -154,7 +141,7 @@ async def test_a_stream_behind_a_full_pool_keeps_aiohttps_own_read_timer(
 ) -> None:
     # With every pooled connection taken, the watchdog could count pool waiting as read
     # time: aiohttp's own timers apply, and a stalled body still ends in RequestTimeout.
-    server.route("GET", "/half", _stalling_after(b"a" * 10, release, 20))
+    server.route("GET", "/half", stalling(b"a" * 10, 20, release))
     await server.start()
     transport = Transport(
         retry=RetryPolicy.none(), timeouts=Timeouts(read=0.15, total=5), max_connections=1
