@@ -1,6 +1,7 @@
 """The file system side of downloads: temporary files, publication, and the source record.
 
-Blocking functions only (the downloader runs them in worker threads, each with a deadline).
+Blocking functions only (the downloader runs them in worker threads, each with a deadline,
+except on a file system held in memory: see `memory_backed`).
 
 - Every transfer writes its own temporary file, ``<target name>.imuzekit-<12 hex
   digits>.part`` (the target name cut short where the whole would pass 255 bytes), created
@@ -65,6 +66,8 @@ __all__ = [
     "is_temporary_name",
     "kept",
     "kept_in_family",
+    "memory_backed",
+    "mount_type",
     "open_part",
     "prepare_directory",
     "record_for",
@@ -277,11 +280,18 @@ def kept_in_family(
     return None
 
 
-def prepare_directory(directory: Path, sweep: bool) -> None:
-    """Create ``directory``; with ``sweep``, remove temporary files dead writers left in it."""
+def prepare_directory(directory: Path, sweep: bool) -> bool:
+    """Create ``directory``; with ``sweep``, remove temporary files dead writers left in it.
+
+    Returns whether the folder is held in memory (`memory_backed`).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    if not sweep:
-        return
+    if sweep:
+        _sweep(directory)
+    return memory_backed(directory)
+
+
+def _sweep(directory: Path) -> None:
     horizon = time.time() - STALE_PART_SECONDS
     with os.scandir(directory) as entries:
         for entry in entries:
@@ -302,6 +312,46 @@ def prepare_directory(directory: Path, sweep: bool) -> None:
             except OSError:
                 continue  # another sweeper, or a name we may not remove: not ours to insist
             _log.debug("swept %s, a dead writer's temporary file", entry.name)
+
+
+_MEMORY_FILE_SYSTEMS = frozenset({"tmpfs", "ramfs"})
+
+
+def memory_backed(directory: Path) -> bool:
+    """Whether ``directory`` is on a file system held in memory (tmpfs, ramfs).
+
+    There fsync returns at once and no device can stop answering, so the downloader publishes
+    files on the event loop instead of handing each one to a thread (the hand-off costs more
+    than the work). Told from Linux's ``/proc/self/mountinfo`` and the directory's device;
+    False wherever that cannot be told (other systems, a device it does not list, btrfs
+    subvolumes), which keeps the threads: the safe side.
+    """
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+            mountinfo = handle.read()
+        device = os.stat(directory).st_dev
+    except OSError:
+        return False
+    kind = mount_type(mountinfo, os.major(device), os.minor(device))
+    return kind in _MEMORY_FILE_SYSTEMS
+
+
+def mount_type(mountinfo: str, major: int, minor: int) -> str | None:
+    """The file system type of device ``major:minor`` in a ``/proc/<pid>/mountinfo`` text.
+
+    A line reads ``<id> <parent> <major:minor> <root> <mount point> <options> [<optional
+    fields>...] - <type> <source> <super options>``; the optional fields vary in number, so
+    the type is the field after the lone ``-``.
+    """
+    wanted = f"{major}:{minor}"
+    found = None
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or fields[2] != wanted:
+            continue
+        with contextlib.suppress(ValueError, IndexError):  # no separator, or nothing after it
+            found = fields[fields.index("-", 6) + 1]  # bind mounts repeat it: one type
+    return found
 
 
 def _remove_if_dead(path: str) -> bool:

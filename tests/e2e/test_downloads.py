@@ -180,8 +180,10 @@ async def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_
 async def test_download_many_lands_every_file_with_fewer_directory_fsyncs(
     emu: Emulator, kit: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from imuzekit import _handoff
+    from imuzekit import _disk, _handoff
 
+    # A disk, also where tmp_path is a tmpfs (which has no directory fsync to share).
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: False)
     calls: list[Path] = []
     real = _handoff.fsync_directory
     monkeypatch.setattr(_handoff, "fsync_directory", lambda d: (calls.append(d), real(d)))

@@ -14,8 +14,10 @@ import contextvars
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from imuzekit import Client, RetryPolicy, errors
 from imuzekit._handoff import Handoff
@@ -138,3 +140,83 @@ async def test_a_cancelled_close_still_ends_the_threads_once_the_downloads_are_d
         await asyncio.gather(download, return_exceptions=True)
         await kit.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quick.mp3"]  # no .part left
+
+
+_MOUNTINFO = """\
+22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+25 22 0:23 / /dev/shm rw,nosuid,nodev shared:4 - tmpfs tmpfs rw,size=4096k
+26 22 0:24 / /mnt/ram rw - ramfs none rw
+27 22 0:25 / /run/user/0 rw,nosuid master:7 propagate_from:2 - tmpfs tmpfs rw,mode=700
+28 22 259:1 /srv /data rw,relatime shared:1 - ext4 /dev/vda1 rw
+29 22 0:26 / /broken rw,relatime no separator here at all
+30 22 0:27 / /ends rw,relatime -
+"""
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ((259, 1), "ext4"),  # the root and its bind mount /data: one type
+        ((0, 23), "tmpfs"),
+        ((0, 24), "ramfs"),
+        ((0, 25), "tmpfs"),  # two optional fields before the separator
+        ((0, 26), None),  # no separator: no type rather than a guess
+        ((0, 27), None),  # nothing after the separator
+        ((8, 3), None),  # a device the table does not list
+    ],
+)
+def test_mount_type_reads_the_field_after_the_separator(
+    device: tuple[int, int], expected: str | None
+) -> None:
+    from imuzekit import _disk
+
+    assert _disk.mount_type(_MOUNTINFO, *device) == expected
+
+
+def test_memory_backed_says_no_where_it_cannot_tell(tmp_path: Path) -> None:
+    from imuzekit import _disk
+
+    assert _disk.memory_backed(tmp_path / "missing") is False  # no such folder
+    if Path("/proc/self/mountinfo").exists():
+        assert _disk.memory_backed(Path("/proc")) is False  # procfs is not a tmpfs
+        shm = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+        if any(fields[1] == "/dev/shm" and fields[2] == "tmpfs" for fields in shm):
+            assert _disk.memory_backed(Path("/dev/shm")) is True
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+async def test_a_folder_in_memory_publishes_on_the_loop_and_a_disk_through_threads(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool
+) -> None:
+    from imuzekit import _disk
+
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: in_memory)
+    handed_off: list[str] = []
+    real_run = Handoff.run
+
+    async def counting_run(self: Handoff, func: Any, *args: Any) -> Any:
+        handed_off.append(getattr(func, "__qualname__", repr(func)))
+        return await real_run(self, func, *args)
+
+    monkeypatch.setattr(Handoff, "run", counting_run)
+    for number in range(3):
+        server.route("GET", f"/song-{number}.mp3", lambda _: web.Response(body=MP3))
+    await server.start()
+    urls = [f"{server.url}/song-{number}.mp3" for number in range(3)]
+    async with Client(retry=RetryPolicy.none()) as kit:
+        first = [r async for r in kit.download_many(urls, tmp_path / "songs")]
+        assert [r.error for r in first] == [None] * 3
+        assert sorted(p.name for p in (tmp_path / "songs").iterdir()) == [
+            "song-0.mp3",
+            "song-1.mp3",
+            "song-2.mp3",
+        ]
+        assert all(r.path is not None and r.path.read_bytes() == MP3 for r in first)
+        commits = handed_off.count("Commit.run")
+        assert commits == (0 if in_memory else 3)
+        assert ("fsync_directory" in handed_off) is not in_memory
+        # Published either way with its source record: a second run keeps every file.
+        requests = len(server.seen)
+        again = [r async for r in kit.download_many(urls, tmp_path / "songs")]
+        assert sorted(r.path for r in again if r.path) == sorted(r.path for r in first if r.path)
+        assert len(server.seen) == requests

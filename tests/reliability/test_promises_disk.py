@@ -80,6 +80,8 @@ async def test_a_hung_disk_holds_at_most_its_limit_of_threads(
         unblock.wait(10)
 
     monkeypatch.setattr(downloads, "_DISK_THREADS", 2)
+    # A disk, also where tmp_path is a tmpfs (whose files are published on the loop).
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: False)
     if hung == "fsync":
         monkeypatch.setattr(_disk, "_fsync_file", hang)
     else:
@@ -200,6 +202,8 @@ async def test_a_download_that_raised_has_published_nothing(
     def hung_directory(directory: Path) -> None:
         unblock.wait(5)
 
+    # A disk, also where tmp_path is a tmpfs (whose files are published on the loop).
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: False)
     if hung == "link":
         monkeypatch.setattr(_disk.os, "link", slow_link)
         # The caller's part removal must not win the race: the worker publishes first.

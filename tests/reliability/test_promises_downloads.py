@@ -341,6 +341,8 @@ async def test_a_disk_that_stops_answering_ends_the_download_within_its_deadline
         unblock.wait(5)
         real_link(src, dst, **kwargs)
 
+    # A disk, also where tmp_path is a tmpfs (whose files are published on the loop).
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: False)
     if hung == "fsync":
         monkeypatch.setattr(_disk, "_fsync_file", hung_fsync)
     else:
