@@ -1,7 +1,8 @@
 """Shared plumbing of the benchmark scripts: isolated client processes, statistics, tables.
 
-Each contender runs in its own freshly spawned process (:func:`run_isolated`), so its peak RSS
-and CPU time are its own and not the sum of everything measured before it. The libraries a
+Each contender runs in its own freshly spawned process (:func:`run_isolated`, or
+:class:`Resident` for contenders that take turns pass by pass), so its peak RSS and CPU time are
+its own and not the sum of everything measured before it. The libraries a
 contender needs are imported before its measurement starts (``imports=``), so CPU figures do
 not include import time; RSS figures do include the imported libraries, as a user's would.
 """
@@ -9,6 +10,7 @@ not include import time; RSS figures do include the imported libraries, as a use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import math
 import multiprocessing
@@ -19,11 +21,13 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 __all__ = [
     "OtherLoad",
+    "PassServer",
+    "Resident",
     "busy_fraction",
     "cpu_pair",
     "machine",
@@ -34,6 +38,10 @@ __all__ = [
 ]
 
 AsyncTarget = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+OnePass = Callable[[int], Awaitable[dict[str, Any]]]
+PassServer = Callable[[OnePass], Awaitable[dict[str, Any]]]
+"""What a `Resident` hands its target as ``serve``: ``await serve(one_pass)`` runs
+``one_pass(number)`` each time the parent asks, and returns when the parent says stop."""
 
 
 def cpu_pair() -> tuple[int, int] | None:
@@ -118,6 +126,105 @@ def run_isolated(
     if status != "ok":
         raise RuntimeError(f"{target.__name__} failed in its process:\n{value}")
     return dict(value)
+
+
+def _resident_child(
+    conn: multiprocessing.connection.Connection,
+    target: AsyncTarget,
+    kwargs: dict[str, Any],
+    imports: Sequence[str],
+) -> None:
+    try:
+        for name in imports:
+            importlib.import_module(name)
+        state: dict[str, float] = {}
+
+        async def serve(one_pass: OnePass) -> dict[str, Any]:
+            loop = asyncio.get_running_loop()
+            while True:
+                # In a thread: the loop stays free for the sessions' housekeeping between passes.
+                kind, number = await loop.run_in_executor(None, conn.recv)
+                if kind == "stop":
+                    return {}
+                state.setdefault("rss_before", rss_mb())  # after the setup, before any pass
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                result = await one_pass(number)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                result["cpu_s"] = (after.ru_utime - before.ru_utime) + (
+                    after.ru_stime - before.ru_stime
+                )
+                conn.send(("pass", result))
+
+        asyncio.run(target(serve=serve, **kwargs))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        conn.send(("done", {"peak_rss_mb": peak, "rss_before": state.get("rss_before", 0.0)}))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class Resident:
+    """A contender that stays up in a process of its own and runs one pass each time it is asked.
+
+    ``target(serve=..., **kwargs)`` sets itself up (sessions, metadata: not timed), then calls
+    ``await serve(one_pass)``. Contenders that are all resident can take turns pass by pass
+    instead of process by process: a machine that speeds up or slows down over tens of seconds
+    (another tenant of the host, kernel writeback) then affects every contender alike, not the
+    one whose turn it happened to be. A waiting contender blocks on its pipe and uses no CPU.
+    Use as a context manager; `close()` returns ``peak_rss_mb`` and ``rss_before`` (RSS just
+    before the first pass).
+    """
+
+    def __init__(
+        self, target: AsyncTarget, *, timeout: float, imports: Sequence[str] = (), **kwargs: Any
+    ) -> None:
+        self._name = target.__name__
+        self._timeout = timeout
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_resident_child,
+            args=(child, target, kwargs, tuple(imports)),
+            name="imuzekit-bench-client",
+        )
+        self._process.start()
+        child.close()
+
+    def __enter__(self) -> Resident:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop()
+
+    def _answer(self) -> tuple[str, Any]:
+        if not self._conn.poll(self._timeout):
+            raise TimeoutError(f"{self._name} did not answer within {self._timeout:.0f} s")
+        kind, value = self._conn.recv()
+        if kind == "error":
+            raise RuntimeError(f"{self._name} failed in its process:\n{value}")
+        return kind, value
+
+    def run_pass(self, number: int) -> dict[str, Any]:
+        """Run one pass in the contender's process; its result gains ``cpu_s``."""
+        self._conn.send(("pass", number))
+        return dict(self._answer()[1])
+
+    def close(self) -> dict[str, Any]:
+        """Stop the contender; returns its ``peak_rss_mb`` and ``rss_before``."""
+        self._conn.send(("stop", 0))
+        try:
+            return dict(self._answer()[1])
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        self._process.join(10.0)
+        if self._process.is_alive():
+            self._process.terminate()  # only this child, by its handle
+            self._process.join(5.0)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
