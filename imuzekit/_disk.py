@@ -269,11 +269,7 @@ def kept_in_family(
         if not os.path.lexists(sibling):
             break
         candidates.append(sibling)
-    seen: set[Path] = set()
-    for candidate in candidates:
-        if candidate in seen:
-            continue
-        seen.add(candidate)
+    for candidate in dict.fromkeys(candidates):  # target may be natural or a sibling
         found = kept(candidate, url, size=size, sha256=sha256, checksum=checksum)
         if found is not None:
             return candidate, found[0], found[1]

@@ -86,7 +86,9 @@ async def transfer(
                 request = request.with_header("If-Range", attempt.etag)
         else:
             attempt.restart()
-            if handle.tell():  # a fresh file is empty: a truncate would be a journalled no-op
+            # Before the first request the file is fresh and empty: no truncate (a journalled
+            # no-op) and no lseek to find that out.
+            if attempt.requests:
                 handle.seek(0)
                 handle.truncate()
         attempt.requests += 1

@@ -512,11 +512,10 @@ class Downloader:
                 # letting open files pile up. Its holders are bounded by disk_timeout, and so
                 # is this wait.
                 if commit_slot is not None:
+                    # A free slot is taken without waiting: no deadline to arm.
+                    deadline = self.disk_timeout if commit_slot.locked() else None
                     try:
-                        if commit_slot.locked():
-                            async with asyncio.timeout(self.disk_timeout):
-                                await commit_slot.acquire()
-                        else:  # a free slot is taken without waiting: no deadline to arm
+                        async with asyncio.timeout(deadline):
                             await commit_slot.acquire()
                     except TimeoutError as exc:
                         raise errors.DownloadError(
