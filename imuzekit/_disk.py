@@ -46,6 +46,7 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -424,7 +425,8 @@ def _reserve(candidate: Path) -> bool:
 
 
 class Commit:
-    """One verified temporary file handed to a worker thread to be made durable and published.
+    """One verified temporary file handed to a worker thread to be made durable and published
+    (and its new name made durable, with ``sync_directory``).
 
     The loop may give up waiting (a disk that stopped answering, a closed Client): then
     `abandon()` makes sure the file is closed and the worker, if it is still running,
@@ -442,6 +444,7 @@ class Commit:
         size: int,
         etag: str | None,
         overwrite: bool,
+        sync_directory: Callable[[str], None] | None = None,
     ) -> None:
         self.handle = handle
         self.part = part
@@ -450,6 +453,11 @@ class Commit:
         self.size = size
         self.etag = etag
         self.overwrite = overwrite
+        # Makes the new name durable (the directory's fsync), in the same thread: on a disk a
+        # second hand-off per file would cost the event loop more than the call itself.
+        self.sync_directory = sync_directory
+        # What the worker is doing, for the message of a deadline that passes meanwhile.
+        self.stage = "waiting for a thread"
         self._lock = threading.Lock()  # held only to flip the flags below
         self._started = False
         self._abandoned = False
@@ -477,10 +485,12 @@ class Commit:
             return True
 
     def run(self) -> Path:
-        """Flush, record the source, fsync, close, publish (blocking). Returns the final path."""
+        """Flush, record the source, fsync, publish, close, then make the new name durable with
+        ``sync_directory`` when given (blocking). Returns the final path."""
         if not self._still_wanted():
             raise errors.DownloadError("the download was given up")
         try:
+            self.stage = "fsync"
             self.handle.flush()
             # Made here, in the worker: the event loop has no time to spare per file.
             record = record_for(self.url, self.size, self.etag)
@@ -495,6 +505,7 @@ class Commit:
                 raise errors.DownloadError("the download was given up")
             # Published while still open, so still locked: a sweeper never takes it for a
             # dead writer's between the fsync and the link.
+            self.stage = "publication"
             final, created = self._publish()
             if not created or final != self.target:
                 _log.debug(
@@ -508,14 +519,21 @@ class Commit:
             if created and not recorded:
                 _write_sidecar(final, record)
             with self._lock:
-                if not self._abandoned:
+                abandoned = self._abandoned
+                if not abandoned:
                     self._published = final if created else None
-                    return final
-            # Given up while we published: the caller is told the download failed, so the
-            # name we just created must not stay (an adopted file is another writer's).
-            if created:
-                unpublish(final)
-            raise errors.DownloadError("the download was given up")
+            if abandoned:
+                # Given up while we published: the caller is told the download failed, so
+                # the name we just created must not stay (an adopted file is another writer's).
+                if created:
+                    unpublish(final)
+                raise errors.DownloadError("the download was given up")
+            self.handle.close()
+            if self.sync_directory is not None:
+                # Given up during it, the caller removes what `abandon()` says was published.
+                self.stage = "directory fsync"
+                self.sync_directory(os.path.dirname(final))
+            return final
         finally:
             self.handle.close()
 

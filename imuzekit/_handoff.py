@@ -1,8 +1,8 @@
 """Blocking file system calls in worker threads, for the downloader (`imuzekit.downloads`).
 
 `Handoff` runs a call in a thread with a bound on threads stuck on a disk that stopped
-answering; `DirectorySync` makes renames into a directory durable with as few directory
-fsyncs as the files finishing together allow.
+answering; `DirectorySync` (called in those threads) makes renames into a directory durable
+with as few directory fsyncs as the files finishing together allow.
 """
 
 from __future__ import annotations
@@ -103,36 +103,40 @@ class Handoff:
 class DirectorySync:
     """Makes renames into one directory durable with as few directory fsyncs as possible.
 
-    Each caller of `sync()` returns once an fsync of the directory that *started after the
-    call* has finished, so its rename is durable; callers that arrive while one fsync runs share
-    the next one (a group commit). Sixteen transfers finishing together cost two fsyncs, not
-    sixteen: each is a journal commit on ext4, and they were the largest cost of a download
-    after the data itself.
+    Called in a worker thread, right after the rename it makes durable (within the same hand-off
+    as the file's own fsync and publication: one trip to a thread a file). `sync()` returns once
+    an fsync of the directory that *started after the call* has finished; callers that arrive
+    while one fsync runs share the next one (a group commit). Sixteen transfers finishing
+    together cost two fsyncs, not sixteen: each is a journal commit on ext4, and they were the
+    largest cost of a download after the data itself. On a disk that stopped answering, the
+    callers behind a hung fsync wait in their threads; the downloader's deadline gives up on
+    them and `Handoff` counts them as stuck.
     """
 
-    def __init__(self, handoff: Handoff) -> None:
-        self._handoff = handoff  # the downloader's threads: a hung fsync is counted there
-        self._lock = asyncio.Lock()
-        self._started: dict[Path, int] = {}
+    def __init__(self) -> None:
+        # One fsync at a time: a caller that waited for it finds out whether it started late
+        # enough to cover its rename, from the count of fsyncs started, read under the lock.
+        self._lock = threading.Lock()
+        self._started: dict[str, int] = {}
 
-    async def sync(self, directory: Path) -> None:
+    def sync(self, directory: str) -> None:
+        """Blocking: make the renames into ``directory`` made before this call durable."""
         ticket = self._started.get(directory, 0)
-        async with self._lock:
+        with self._lock:
             before = self._started.get(directory, 0)
             if before > ticket:
                 return  # an fsync began after our rename and has finished (it ran under the lock)
             self._started[directory] = before + 1
             try:
-                # Abandoned on cancel: the caller's deadline must not wait for a hung disk.
-                await self._handoff.run(fsync_directory, directory)
+                fsync_directory(directory)
             except BaseException:
-                # Cancelled before the thread ran: the callers counting on this fsync must
-                # run their own (no other fsync started meanwhile: we hold the lock).
+                # It failed: the callers counting on it must run their own (none started
+                # meanwhile: we hold the lock).
                 self._started[directory] = before
                 raise
 
 
-def fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: str | Path) -> None:
     """Make the renames into ``directory`` durable (where the platform can open a directory)."""
     try:
         fd = os.open(directory, os.O_RDONLY)

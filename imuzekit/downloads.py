@@ -159,11 +159,12 @@ class Downloader:
     bounds how many transfers run at once, apart from any API calls in flight).
 
     ``disk_timeout`` (seconds) bounds every wait on the disk: each thread hand-off (creating
-    the folder, fsync and publication, the directory fsync, hashing a kept file) and the wait
-    for a commit slot. A disk that does not answer in time ends the download with
-    `DownloadError`; once 32 calls are stuck on it, every download fails at once (no more
-    threads). Into a folder held in memory (tmpfs, ramfs) files are published on the event
-    loop: nothing there can hang, and a hand-off would cost more than the work. The network
+    the folder, a file's commit: fsync, publication and the directory fsync in one hand-off,
+    hashing a kept file) and the wait for a commit slot. A disk that does not answer in time
+    ends the download with `DownloadError`; once 32 calls are stuck on it, every download
+    fails at once (no more threads). Into a folder held in memory (tmpfs, ramfs) files are
+    published on the event loop: nothing there can hang, and a hand-off would cost more than
+    the work. The network
     side is bounded by the transport's ``Timeouts`` per attempt and ``max_attempts``; so the
     wait for a transfer slot of ``download_many`` is bounded too, by the transfers ahead of it.
     """
@@ -184,7 +185,7 @@ class Downloader:
         # answers, and must neither use up the default pool the rest of the program shares
         # nor pile up: see _Handoff.
         self._handoff = Handoff(_DISK_THREADS)
-        self._directories = DirectorySync(self._handoff)
+        self._directories = DirectorySync()
         # Folders already rid of dead writers' temporary files, and whether each is held in
         # memory (tmpfs): there files are published on the loop, without a thread hand-off.
         self._prepared: dict[Path, bool] = {}
@@ -242,14 +243,20 @@ class Downloader:
             return path / safe_filename(spec.name, spec.suffix)
         return path
 
-    async def _disk(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking file system call in a thread, giving up after ``disk_timeout``."""
+    async def _disk(
+        self, what: str | Callable[[], str], func: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Run a blocking file system call in a thread, giving up after ``disk_timeout``.
+
+        ``what`` names the call in the error (a function: asked when the deadline passes).
+        """
         try:
             async with asyncio.timeout(self.disk_timeout):
                 return await self._handoff.run(func, *args)
         except TimeoutError as exc:
+            doing = what() if callable(what) else what
             raise errors.DownloadError(
-                f"the disk did not answer within {self.disk_timeout:g} s ({what})"
+                f"the disk did not answer within {self.disk_timeout:g} s ({doing})"
             ) from exc
 
     async def download(
@@ -531,6 +538,8 @@ class Downloader:
                 size=attempt.size,
                 etag=attempt.etag,
                 overwrite=overwrite,
+                # On a disk the new name is durable once its directory is (a group commit).
+                sync_directory=None if in_memory else self._directories.sync,
             )
             handle = None  # the commit owns it now
             final: Path
@@ -539,20 +548,10 @@ class Downloader:
                 # more than the work (docs/performance.md: 0.76-0.88 x raw aiohttp with it).
                 final = commit.run()
             else:
-                # One thread hand-off for the whole commit: each costs ~100 µs of the loop.
-                final = await self._disk("fsync and publication", commit.run)
-            if commit_slot is not None and holds_commit_slot:
-                holds_commit_slot = False
-                commit_slot.release()
-            if not in_memory:  # the rename is durable once the directory is (group commit)
-                try:
-                    async with asyncio.timeout(self.disk_timeout):
-                        await self._directories.sync(final.parent)
-                except TimeoutError as exc:
-                    raise errors.DownloadError(
-                        f"{_fetch.label(spec)}: the disk did not confirm the new name within "
-                        f"{self.disk_timeout:g} s (directory fsync)"
-                    ) from exc
+                # One thread hand-off for the whole commit, the directory's fsync included:
+                # each costs the loop more than 50 µs (docs/performance.md).
+                working = commit
+                final = await self._disk(lambda: f"commit: {working.stage}", working.run)
             commit = None
         except BaseException as exc:
             published = commit.abandon() if commit is not None else None

@@ -145,31 +145,37 @@ async def test_processing_song_and_bad_sources_are_refused(kit: Client, tmp_path
         await kit.download(42, tmp_path)
 
 
-async def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_after_it(
+def test_renames_share_directory_fsyncs_and_each_waits_for_one_that_began_after_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import asyncio
+    import threading
     import time
 
     from imuzekit import _handoff
 
     began: list[float] = []
 
-    def slow_fsync(directory: Path) -> None:
+    def slow_fsync(directory: str | Path) -> None:
         began.append(time.monotonic())
         time.sleep(0.02)
 
     monkeypatch.setattr(_handoff, "fsync_directory", slow_fsync)
-    sync = _handoff.DirectorySync(_handoff.Handoff(4))
+    sync = _handoff.DirectorySync()
     returned: dict[int, tuple[float, float]] = {}
 
-    async def caller(number: int, delay: float) -> None:
-        await asyncio.sleep(delay)
+    # As the downloader's worker threads call it, each right after its rename.
+    def caller(number: int, delay: float) -> None:
+        time.sleep(delay)
         called = time.monotonic()
-        await sync.sync(tmp_path)
+        sync.sync(str(tmp_path))
         returned[number] = (called, time.monotonic())
 
-    await asyncio.gather(*(caller(n, 0.0 if n < 8 else 0.01) for n in range(16)))
+    threads = [threading.Thread(target=caller, args=(n, 0.0 if n < 8 else 0.01)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(returned) == 16
     # Sixteen renames, a handful of fsyncs (one per wave), never one per file.
     assert 1 <= len(began) <= 3
     for called, done in returned.values():
@@ -193,7 +199,7 @@ async def test_download_many_lands_every_file_with_fewer_directory_fsyncs(
     for result in results:
         assert result.path is not None and result.path.parent == tmp_path
         assert result.path.read_bytes() == emu.imuze.audio_bytes(result.source.id)
-    assert set(calls) == {tmp_path} and 1 <= len(calls) <= 6
+    assert {Path(directory) for directory in calls} == {tmp_path} and 1 <= len(calls) <= 6
 
 
 async def test_waiting_sources_hold_no_open_file(
