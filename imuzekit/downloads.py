@@ -331,7 +331,7 @@ class Downloader:
                 yield DownloadResult(source=source, path=None, error=_closed_error())
             return
         try:
-            await self._prepare(directory)
+            in_memory = await self._prepare(directory)
         except (OSError, errors.DownloadError) as exc:
             failure = exc if isinstance(exc, errors.DownloadError) else None
             for source in sources:
@@ -353,17 +353,18 @@ class Downloader:
             try:
                 spec = _spec_for(source)
                 name = safe_filename(spec.name, spec.suffix)
-                target = _unique(directory, name, taken)
+                unique = _unique(name, taken)
                 return await self._download(
                     spec,
-                    target,
-                    natural=directory / name,
+                    directory / unique,
+                    natural=None if unique == name else directory / name,
                     overwrite=overwrite,
                     on_progress=on_progress,
                     source=source,
                     checksum=checksum,
                     slot=limiter,
                     commit_slot=committing,
+                    in_memory=in_memory,
                 )
             except errors.ImuzekitError as exc:
                 return DownloadResult(source=source, path=None, error=exc)
@@ -425,6 +426,7 @@ class Downloader:
         slot: asyncio.Semaphore | None = None,
         commit_slot: asyncio.Semaphore | None = None,
         natural: Path | None = None,
+        in_memory: bool | None = None,
     ) -> DownloadResult[Any]:
         """Download one file, ended by `close()` with ``ClientClosedError``."""
         if self._closed:
@@ -436,7 +438,16 @@ class Downloader:
             self._tasks[task] = None
         try:
             return await self._download_one(
-                spec, target, overwrite, on_progress, source, checksum, slot, commit_slot, natural
+                spec,
+                target,
+                overwrite,
+                on_progress,
+                source,
+                checksum,
+                slot,
+                commit_slot,
+                natural,
+                in_memory,
             )
         except asyncio.CancelledError:
             # close()'s cancellation, unless the task was also cancelled from outside.
@@ -461,6 +472,7 @@ class Downloader:
         slot: asyncio.Semaphore | None,
         commit_slot: asyncio.Semaphore | None,
         natural: Path | None = None,
+        in_memory: bool | None = None,
     ) -> DownloadResult[Any]:
         """Download to ``target``, the file's own path: `download()` resolves its ``dest``
         with `target_for()` first, `download_many` names files itself (a name without a
@@ -471,13 +483,15 @@ class Downloader:
         and neither may run unbounded. ``natural`` is the name the source would have had
         alone (download_many gives colliding sources ``-2`` names in the order it sees them):
         a provable copy under it or its ``-N`` siblings is returned instead of a new download.
+        ``in_memory`` is whether the folder, already prepared, is held in memory (None: prepare
+        it here).
         """
         self._handoff.check()  # a disk that stopped answering: fail before the transfer
         # Most targets do not exist yet: that is known from one stat on the loop, cheaper
         # than the thread hand-off that checking an existing file needs.
         natural = natural or target
         if not overwrite and (
-            os.path.lexists(target) or (natural != target and os.path.lexists(natural))  # noqa: ASYNC240
+            os.path.lexists(target) or (natural is not target and os.path.lexists(natural))  # noqa: ASYNC240
         ):
             found = await self._disk(
                 "checking the existing files",
@@ -494,7 +508,8 @@ class Downloader:
                 path, size, digest = found
                 _fetch.log_file(spec, path, None, size)
                 return DownloadResult(source=source, path=path, size=size, sha256=digest)
-        in_memory = await self._prepare(target.parent)
+        if in_memory is None:
+            in_memory = await self._prepare(target.parent)
         attempt = _fetch.Attempt(hashed=checksum or bool(spec.sha256))
         handle: BinaryIO | None = None
         part: Path | None = None
@@ -504,7 +519,12 @@ class Downloader:
             # The file is opened inside the slot: ten thousand sources waiting for one of
             # `concurrency` slots must not hold ten thousand open files.
             async with slot if slot is not None else contextlib.nullcontext():
-                part, handle = _disk.open_part(target)
+                try:
+                    part, handle = _disk.open_part(target)
+                except FileNotFoundError:
+                    # The folder went away since download_many prepared it: made again.
+                    in_memory = await self._prepare(target.parent)
+                    part, handle = _disk.open_part(target)
                 await _fetch.transfer(
                     self._transport,
                     spec,
@@ -519,16 +539,17 @@ class Downloader:
                 # letting open files pile up. Its holders are bounded by disk_timeout, and so
                 # is this wait.
                 if commit_slot is not None:
-                    # A free slot is taken without waiting: no deadline to arm.
-                    deadline = self.disk_timeout if commit_slot.locked() else None
-                    try:
-                        async with asyncio.timeout(deadline):
-                            await commit_slot.acquire()
-                    except TimeoutError as exc:
-                        raise errors.DownloadError(
-                            f"{_fetch.label(spec)}: no commit slot within {self.disk_timeout:g} s "
-                            "(the disk is not keeping up)"
-                        ) from exc
+                    if commit_slot.locked():
+                        try:
+                            async with asyncio.timeout(self.disk_timeout):
+                                await commit_slot.acquire()
+                        except TimeoutError as exc:
+                            raise errors.DownloadError(
+                                f"{_fetch.label(spec)}: no commit slot within "
+                                f"{self.disk_timeout:g} s (the disk is not keeping up)"
+                            ) from exc
+                    else:  # free: taken at once, no deadline to arm
+                        await commit_slot.acquire()
                     holds_commit_slot = True
             commit = _disk.Commit(
                 handle,
@@ -572,7 +593,8 @@ class Downloader:
         return DownloadResult(source=source, path=final, size=attempt.size, sha256=attempt.digest())
 
 
-def _unique(directory: Path, name: str, taken: set[str]) -> Path:
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or its first ``-N`` form not in ``taken`` (which it joins)."""
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
@@ -582,7 +604,7 @@ def _unique(directory: Path, name: str, taken: set[str]) -> Path:
         candidate = f"{stem}-{counter}.{ext}" if ext else f"{stem}-{counter}"
         counter += 1
     taken.add(candidate)
-    return directory / candidate
+    return candidate
 
 
 def _closed_error() -> errors.ClientClosedError:

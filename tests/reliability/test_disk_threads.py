@@ -235,3 +235,28 @@ async def test_a_folder_in_memory_publishes_on_the_loop_and_a_disk_through_threa
         again = [r async for r in kit.download_many(urls, tmp_path / "songs")]
         assert sorted(r.path for r in again if r.path) == sorted(r.path for r in first if r.path)
         assert len(server.seen) == requests
+
+
+async def test_download_many_makes_its_folder_again_when_it_goes_away_midway(
+    server: Server, tmp_path: Path
+) -> None:
+    import shutil
+
+    # download_many prepares its folder once, not once a file: a folder removed after that
+    # (here, while the sources are read, before any transfer starts) is made again.
+    for number in range(3):
+        server.route("GET", f"/song-{number}.mp3", lambda _: web.Response(body=MP3))
+    await server.start()
+    folder = tmp_path / "songs"
+
+    def sources() -> Any:
+        shutil.rmtree(folder)
+        assert not folder.exists()
+        for number in range(3):
+            yield f"{server.url}/song-{number}.mp3"
+
+    async with Client(retry=RetryPolicy.none()) as kit:
+        results = [r async for r in kit.download_many(sources(), folder)]
+    assert [r.error for r in results] == [None] * 3
+    assert sorted(p.name for p in folder.iterdir()) == ["song-0.mp3", "song-1.mp3", "song-2.mp3"]
+    assert all(r.path is not None and r.path.read_bytes() == MP3 for r in results)
