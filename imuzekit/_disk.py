@@ -532,7 +532,8 @@ class Commit:
             if self.sync_directory is not None:
                 # Given up during it, the caller removes what `abandon()` says was published.
                 self.stage = "directory fsync"
-                self.sync_directory(os.path.dirname(final))
+                # A relative name's folder is the working directory ("" is no path).
+                self.sync_directory(os.path.dirname(final) or os.curdir)
             return final
         finally:
             self.handle.close()

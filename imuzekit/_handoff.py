@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import functools
 import os
 import threading
@@ -109,20 +110,27 @@ class DirectorySync:
     while one fsync runs share the next one (a group commit). Sixteen transfers finishing
     together cost two fsyncs, not sixteen: each is a journal commit on ext4, and they were the
     largest cost of a download after the data itself. On a disk that stopped answering, the
-    callers behind a hung fsync wait in their threads; the downloader's deadline gives up on
-    them and `Handoff` counts them as stuck.
+    callers behind a hung fsync of their folder wait in their threads (those of other folders
+    do not); the downloader's deadline gives up on them and `Handoff` counts them as stuck.
     """
 
     def __init__(self) -> None:
-        # One fsync at a time: a caller that waited for it finds out whether it started late
-        # enough to cover its rename, from the count of fsyncs started, read under the lock.
-        self._lock = threading.Lock()
+        # One fsync at a time a folder: a caller that waited for it finds out whether it
+        # started late enough to cover its rename, from the count of fsyncs started, read
+        # under the folder's lock.
+        self._locks: dict[str, threading.Lock] = {}
         self._started: dict[str, int] = {}
 
     def sync(self, directory: str) -> None:
-        """Blocking: make the renames into ``directory`` made before this call durable."""
+        """Blocking: make the renames into ``directory`` made before this call durable.
+
+        Raises:
+            OSError: the disk failed the fsync (`fsync_directory`).
+        """
         ticket = self._started.get(directory, 0)
-        with self._lock:
+        # setdefault is atomic: two threads arriving together get the same lock.
+        lock = self._locks.get(directory) or self._locks.setdefault(directory, threading.Lock())
+        with lock:
             before = self._started.get(directory, 0)
             if before > ticket:
                 return  # an fsync began after our rename and has finished (it ran under the lock)
@@ -137,14 +145,27 @@ class DirectorySync:
 
 
 def fsync_directory(directory: str | Path) -> None:
-    """Make the renames into ``directory`` durable (where the platform can open a directory)."""
+    """Make the renames into ``directory`` durable (where the platform can open a directory).
+
+    Raises:
+        OSError: the disk failed to write it (EIO, ENOSPC, EDQUOT): the renames may be lost.
+            Where a directory cannot be opened or fsynced at all (Windows, some network file
+            systems), nothing is raised: there is nothing more to do.
+    """
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno in _WRITE_FAILED:
+            raise
     finally:
         os.close(fd)
+
+
+# What fsync reports when the disk did not write what it was given.
+_WRITE_FAILED = frozenset(
+    getattr(errno, name) for name in ("EIO", "ENOSPC", "EDQUOT") if hasattr(errno, name)
+)

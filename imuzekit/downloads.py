@@ -489,9 +489,10 @@ class Downloader:
         self._handoff.check()  # a disk that stopped answering: fail before the transfer
         # Most targets do not exist yet: that is known from one stat on the loop, cheaper
         # than the thread hand-off that checking an existing file needs.
+        renamed = natural is not None  # download_many gave it a -N name: look under both
         natural = natural or target
         if not overwrite and (
-            os.path.lexists(target) or (natural is not target and os.path.lexists(natural))  # noqa: ASYNC240
+            os.path.lexists(target) or (renamed and os.path.lexists(natural))  # noqa: ASYNC240
         ):
             found = await self._disk(
                 "checking the existing files",
@@ -572,7 +573,9 @@ class Downloader:
                 # One thread hand-off for the whole commit, the directory's fsync included:
                 # each costs the loop more than 50 µs (docs/performance.md).
                 working = commit
-                final = await self._disk(lambda: f"commit: {working.stage}", working.run)
+                final = await self._disk(
+                    lambda: f"{_fetch.label(spec)}: {working.stage}", working.run
+                )
             commit = None
         except BaseException as exc:
             published = commit.abandon() if commit is not None else None

@@ -428,3 +428,84 @@ async def test_a_rerun_in_another_order_finds_each_sources_copy_under_its_siblin
     assert paths == [single / "song-2.mp3"] * 3
     assert len(gets) == 1  # downloaded once, then found under its sibling name
     assert (single / "song.mp3").read_bytes() == b"the user's own file"
+
+
+async def test_a_download_into_the_working_directory_fsyncs_that_directory(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imuzekit import _disk, _handoff
+
+    # A disk, also where tmp_path is a tmpfs (whose files are published on the loop).
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: False)
+    synced: list[Any] = []
+    real = _handoff.fsync_directory
+    monkeypatch.setattr(_handoff, "fsync_directory", lambda d: (synced.append(d), real(d)))
+    server.route("GET", "/b.mp3", lambda _: web.Response(body=MP3))
+    url = await _serve(server, "/a.mp3", MP3)
+    other = url.replace("/a.mp3", "/b.mp3")
+    monkeypatch.chdir(tmp_path)
+    async with Client(retry=RetryPolicy.none()) as kit:
+        path = await kit.download(url, "a.mp3")  # a relative name: its folder is "."
+        results = [r async for r in kit.download_many([other], ".")]
+    assert path == Path("a.mp3") and path.read_bytes() == MP3
+    assert results[0].error is None and results[0].path == Path("b.mp3")
+    assert len(synced) == 2
+    # Each rename's folder was fsynced: never "" (no path, which fails to open unseen).
+    assert synced and all(os.path.samefile(d, tmp_path) for d in synced), synced
+
+
+async def test_a_hung_directory_fsync_in_one_folder_does_not_hold_another(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imuzekit import _disk, _handoff
+
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: False)
+    unblock = threading.Event()
+    real = _handoff.fsync_directory
+
+    def fsync_directory(directory: Any) -> None:
+        if os.path.basename(os.fspath(directory)) == "dead":
+            unblock.wait(10)
+        real(directory)
+
+    monkeypatch.setattr(_handoff, "fsync_directory", fsync_directory)
+    url = await _serve(server, "/a.mp3", MP3)
+    try:
+        async with Client(retry=RetryPolicy.none()) as kit:
+            kit._downloader.disk_timeout = 0.3
+            with pytest.raises(errors.DownloadError, match="directory fsync"):
+                await kit.download(url, tmp_path / "dead" / "a.mp3")
+            started = time.monotonic()
+            for number in range(3):  # each would wait behind the hung fsync with one lock
+                path = await kit.download(url, tmp_path / "alive" / f"{number}.mp3")
+                assert path.read_bytes() == MP3
+            assert time.monotonic() - started < 0.3
+            assert kit._downloader._handoff.stuck == 1
+    finally:
+        unblock.set()
+
+
+async def test_a_directory_fsync_the_disk_failed_fails_the_download_and_publishes_nothing(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from imuzekit import _disk, _handoff
+
+    monkeypatch.setattr(_disk, "memory_backed", lambda directory: False)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # the file's own fsync works, its folder's not
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(_handoff.os, "fsync", fsync)
+    url = await _serve(server, "/a.mp3", MP3)
+    async with Client(retry=RetryPolicy.none()) as kit:
+        with pytest.raises(errors.DownloadError, match="Input/output error"):
+            await kit.download(url, tmp_path / "a.mp3")
+        results = [r async for r in kit.download_many([url], tmp_path / "many")]
+    assert isinstance(results[0].error, errors.DownloadError) and results[0].path is None
+    # The rename may not have reached the disk: the name is taken back, nothing stays.
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["many"]
